@@ -1,0 +1,49 @@
+# Two commands do everything on a fresh machine:
+#   make reproduce [PROFILE=demo|imagenet-sample|paper] [DATA=<dir>] [DEVICE=cpu|cuda]
+#   make test
+PROFILE ?= demo
+DATA ?=
+DEVICE ?=
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MPLBACKEND := Agg
+
+.PHONY: install reproduce test unit-tests notebook-tests notebooks lab clean-runs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (darionet)" >/dev/null
+	touch $(STAMP)
+
+reproduce: install
+	$(PY) -m dario_utils.reproduce --profile $(PROFILE) $(if $(DATA),--data-root $(DATA)) $(if $(DEVICE),--device $(DEVICE))
+
+# Unit tests, then the committed notebooks re-run on the demo profile and compared
+# cell by cell with their stored outputs (strict nbval, sanitised for timings).
+test: install
+	$(MAKE) --no-print-directory unit-tests notebook-tests
+
+unit-tests:
+	$(PY) -m pytest tests -q
+
+notebook-tests:
+	rm -rf .test-output
+	DARIO_OUTPUT_ROOT=$(abspath .test-output) $(PY) -m pytest -q --nbval notebooks \
+		--nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name python3 --nbval-cell-timeout 1800
+
+# Refresh the outputs stored in notebooks/ (and figures/demo/) from a demo run.
+notebooks: install
+	$(PY) -m dario_utils.reproduce --profile demo --in-place
+
+lab: install
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+clean-runs:
+	rm -rf runs .test-output

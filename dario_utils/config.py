@@ -1,0 +1,214 @@
+"""One typed configuration for the whole study, read from a profile YAML.
+
+A profile (``profiles/<name>.yaml``) holds sections matching the dataclasses below.
+The same file is passed to papermill with ``-f`` (its top-level keys ``profile``,
+``data_root`` and ``device`` are also the notebooks' parameters) and read here by
+:func:`load_config`. Unknown keys and values of the wrong type are errors that name
+the key and what was expected.
+
+Overrides use dotted keys: ``load_config("demo", {"train.epochs": 2})``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from . import paths
+
+
+class ConfigError(ValueError):
+    """A profile is missing, or one of its keys is unknown or of the wrong type."""
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are prepared."""
+
+    kind: str = "demo"  # demo | sample_folder | ilsvrc
+    image_size: int = 256  # Resize + CenterCrop size fed to the classifier
+    scale: float = 0.32  # downsampling factor of the report's Scaler
+    split_seed: int = 2020
+    train_fraction: float = 0.15  # ilsvrc: share of each train class
+    fractions: dict = field(default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2})
+    crops_per_photo: int = 12  # demo: random crops cut from each source photo
+    skip_unreadable: bool = False  # skip (and count) unreadable images instead of stopping
+    num_workers: int = 0
+
+
+@dataclass
+class TeacherConfig:
+    """The frozen classifier that teaches (and by default judges)."""
+
+    name: str = "efficientnet_lite0"
+    weights: str | None = None  # local weights file; resnet50 also takes "random"
+
+
+@dataclass
+class SRConfig:
+    """The super-resolution network: architecture and where its weights start."""
+
+    nf: int = 64
+    nb: int = 23
+    gc: int = 32
+    sr_scale: int = 4
+    pretrained: str = "realesrgan-x4plus"  # a load_sr name or file, or "l1" (pretrain here)
+
+
+@dataclass
+class PretrainConfig:
+    """L1 pretraining of an SR net that has no published weights (notebook 02)."""
+
+    epochs: int = 0
+    batch_size: int = 16
+    lr: float = 2e-4
+    crop: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning DarioNet with the teacher's logits (notebook 03)."""
+
+    epochs: int = 3
+    batch_size: int = 10
+    lr: float = 1e-4
+    hflip: float = 0.5
+    vflip: float = 0.1
+    crop: int | None = None  # random crop of the original for speed (the SR net is convolutional)
+    max_batches: int | None = None  # per epoch; None = the whole split
+    l1_weight: float = 0.0  # optional pixel loss, off as in the report
+    feature_weight: float = 0.0  # optional teacher feature-map loss, off as in the report
+    seed: int = 1337
+    amp: bool = True  # bf16 autocast on CUDA
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation of every model (notebooks 02 and 04)."""
+
+    split: str = "test"
+    batch_size: int = 16
+    bootstrap: int = 1000
+    judge: str | None = None  # another classifier to judge with; None = the teacher
+    examples_per_group: int = 3  # images shown in figures 6 and 7
+
+
+@dataclass
+class Config:
+    """A whole profile."""
+
+    profile: str = "demo"
+    data_root: str | None = None
+    device: str = "cpu"
+    num_threads: int | None = None  # fixed torch thread count for reproducible CPU numbers
+    seed: int = 2020
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    sr: SRConfig = field(default_factory=SRConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def small_size(self) -> int:
+        """Side of the downsampled image (256 * 0.32 -> 81)."""
+        return int(self.data.image_size * self.data.scale)
+
+    @property
+    def judge(self) -> str:
+        """Name of the classifier that evaluates."""
+        return self.eval.judge or self.teacher.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _check_value(key: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` if it fits type ``tp`` (ints accepted for floats), else raise."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_value(key, value, option)
+            except ConfigError:
+                pass
+        expected = " or ".join("null" if o is type(None) else _type_name(o) for o in options)
+        raise ConfigError(f"config key '{key}': expected {expected}, got {value!r}")
+    base = origin or tp
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is int and isinstance(value, bool):
+        raise ConfigError(f"config key '{key}': expected int, got {value!r}")
+    if not isinstance(value, base):
+        raise ConfigError(f"config key '{key}': expected {_type_name(base)}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in hints:
+            known = ", ".join(sorted(hints))
+            raise ConfigError(f"unknown config key '{dotted}' (known here: {known})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key '{dotted}': expected a mapping, got {value!r}")
+            kwargs[key] = _build(tp, value, f"{dotted}.")
+        else:
+            kwargs[key] = _check_value(dotted, value, tp)
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"config key '{dotted}': '{part}' is not a section")
+    node[leaf] = value
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in paths.PROFILES_DIR.glob("*.yaml"))
+
+
+def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read a profile (a name from ``profiles/`` or a YAML path) and apply dotted overrides.
+
+    ``None`` values in ``overrides`` are ignored, so notebook parameters left at
+    ``None`` keep the profile's value.
+    """
+    path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else paths.profile_file(str(profile))
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown profile '{profile}': no file {path}. "
+            f"Available profiles: {', '.join(available_profiles())}"
+        )
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"profile file {path} is not valid YAML: {err}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"profile file {path} must hold a mapping of keys")
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, dotted, value)
+    return _build(Config, tree, "")

@@ -1,0 +1,407 @@
+"""Data: the report's split, the manifests between stages, and the Dataset that reads them.
+
+Three sources, one manifest format (``runs/<profile>/manifests/{train,val,test}.csv``,
+columns :data:`MANIFEST_COLUMNS`, paths relative to the data root in ``meta.json``):
+
+- ``ilsvrc``: ILSVRC2012 as users keep it (``train/<wnid>/*.JPEG``; ``val/<wnid>/`` or a
+  flat ``val/`` with ``LOC_val_solution.csv`` or the devkit's ground truth), split as the
+  report did: ``ceil(15%)`` of each train class; each val class shuffled and halved.
+- ``sample_folder``: a flat folder of ``<wnid>_*.JPEG`` files, seeded split by fractions.
+- ``demo``: crops of real photos shipped inside installed packages, built at run time,
+  split by source photo so that no photo feeds both training and test.
+
+Images are never copied (the demo's crops are generated, under ``runs/demo/``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+from torchvision.transforms import functional as TF
+from tqdm.auto import tqdm
+
+from . import fileio, paths
+from .config import Config
+from .imagenet import imagenet_class_names, imagenet_wnids
+
+SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = ["path", "wnid", "label", "width", "height", "label_source", "group"]
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+MIN_IMAGE_SIDE = 8
+WNID_PATTERN = re.compile(r"^(n\d{8})")
+
+
+class DataError(ValueError):
+    """The data root or its layout is not what the profile expects."""
+
+
+class ImageReadError(OSError):
+    """An image cannot be decoded or is too small; the message names the file."""
+
+
+# ---------------------------------------------------------------- reading images
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decode any image PIL reads (grayscale, CMYK, palette, PNG named .JPEG) as RGB."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = img.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        raise ImageReadError(f"cannot read image {path}: {err}") from None
+    if min(rgb.size) < MIN_IMAGE_SIDE:
+        raise ImageReadError(f"image {path} is {rgb.size[0]}x{rgb.size[1]} px, smaller than {MIN_IMAGE_SIDE} px")
+    return rgb
+
+
+def resize_center_crop(img: Image.Image, size: int) -> torch.Tensor:
+    """``Resize(size)`` then ``CenterCrop(size)``; a float tensor (3, size, size) in [0, 1]."""
+    img = TF.resize(img, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    img = TF.center_crop(img, [size, size])
+    return TF.pil_to_tensor(img).float().div_(255.0).contiguous()
+
+
+class ManifestDataset(Dataset):
+    """Images of one manifest, prepared as the report did (Resize + CenterCrop).
+
+    Items are dicts ``{"image", "label", "index"}``. An unreadable image raises
+    :class:`ImageReadError`, or with ``skip_unreadable`` yields ``{"skipped": path}``
+    which :func:`collate` turns into a count, so nothing is skipped silently.
+    """
+
+    def __init__(self, manifest: pd.DataFrame, root: Path, image_size: int, skip_unreadable: bool = False):
+        self.manifest = manifest.reset_index(drop=True)
+        self.root = Path(root)
+        self.image_size = image_size
+        self.skip_unreadable = skip_unreadable
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.manifest.iloc[index]
+        path = self.root / row["path"]
+        if not path.is_file():
+            error: Exception = ImageReadError(f"image listed in the manifest is missing: {path}")
+        else:
+            try:
+                image = resize_center_crop(load_rgb(path), self.image_size)
+                return {"image": image, "label": int(row["label"]), "index": index}
+            except ImageReadError as err:
+                error = err
+        if self.skip_unreadable:
+            return {"skipped": str(row["path"])}
+        raise error
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack readable items; list the skipped ones under ``"skipped"``."""
+    kept = [item for item in items if "skipped" not in item]
+    batch: dict[str, Any] = {"skipped": [item["skipped"] for item in items if "skipped" in item]}
+    if kept:
+        batch["image"] = torch.stack([item["image"] for item in kept])
+        batch["label"] = torch.tensor([item["label"] for item in kept])
+        batch["index"] = torch.tensor([item["index"] for item in kept])
+    return batch
+
+
+# ---------------------------------------------------------------- splits
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, UnidentifiedImageError):
+        return (0, 0)  # recorded as 0x0; the Dataset names the file when it is read
+
+
+def _rows(files: Iterable[Path], root: Path, wnid_of: Callable[[Path], str], label_source: str,
+          desc: str) -> list[dict[str, Any]]:
+    index = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+    rows = []
+    for path in tqdm(list(files), desc=desc, unit="img", leave=False):
+        wnid = wnid_of(path)
+        width, height = _image_size(path)
+        rows.append({"path": path.relative_to(root).as_posix(), "wnid": wnid, "label": index[wnid],
+                     "width": width, "height": height, "label_source": label_source, "group": wnid})
+    return rows
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _check_wnid(wnid: str, where: Path) -> str:
+    if wnid not in set(imagenet_wnids()):
+        raise DataError(f"'{wnid}' in {where} is not an ImageNet-1k class id (wnid)")
+    return wnid
+
+
+def _val_labels(root: Path) -> dict[str, str]:
+    """Map flat val file stems to wnids from LOC_val_solution.csv or the devkit."""
+    for candidate in (root / "LOC_val_solution.csv", root / "val" / "LOC_val_solution.csv"):
+        if candidate.is_file():
+            table = pd.read_csv(candidate)
+            return {row.ImageId: row.PredictionString.split()[0] for row in table.itertuples()}
+    for devkit in (root / "ILSVRC2012_devkit_t12", root / "devkit"):
+        truth = devkit / "data" / "ILSVRC2012_validation_ground_truth.txt"
+        meta = devkit / "data" / "meta.mat"
+        if truth.is_file() and meta.is_file():
+            from scipy.io import loadmat
+
+            synsets = loadmat(meta, squeeze_me=True)["synsets"]
+            id_to_wnid = {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets}
+            ids = [int(line) for line in truth.read_text().split()]
+            return {f"ILSVRC2012_val_{i + 1:08d}": id_to_wnid[v] for i, v in enumerate(ids)}
+    raise DataError(
+        f"the flat val folder {root / 'val'} has no labels file: put LOC_val_solution.csv in {root} "
+        f"or the devkit (ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt and meta.mat), "
+        f"or sort val images into val/<wnid>/ folders"
+    )
+
+
+def split_ilsvrc(root: Path, train_fraction: float = 0.15, seed: int = 2020) -> dict[str, list[dict]]:
+    """The report's split of ILSVRC2012: ``ceil(n * fraction)`` of each train class;
+    each val class shuffled and cut in halves (validation, test)."""
+    train_dir, val_dir = root / "train", root / "val"
+    for folder in (train_dir, val_dir):
+        if not folder.is_dir():
+            raise DataError(f"ILSVRC2012 layout expected: {folder} is missing (need train/<wnid>/ and val/)")
+    rng = random.Random(seed)
+    train_files: list[Path] = []
+    for class_dir in sorted(p for p in train_dir.iterdir() if p.is_dir()):
+        _check_wnid(class_dir.name, train_dir)
+        files = _image_files(class_dir)
+        if not files:
+            raise DataError(f"train class folder {class_dir} holds no images; remove it or add its images")
+        train_files += sorted(rng.sample(files, math.ceil(len(files) * train_fraction)))
+    if not train_files:
+        raise DataError(f"no class folders under {train_dir}")
+
+    class_dirs = sorted(p for p in val_dir.iterdir() if p.is_dir())
+    if class_dirs:
+        by_class = {d.name: _image_files(d) for d in class_dirs}
+        for wnid, files in by_class.items():
+            _check_wnid(wnid, val_dir)
+            if not files:
+                raise DataError(f"val class folder {val_dir / wnid} holds no images")
+    else:
+        labels = _val_labels(root)
+        by_class = {}
+        for path in _image_files(val_dir):
+            if path.stem not in labels:
+                raise DataError(f"val image {path} has no label in the labels file")
+            by_class.setdefault(_check_wnid(labels[path.stem], val_dir), []).append(path)
+    rng = random.Random(seed)
+    val_files, test_files = [], []
+    for wnid in sorted(by_class):
+        files = sorted(by_class[wnid])
+        rng.shuffle(files)
+        half = len(files) // 2
+        val_files += files[:half]
+        test_files += files[half:]
+    wnid_of_val = {p: w for w, fs in by_class.items() for p in fs}
+    return {
+        "train": _rows(train_files, root, lambda p: p.parent.name, "folder", "train"),
+        "val": _rows(val_files, root, wnid_of_val.__getitem__, "folder", "val"),
+        "test": _rows(test_files, root, wnid_of_val.__getitem__, "folder", "test"),
+    }
+
+
+def _cut(items: Sequence, fractions: dict[str, float]) -> dict[str, list]:
+    """Cut an already shuffled sequence into train/val/test by fractions."""
+    if set(fractions) != set(SPLITS) or any(f < 0 for f in fractions.values()):
+        raise DataError(f"data.fractions must give train, val and test (non-negative), got {fractions}")
+    total = sum(fractions.values())
+    n = len(items)
+    n_train = round(n * fractions["train"] / total)
+    n_val = round(n * fractions["val"] / total)
+    return {"train": list(items[:n_train]), "val": list(items[n_train:n_train + n_val]),
+            "test": list(items[n_train + n_val:])}
+
+
+def split_sample_folder(root: Path, fractions: dict[str, float], seed: int = 2020) -> dict[str, list[dict]]:
+    """Seeded split of a flat folder of ``<wnid>_*.JPEG`` files."""
+    files = _image_files(root)
+    if not files:
+        raise DataError(f"no images in {root}: expected files named <wnid>_<name>.JPEG")
+    wnids = {}
+    for path in files:
+        match = WNID_PATTERN.match(path.name)
+        if not match:
+            raise DataError(f"file {path} is not named <wnid>_*.JPEG, so its class is unknown")
+        wnids[path] = _check_wnid(match.group(1), path)
+    random.Random(seed).shuffle(files)
+    return {split: _rows(sorted(chunk), root, wnids.__getitem__, "filename", split)
+            for split, chunk in _cut(files, fractions).items()}
+
+
+# ---------------------------------------------------------------- demo data
+
+
+@dataclass
+class SourcePhoto:
+    """A real photo shipped inside an installed package."""
+
+    name: str
+    load: Callable[[], Image.Image]
+    label: int | None = None  # ImageNet class index where the source states it
+
+
+def demo_photos() -> list[SourcePhoto]:
+    """Real photos inside installed packages: scikit-image, scikit-learn, matplotlib, foolbox."""
+    import importlib.metadata as md
+
+    import matplotlib.cbook
+    import skimage.data
+    from sklearn.datasets import load_sample_image
+
+    photos = [SourcePhoto(f"skimage_{name}", lambda n=name: Image.fromarray(getattr(skimage.data, n)()))
+              for name in ("astronaut", "camera", "chelsea", "coffee", "rocket", "hubble_deep_field",
+                           "immunohistochemistry", "retina")]
+    photos.append(SourcePhoto("skimage_motorcycle", lambda: Image.fromarray(skimage.data.stereo_motorcycle()[0])))
+    photos += [SourcePhoto(f"sklearn_{Path(name).stem}", lambda n=name: Image.fromarray(load_sample_image(n)))
+               for name in ("china.jpg", "flower.jpg")]
+    photos.append(SourcePhoto("matplotlib_grace_hopper",
+                              lambda: Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg"))))
+    for entry in sorted(md.files("foolbox") or [], key=str):
+        match = re.search(r"data/imagenet_(\d+)_(\d+)\.jpg$", str(entry))
+        if match:
+            photos.append(SourcePhoto(f"foolbox_imagenet_{match.group(1)}", lambda e=entry: Image.open(e.locate()),
+                                      label=int(match.group(2))))
+    return photos
+
+
+def build_demo_images(out_dir: Path, image_size: int, crops_per_photo: int, seed: int,
+                      teacher: torch.nn.Module) -> list[dict]:
+    """Cut seeded square crops from every demo photo into ``out_dir`` (PNG, at most twice
+    ``image_size`` on a side) and label them.
+
+    Label = the ImageNet class the source states (foolbox's labelled photos), else the
+    teacher's top-1 on the full-resolution crop; ``label_source`` records which.
+    """
+    wnids = imagenet_wnids()
+    rng = random.Random(seed)
+    fileio.ensure_dir(out_dir)
+    rows, unlabelled = [], []
+    for photo in tqdm(demo_photos(), desc="demo crops", unit="photo"):
+        img = photo.load().convert("RGB")
+        side_max = min(img.size)
+        for k in range(crops_per_photo):
+            side = rng.randint(max(min(image_size, side_max), side_max // 2), side_max)
+            left = rng.randint(0, img.size[0] - side)
+            top = rng.randint(0, img.size[1] - side)
+            crop = img.crop((left, top, left + side, top + side))
+            if side > 2 * image_size:  # keep files small: the Dataset resizes to image_size anyway
+                side = 2 * image_size
+                crop = crop.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=None)
+            name = f"{photo.name}_{k:02d}.png"
+            with fileio.atomic_path(out_dir / name) as tmp:
+                crop.save(tmp, format="PNG", compress_level=1)
+            rows.append({"path": name, "wnid": "", "label": photo.label, "width": side, "height": side,
+                         "label_source": "teacher" if photo.label is None else "source", "group": photo.name})
+            if photo.label is None:
+                unlabelled.append((rows[-1], resize_center_crop(crop, image_size)))
+    with torch.no_grad():
+        for start in range(0, len(unlabelled), 32):
+            chunk = unlabelled[start:start + 32]
+            labels = teacher(torch.stack([image for _, image in chunk])).argmax(1).tolist()
+            for (row, _), label in zip(chunk, labels):
+                row["label"] = label
+    for row in rows:
+        row["wnid"] = wnids[row["label"]]
+    return rows
+
+
+def split_demo(rows: list[dict], fractions: dict[str, float], seed: int) -> dict[str, list[dict]]:
+    """Split demo crops by source photo: no photo feeds two splits."""
+    groups = sorted({row["group"] for row in rows})
+    random.Random(seed).shuffle(groups)
+    cut = _cut(groups, fractions)
+    return {split: [row for row in rows if row["group"] in set(chosen)] for split, chosen in cut.items()}
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def resolve_data_root(config: Config) -> Path:
+    """The folder the manifests' paths are relative to; demo data is generated."""
+    if config.data.kind == "demo":
+        return paths.run_dir(config.profile) / "demo_images"
+    if not config.data_root:
+        raise DataError(f"profile '{config.profile}' needs a data root: pass --data-root DIR "
+                        f"(or DATA=DIR to make, or data_root in the profile)")
+    root = Path(config.data_root).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist or is not a folder; check --data-root")
+    return root
+
+
+def make_split(config: Config, teacher: torch.nn.Module | None = None) -> dict[str, pd.DataFrame]:
+    """Compute the profile's split (nothing is written; see :func:`write_manifests`)."""
+    root = resolve_data_root(config)
+    kind = config.data.kind
+    if kind == "ilsvrc":
+        splits = split_ilsvrc(root, config.data.train_fraction, config.data.split_seed)
+    elif kind == "sample_folder":
+        splits = split_sample_folder(root, config.data.fractions, config.data.split_seed)
+    elif kind == "demo":
+        if teacher is None:
+            raise ValueError("the demo split labels crops with the teacher: pass teacher=")
+        rows = build_demo_images(root, config.data.image_size, config.data.crops_per_photo,
+                                 config.data.split_seed, teacher)
+        splits = split_demo(rows, config.data.fractions, config.data.split_seed)
+    else:
+        raise DataError(f"data.kind '{kind}' is unknown: use demo, sample_folder or ilsvrc")
+    frames = {split: pd.DataFrame(rows, columns=MANIFEST_COLUMNS) for split, rows in splits.items()}
+    for split, frame in frames.items():
+        if frame.empty:
+            raise DataError(f"the {split} split of {root} is empty: add images or change data.fractions")
+    return frames
+
+
+def write_manifests(config: Config, frames: dict[str, pd.DataFrame]) -> Path:
+    """Write ``{train,val,test}.csv`` and ``meta.json`` under ``runs/<profile>/manifests/``."""
+    folder = fileio.ensure_dir(paths.manifests_dir(config.profile))
+    for split, frame in frames.items():
+        fileio.write_csv(frame, folder / f"{split}.csv")
+    meta = {"kind": config.data.kind, "data_root": str(resolve_data_root(config)),
+            "split_seed": config.data.split_seed, "counts": {s: len(f) for s, f in frames.items()}}
+    fileio.write_text(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
+    return folder
+
+
+def read_manifest(profile: str, split: str) -> tuple[pd.DataFrame, Path]:
+    """A split's manifest and the data root its paths are relative to."""
+    folder = paths.manifests_dir(profile)
+    csv, meta = folder / f"{split}.csv", folder / "meta.json"
+    if not csv.is_file() or not meta.is_file():
+        raise FileNotFoundError(f"no {split} manifest for profile '{profile}' at {csv}: "
+                                f"run notebook 01 (python -m dario_utils.reproduce --profile {profile} --only 01)")
+    return pd.read_csv(csv, dtype={"path": str, "wnid": str}), Path(json.loads(meta.read_text())["data_root"])
+
+
+def manifest_dataset(config: Config, split: str) -> ManifestDataset:
+    """The Dataset of one split of the profile's manifests."""
+    frame, root = read_manifest(config.profile, split)
+    if frame.empty:
+        raise DataError(f"the {split} split of profile '{config.profile}' has no images")
+    return ManifestDataset(frame, root, config.data.image_size, config.data.skip_unreadable)
+
+
+def class_names_of(labels: Iterable[int]) -> list[str]:
+    """Readable ImageNet class names for class indices."""
+    names = imagenet_class_names()
+    return [names[int(label)] for label in labels]
+

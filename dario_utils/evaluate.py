@@ -1,0 +1,371 @@
+"""Evaluation of every model on a split: per-image metrics, Table 1, per-class reports.
+
+One batched pass: the judge's logits on each original are computed once and every model
+(``original``, ``bilinear``, ``bicubic``, ``esrgan`` = the profile's pretrained SR net,
+``darionet``) is scored against them. Results accumulate in
+``runs/<profile>/results/per_image.csv`` (one row per image and model) and
+``summary.csv`` (time per model), so notebook 02 can score the baselines and notebook 04
+add DarioNet. Tables go to ``figures/<profile>/``.
+
+    python -m dario_utils.evaluate --profile demo --models original,bicubic,darionet --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import fileio, metrics, paths
+from .config import Config, ConfigError, load_config
+from .data import class_names_of, collate, manifest_dataset, read_manifest
+from .degrade import downsample, reconstruct, upsample
+from .imagenet import imagenet_class_names, imagenet_wnids
+from .models import load_sr, load_teacher
+from .runtime import setup_torch
+
+MODELS = ("original", "bilinear", "bicubic", "esrgan", "darionet")
+BASELINES = MODELS[:4]
+ROWS = {"original": "1", "bilinear": "2", "bicubic": "2b", "esrgan": "3", "darionet": "4"}
+DESCRIPTIONS = {
+    "original": "original {size} px",
+    "bilinear": "bilinear upscaling of the {small} px image",
+    "bicubic": "bicubic upscaling of the {small} px image",
+    "esrgan": "pretrained SR ({sr})",
+    "darionet": "DarioNet (SR fine-tuned with the teacher's logits)",
+}
+# Table 1 of the report (paper profile only): CE, PSNR, top-1, test time in minutes.
+REPORT_TABLE1 = {
+    "original": (0.9112, float("inf"), 0.7676, 1.5),
+    "bilinear": (1.9864, 25.2466, 0.5446, 1.5),
+    "esrgan": (1.6946, 22.5088, 0.6063, 28.0),
+    "darionet": (1.0931, 25.2211, 0.7275, 28.0),
+}
+TABLE_COLUMNS = ["row", "model", "description", "avg_ce", "avg_psnr", "top1", "top1_ci_low", "top1_ci_high",
+                 "top5", "agreement", "avg_ssim", "logit_mse", "n_images", "skipped", "seconds", "images_per_s"]
+
+
+class MissingCheckpointError(FileNotFoundError):
+    """DarioNet has not been trained for this profile yet."""
+
+
+def darionet_checkpoint(config: Config) -> Path:
+    return paths.checkpoints_dir(config.profile) / "darionet_best.pt"
+
+
+def suffix(config: Config) -> str:
+    """File-name suffix for results judged by a classifier other than the teacher."""
+    return "" if config.judge == config.teacher.name else f"_judge-{config.judge}"
+
+
+def load_sr_models(config: Config, models: list[str], device: torch.device,
+                   checkpoint: str | None = None) -> dict[str, nn.Module]:
+    """The SR networks among ``models``: the profile's pretrained SR and DarioNet."""
+    from .train import build_student
+
+    nets = {}
+    if "esrgan" in models:
+        nets["esrgan"] = build_student(config, device)
+    if "darionet" in models:
+        path = Path(checkpoint) if checkpoint else darionet_checkpoint(config)
+        if not path.is_file():
+            raise MissingCheckpointError(
+                f"no DarioNet checkpoint at {path}: run notebook 03 (python -m dario_utils.reproduce "
+                f"--profile {config.profile} --only 03) or pass --checkpoint FILE")
+        nets["darionet"] = load_sr(path, device=device)
+    for net in nets.values():
+        net.eval()
+    return nets
+
+
+def _apply(model: str, x: torch.Tensor, small: torch.Tensor, nets: dict[str, nn.Module]) -> torch.Tensor:
+    size = x.shape[-1]
+    if model == "original":
+        return x
+    if model in ("bilinear", "bicubic"):
+        return upsample(small, size, model)
+    return reconstruct(nets[model], small, size)
+
+
+@dataclass
+class EvalRun:
+    """What one evaluation pass produced."""
+
+    per_image: pd.DataFrame
+    summary: pd.DataFrame
+
+
+@torch.no_grad()
+def evaluate(config: Config, models: list[str] | None = None, split: str | None = None,
+             checkpoint: str | None = None, progress: bool = True) -> EvalRun:
+    """Score ``models`` on a split; merge the rows into the profile's result files."""
+    models = list(models or MODELS)
+    unknown = set(models) - set(MODELS)
+    if unknown:
+        raise ConfigError(f"unknown model(s) {', '.join(sorted(unknown))}: choose from {', '.join(MODELS)}")
+    split = split or config.eval.split
+    device = setup_torch(config)
+    dataset = manifest_dataset(config, split)
+    loader = DataLoader(dataset, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate,
+                        num_workers=config.data.num_workers)
+    judge = load_teacher(config.judge, device=device, weights=config.teacher.weights
+                         if config.judge == config.teacher.name else None)
+    nets = load_sr_models(config, models, device, checkpoint)
+    manifest = dataset.manifest
+    records: dict[str, list[dict]] = {m: [] for m in models}
+    seconds = dict.fromkeys(models, 0.0)
+    skipped: list[str] = []
+    bar = tqdm(loader, desc=f"evaluate {split}", unit="batch", disable=not progress)
+    for batch in bar:
+        skipped += batch["skipped"]
+        if "image" not in batch:
+            continue
+        x = batch["image"].to(device)
+        labels = batch["label"].to(device)
+        start = time.perf_counter()
+        small = downsample(x, config.data.scale)
+        reference_logits = judge(x)
+        shared = time.perf_counter() - start
+        reference_top1 = reference_logits.argmax(1)
+        for model in models:
+            start = time.perf_counter()
+            image = _apply(model, x, small, nets)
+            logits = judge(image) if model != "original" else reference_logits
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds[model] += time.perf_counter() - start + (shared if model == "original" else 0.0)
+            rows = manifest.iloc[batch["index"].tolist()]
+            records[model].append(pd.DataFrame({
+                "image": rows["path"].to_numpy(), "wnid": rows["wnid"].to_numpy(),
+                "label": labels.cpu().numpy(), "model": model, "judge": config.judge,
+                "prediction": logits.argmax(1).cpu().numpy(),
+                "top1": metrics.topk_hits(logits, labels, 1).cpu().numpy(),
+                "top5": metrics.topk_hits(logits, labels, 5).cpu().numpy(),
+                "agree": (logits.argmax(1) == reference_top1).cpu().numpy(),
+                "ce": metrics.cross_entropy_per_image(logits, labels).cpu().numpy(),
+                "logit_mse": metrics.logit_mse(logits, reference_logits).cpu().numpy(),
+                "psnr": metrics.psnr(image.float(), x.float()).cpu().numpy(),
+                "ssim": metrics.ssim(image.float(), x.float()).cpu().numpy(),
+            }))
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable image(s) (data.skip_unreadable is on): {', '.join(skipped[:5])}"
+              + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
+    if not any(records.values()) or not records[models[0]]:
+        raise ValueError(f"no readable image in the {split} split of profile '{config.profile}'")
+    per_image = pd.concat([pd.concat(records[m]) for m in models], ignore_index=True)
+    per_image[["top1", "top5", "agree"]] = per_image[["top1", "top5", "agree"]].astype(int)
+    n = per_image.groupby("model").size()
+    summary = pd.DataFrame({"model": models, "split": split, "judge": config.judge,
+                            "n_images": [int(n[m]) for m in models], "skipped": len(skipped),
+                            "seconds": [seconds[m] for m in models]})
+    summary["images_per_s"] = summary["n_images"] / summary["seconds"].clip(lower=1e-9)
+    return EvalRun(_merge(config, "per_image", per_image, models), _merge(config, "summary", summary, models))
+
+
+def _merge(config: Config, name: str, frame: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """Replace the rows of ``models`` in ``results/<name>.csv`` with ``frame``."""
+    path = paths.results_dir(config.profile) / f"{name}{suffix(config)}.csv"
+    if path.is_file():
+        old = pd.read_csv(path, dtype={"image": str, "wnid": str})
+        frame = pd.concat([old[~old["model"].isin(models)], frame], ignore_index=True)
+    order = {m: i for i, m in enumerate(MODELS)}
+    frame = frame.sort_values("model", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    fileio.write_csv(frame, path)
+    return frame
+
+
+def read_results(config: Config) -> EvalRun:
+    """The per-image and summary results written by :func:`evaluate`."""
+    folder = paths.results_dir(config.profile)
+    files = [folder / f"{name}{suffix(config)}.csv" for name in ("per_image", "summary")]
+    for file in files:
+        if not file.is_file():
+            raise FileNotFoundError(f"no results at {file}: run notebook 02 (baselines) first")
+    return EvalRun(pd.read_csv(files[0], dtype={"image": str, "wnid": str}), pd.read_csv(files[1]))
+
+
+def table1(config: Config, run: EvalRun) -> pd.DataFrame:
+    """Table 1: one row per evaluated model, the report's columns and more."""
+    sr_name = "L1-pretrained here" if config.sr.pretrained == "l1" else Path(config.sr.pretrained).name
+    rows = []
+    for model, group in run.per_image.groupby("model", sort=False):
+        timing = run.summary.set_index("model").loc[model]
+        low, high = metrics.bootstrap_interval(group["top1"].to_numpy(), config.eval.bootstrap, seed=config.seed)
+        rows.append({
+            "row": ROWS[model], "model": model,
+            "description": DESCRIPTIONS[model].format(size=config.data.image_size, small=config.small_size,
+                                                      sr=sr_name),
+            "avg_ce": group["ce"].mean(), "avg_psnr": group["psnr"].mean(), "top1": group["top1"].mean(),
+            "top1_ci_low": low, "top1_ci_high": high, "top5": group["top5"].mean(),
+            "agreement": group["agree"].mean(), "avg_ssim": group["ssim"].mean(),
+            "logit_mse": group["logit_mse"].mean(), "n_images": len(group), "skipped": int(timing["skipped"]),
+            "seconds": float(timing["seconds"]), "images_per_s": float(timing["images_per_s"]),
+        })
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    if config.profile == "paper":
+        for i, column in enumerate(("report_avg_ce", "report_avg_psnr", "report_top1", "report_minutes")):
+            table[column] = [REPORT_TABLE1.get(m, (np.nan,) * 4)[i] for m in table["model"]]
+    return table
+
+
+def gap_closed(table: pd.DataFrame, reference: str = "bicubic") -> float | None:
+    """Share of the top-1 lost to downsampling (original vs ``reference``) that DarioNet recovers."""
+    top1 = table.set_index("model")["top1"]
+    if not {"original", reference, "darionet"} <= set(top1.index) or top1["original"] == top1[reference]:
+        return None
+    return float((top1["darionet"] - top1[reference]) / (top1["original"] - top1[reference]))
+
+
+def mcnemar_tests(run: EvalRun) -> pd.DataFrame:
+    """McNemar's test of DarioNet's top-1 hits against each other model's, image by image."""
+    hits = run.per_image.pivot(index="image", columns="model", values="top1")
+    if "darionet" not in hits:
+        return pd.DataFrame(columns=["baseline", "b", "c", "statistic", "p_value", "method"])
+    rows = [{"baseline": m, **metrics.mcnemar(hits["darionet"].to_numpy(), hits[m].to_numpy())}
+            for m in hits.columns if m != "darionet"]
+    return pd.DataFrame(rows)
+
+
+def table_markdown(config: Config, table: pd.DataFrame, tests: pd.DataFrame, timing: bool = True) -> str:
+    """Table 1 as Markdown with its notes (missing rows, skips, gap closed, McNemar)."""
+    fmt = metrics.format_metric
+    head = ["row", "model", "avg CE", "avg PSNR (dB)", "top-1", "top-1 95% CI", "top-5", "agreement", "SSIM"]
+    if timing:
+        head += ["time (s)", "images/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table.itertuples():
+        cells = [r.row, r.description, fmt(r.avg_ce), fmt(r.avg_psnr, 2), fmt(r.top1),
+                 f"{fmt(r.top1_ci_low, 3)}-{fmt(r.top1_ci_high, 3)}", fmt(r.top5), fmt(r.agreement), fmt(r.avg_ssim)]
+        if timing:
+            cells += [f"{r.seconds:.1f}", f"{r.images_per_s:.1f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    n = int(table["n_images"].max())
+    notes = [f"Profile `{config.profile}`, split `{config.eval.split}`, {n} images, judged by `{config.judge}` "
+             f"(teacher `{config.teacher.name}`), {config.data.image_size} -> {config.small_size} px."]
+    skipped = int(table["skipped"].max())
+    if skipped:
+        notes.append(f"{skipped} unreadable image(s) were skipped (data.skip_unreadable).")
+    if "darionet" not in set(table["model"]):
+        notes.append("Row 4 (DarioNet) is absent: no fine-tuned checkpoint has been evaluated yet "
+                     "(run notebook 03, then notebook 04).")
+    closed = gap_closed(table)
+    if closed is not None:
+        notes.append(f"DarioNet recovers {100 * closed:.1f}% of the top-1 lost to downsampling "
+                     "(original vs bicubic; the report: 82% vs bilinear).")
+    for t in tests.itertuples():
+        notes.append(f"McNemar DarioNet vs {t.baseline}: {t.b} images only DarioNet gets right, {t.c} only "
+                     f"{t.baseline}; p = {t.p_value:.3g} ({t.method}).")
+    if "report_top1" in table:
+        notes.append("Report's Table 1 (top-1): " + ", ".join(
+            f"{m} {fmt(v)}" for m, v in zip(table["model"], table["report_top1"]) if v == v))
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
+def per_class_reports(config: Config, run: EvalRun) -> dict[str, pd.DataFrame]:
+    """Per-class precision, recall and F1 of every model (scikit-learn)."""
+    names, wnids = imagenet_class_names(), imagenet_wnids()
+    return {model: metrics.per_class_report(group["label"].to_numpy(), group["prediction"].to_numpy(), names, wnids)
+            for model, group in run.per_image.groupby("model", sort=False)}
+
+
+def write_tables(config: Config, run: EvalRun) -> dict[str, Path]:
+    """Write ``table1.{csv,md}``, ``mcnemar.csv`` and ``per_class_<model>.csv`` to figures/<profile>/."""
+    folder = fileio.ensure_dir(paths.figures_dir(config.profile))
+    table, tests = table1(config, run), mcnemar_tests(run)
+    end = suffix(config)
+    written = {"table1_csv": fileio.write_csv(table, folder / f"table1{end}.csv"),
+               "table1_md": fileio.write_text(folder / f"table1{end}.md", table_markdown(config, table, tests)),
+               "mcnemar": fileio.write_csv(tests, folder / f"mcnemar{end}.csv")}
+    for model, report in per_class_reports(config, run).items():
+        written[f"per_class_{model}"] = fileio.write_csv(report, folder / f"per_class_{model}{end}.csv")
+    return written
+
+
+@torch.no_grad()
+def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
+    """Pick images of the classes DarioNet worsens and improves most (by per-class F1 against
+    the originals), reconstruct them with every model and save ``results/examples.npz``
+    for figures 6 and 7."""
+    reports = per_class_reports(config, run)
+    if "darionet" not in reports:
+        raise MissingCheckpointError("examples need DarioNet's results: run notebook 04 after notebook 03")
+    diff = metrics.class_differences(reports["original"], reports["darionet"])
+    k = config.eval.examples_per_group
+    groups = {"worse": diff.head(k)["label"].tolist(), "better": diff.tail(k)["label"].iloc[::-1].tolist()}
+    hits = run.per_image.pivot(index="image", columns="model", values="top1")
+    chosen = []
+    for group, labels in groups.items():
+        for label in labels:
+            images = sorted(run.per_image.loc[run.per_image["label"] == label, "image"].unique())
+            # prefer an image where DarioNet and the original disagree in the group's direction
+            wanted = 0 if group == "worse" else 1
+            fitting = [i for i in images if hits.loc[i, "darionet"] == wanted and hits.loc[i, "original"] != wanted]
+            chosen.append((group, label, (fitting or images)[0]))
+    device = setup_torch(config)
+    columns = [m for m in MODELS if m in set(run.per_image["model"])]
+    nets = load_sr_models(config, columns, device)
+    judge = load_teacher(config.judge, device=device, weights=config.teacher.weights
+                         if config.judge == config.teacher.name else None)
+    dataset = manifest_dataset(config, config.eval.split)
+    position = {path: i for i, path in enumerate(dataset.manifest["path"])}
+    images, predictions = [], []
+    for _, _, image_id in tqdm(chosen, desc="examples", disable=not progress):
+        x = dataset[position[image_id]]["image"][None].to(device)
+        small = downsample(x, config.data.scale)
+        size = x.shape[-1]
+        panels = {"downsampled": torch.nn.functional.interpolate(small, size=size, mode="nearest")}
+        panels.update({m: _apply(m, x, small, nets) for m in columns})
+        order = ["original", "downsampled"] + [m for m in columns if m != "original"]
+        images.append(np.stack([(panels[m][0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
+                                for m in order]))
+        predictions.append(["" if m == "downsampled" else class_names_of([judge(panels[m]).argmax(1).item()])[0]
+                            for m in order])
+    target = paths.results_dir(config.profile) / "examples.npz"
+    with fileio.atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, images=np.stack(images), columns=np.array(order),
+                                group=np.array([c[0] for c in chosen]),
+                                class_name=np.array(class_names_of([c[1] for c in chosen])),
+                                image=np.array([c[2] for c in chosen]), prediction=np.array(predictions))
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Evaluate the study's models on a split (Table 1).")
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("--data-root")
+    parser.add_argument("--device", choices=["cpu", "cuda"])
+    parser.add_argument("--split", choices=["train", "val", "test"])
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {','.join(MODELS)}")
+    parser.add_argument("--checkpoint", help="DarioNet checkpoint (default runs/<profile>/checkpoints/darionet_best.pt)")
+    parser.add_argument("--judge", help="classifier that judges (default: the teacher)")
+    parser.add_argument("--json", help="write per-model metrics (Table 1's columns) to this JSON file")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.profile, {"data_root": args.data_root, "device": args.device,
+                                            "eval.judge": args.judge, "eval.split": args.split})
+        read_manifest(config.profile, config.eval.split)
+        run = evaluate(config, args.models.split(","), checkpoint=args.checkpoint)
+        written = write_tables(config, run)
+    except (ConfigError, FileNotFoundError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    table = table1(config, run)
+    print(Path(written["table1_md"]).read_text())
+    if args.json:
+        records = {r["model"]: {k: v for k, v in r.items() if k != "model"} for r in table.to_dict("records")}
+        fileio.write_text(Path(args.json), json.dumps(records, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

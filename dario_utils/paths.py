@@ -1,0 +1,58 @@
+"""Every location of the study, resolved from the project root.
+
+Generated data lives under the output root (the project root unless the
+``DARIO_OUTPUT_ROOT`` environment variable names another folder, as the tests do):
+``runs/<profile>/`` for manifests, checkpoints and results, ``figures/<profile>/``
+for tables and figures. Downloaded or converted weights go to the weights cache
+(``DARIO_WEIGHTS_CACHE``, default ``~/.cache/darionet``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+
+
+def output_root() -> Path:
+    """Folder under which ``runs/`` and ``figures/`` are written."""
+    return Path(os.environ.get("DARIO_OUTPUT_ROOT", PROJECT_ROOT)).resolve()
+
+
+def run_dir(profile: str) -> Path:
+    """``runs/<profile>/``: manifests, checkpoints, results, executed notebooks."""
+    return output_root() / "runs" / profile
+
+
+def manifests_dir(profile: str) -> Path:
+    return run_dir(profile) / "manifests"
+
+
+def checkpoints_dir(profile: str) -> Path:
+    return run_dir(profile) / "checkpoints"
+
+
+def results_dir(profile: str) -> Path:
+    return run_dir(profile) / "results"
+
+
+def figures_dir(profile: str) -> Path:
+    """``figures/<profile>/``: Table 1, per-class reports and figures.
+
+    While the runner executes the notebooks it points ``DARIO_FIGURES_STAGING`` at a
+    staging folder, published over this one only once every notebook has succeeded.
+    """
+    staging = os.environ.get("DARIO_FIGURES_STAGING")
+    return Path(staging) if staging else output_root() / "figures" / profile
+
+
+def weights_cache() -> Path:
+    """Where converted or downloaded weights are cached."""
+    default = Path.home() / ".cache" / "darionet"
+    return Path(os.environ.get("DARIO_WEIGHTS_CACHE", default)).expanduser()
+
+
+def profile_file(name: str) -> Path:
+    return PROFILES_DIR / f"{name}.yaml"

@@ -1,0 +1,48 @@
+"""Run-time set-up shared by every stage: seeds, threads, device, the git commit."""
+from __future__ import annotations
+
+import random
+import subprocess
+
+import numpy as np
+import torch
+
+from . import paths
+from .config import Config
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_torch(config: Config) -> torch.device:
+    """Fix threads and deterministic algorithms for reproducible numbers; return the device.
+
+    On CPU the same seed and thread count give identical results run after run.
+    """
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_everything(config.seed)
+    device = torch.device(config.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"profile '{config.profile}' asks for device cuda but no GPU is visible: "
+                               "pass --device cpu (slow) or run on a machine with a GPU")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def git_commit() -> str:
+    """The project's current commit (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -1,0 +1,142 @@
+"""Figures are drawn from synthetic result files, completely, deterministically, or not at all."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dario_utils import figures, paths
+from dario_utils.style import class_label
+
+PROFILE = "testfig"
+FIG1 = {"image_size": 256, "small_size": 81, "sr_scale": 4, "teacher": "resnet50", "sr_name": "RRDB_PSNR_x4"}
+CLASS_NAMES = [
+    "Airedale, Airedale terrier", "Irish wolfhound", "hook, claw", "clog, geta, patten, sabot",
+    "scabbard", "iPod", "crane", "German short-haired pointer",
+    "Rhodesian ridgeback", "Greater Swiss Mountain dog with a very long invented name",
+    "tench, Tinca tinca", "goldfish, Carassius auratus",
+]
+MODEL_SHIFT = {"original": 0.0, "darionet": -0.08, "bicubic": -0.2}
+
+
+def write_history(epochs: int) -> None:
+    """``history.csv`` of ``epochs`` epochs whose validation loss is lowest at the last-but-one."""
+    rows = []
+    for epoch in range(1, epochs + 1):
+        for phase, offset in (("train", 0.0), ("val", 0.05)):
+            rows.append({
+                "epoch": epoch, "phase": phase, "logit_mse": 2.0 / epoch + offset, "ce": 1.5 / epoch + offset,
+                "psnr": 22 + epoch + offset, "agreement": 0.5 + 0.04 * epoch,
+                "val_loss": 0.4 / epoch + offset + (0.3 if epoch == epochs > 1 else 0.0),
+                "seconds": 10.0, "images_per_s": 50.0,
+            })
+    target = paths.results_dir(PROFILE) / "history.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(target, index=False)
+
+
+def write_per_class(models: tuple[str, ...] = ("original", "darionet", "bicubic"), shift: float = 0.0) -> None:
+    """``per_class_<model>.csv`` of a dozen classes; DarioNet is both worse and better on some."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.95, len(CLASS_NAMES))
+    noise = rng.normal(0, 0.12, len(CLASS_NAMES))
+    folder = paths.figures_dir(PROFILE)
+    folder.mkdir(parents=True, exist_ok=True)
+    for model in models:
+        f1 = base if model == "original" else np.clip(base + MODEL_SHIFT[model] + shift + noise, 0, 1)
+        pd.DataFrame({
+            "label": range(len(CLASS_NAMES)), "wnid": [f"n{i:08d}" for i in range(len(CLASS_NAMES))],
+            "class_name": CLASS_NAMES, "precision": f1, "recall": f1, "f1": f1,
+            "support": 20 + np.arange(len(CLASS_NAMES)) % 5,
+        }).to_csv(folder / f"per_class_{model}.csv", index=False)
+
+
+def write_examples() -> None:
+    """``examples.npz`` with two 'worse' and two 'better' images in five columns."""
+    columns = np.array(["original", "downsampled", "bicubic", "esrgan", "darionet"])
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (4, len(columns), 32, 32, 3), dtype=np.uint8)
+    class_name = np.array(CLASS_NAMES[:2] + CLASS_NAMES[3:5])
+    prediction = [[name, "", name, name, name] for name in class_name]
+    prediction[0][4] = "German short-haired pointer"
+    target = paths.results_dir(PROFILE) / "examples.npz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(target, images=images, columns=columns, group=np.array(["worse", "worse", "better", "better"]),
+             class_name=class_name, image=np.array([f"img_{i:04d}" for i in range(4)]), prediction=np.array(prediction))
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory):
+    """All inputs written, every figure drawn twice; yields (paths, bytes of 1st render, of 2nd)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DARIO_OUTPUT_ROOT", str(tmp_path_factory.mktemp("out")))
+        write_history(epochs=4)
+        write_per_class()
+        write_examples()
+        first = figures.make_all_figures(PROFILE, **FIG1)
+        first_bytes = {p: p.read_bytes() for p in first}
+        second = figures.make_all_figures(PROFILE, **FIG1)
+        yield first, first_bytes, {p: p.read_bytes() for p in second}
+
+
+@pytest.fixture
+def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def test_every_figure_is_written_as_png_and_pdf(rendered) -> None:
+    written, _, _ = rendered
+    expected = [paths.figures_dir(PROFILE) / f"{name}.{ext}" for name in figures.CAPTIONS for ext in ("png", "pdf")]
+    assert written == expected
+    for path in written:
+        assert path.read_bytes()[:4] == (b"\x89PNG" if path.suffix == ".png" else b"%PDF")
+    assert not list(paths.figures_dir(PROFILE).glob(".*.tmp"))
+
+
+def test_rerendering_gives_identical_bytes(rendered) -> None:
+    _, first, second = rendered
+    assert first.keys() == second.keys()
+    assert [p.name for p in first if first[p] != second[p]] == []
+    pdf = next(b for p, b in first.items() if p.suffix == ".pdf")
+    assert b"CreationDate" not in pdf
+
+
+def test_readme_lists_each_figure_and_table(rendered) -> None:
+    (paths.figures_dir(PROFILE) / "table1.md").write_text("| model |\n")
+    readme = figures.figures_readme(PROFILE, "python -m dario_utils.reproduce --profile testfig")
+    text = readme.read_text()
+    for name in [*figures.CAPTIONS, "per_class_original", "per_class_darionet", "per_class_bicubic"]:
+        assert f"[{name}." in text
+    assert "[table1.md](table1.md)" in text and "(fig1_pipeline.pdf)" in text
+    assert "python -m dario_utils.reproduce --profile testfig" in text and "`testfig`" in text
+    assert "README.md" not in text
+    assert figures.figures_readme(PROFILE, "python -m dario_utils.reproduce --profile testfig").read_text() == text
+
+
+def test_missing_inputs_are_named_with_their_notebook(output_root: Path) -> None:
+    write_history(epochs=2)
+    with pytest.raises(FileNotFoundError) as err:
+        figures.make_all_figures(PROFILE, **FIG1)
+    message = str(err.value)
+    assert "per_class_original.csv" in message and "examples.npz" in message and "notebook 04" in message
+    drawn = sorted(p.name for p in paths.figures_dir(PROFILE).glob("*.png"))
+    assert drawn == ["fig1_pipeline.png", "fig2_training_curves.png"]
+    with pytest.raises(FileNotFoundError, match=r"history\.csv.*notebook 03"):
+        figures.fig2_training_curves("other")
+
+
+def test_single_epoch_and_no_improved_class(output_root: Path) -> None:
+    write_history(epochs=1)
+    write_per_class(models=("original", "darionet"), shift=-0.5)
+    assert all(p.is_file() for p in figures.fig2_training_curves(PROFILE))
+    assert all(p.is_file() for p in figures.fig4_hardest_classes(PROFILE, k=5))
+    assert all(p.is_file() for p in figures.fig5_worse_better(PROFILE))
+
+
+def test_class_label_keeps_first_synonym_and_wraps() -> None:
+    assert class_label("clog, geta, patten, sabot") == "clog"
+    long = class_label("Greater Swiss Mountain dog with a very long invented name that goes on and on")
+    assert all(len(line) <= 25 for line in long.splitlines()) and long.endswith("…")

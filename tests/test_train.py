@@ -1,0 +1,242 @@
+"""Tests of dario_utils.train on CPU: a tiny profile (40 px crops (32 px training crops) of real photos, an RRDBNet
+with nf 8, nb 1, gc 4, the efficientnet_lite0 teacher), two epochs of two batches."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skimage.data
+import torch
+import yaml
+from PIL import Image
+
+from dario_utils import paths, train
+from dario_utils.config import Config, load_config
+from dario_utils.data import DataError, ManifestDataset
+from dario_utils.models import CheckpointError, RRDBNet, load_sr, read_sr_checkpoint, save_sr_checkpoint
+
+PROFILE = "tiny"
+PHOTOS = ("astronaut", "chelsea", "coffee")
+CROPS_PER_PHOTO = 8
+SPLIT_SIZES = {"train": 16, "val": 4, "test": 4}
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def image_rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """24 PNG crops (48 px) of three real photos and their manifest rows (in split order)."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, name in enumerate(PHOTOS):
+        photo = getattr(skimage.data, name)()
+        for k in range(CROPS_PER_PHOTO):
+            side = int(rng.integers(96, min(photo.shape[:2])))
+            top = int(rng.integers(0, photo.shape[0] - side))
+            left = int(rng.integers(0, photo.shape[1] - side))
+            crop = Image.fromarray(photo[top:top + side, left:left + side]).resize((48, 48))
+            file = f"{name}_{k}.png"
+            crop.save(root / file)
+            rows.append({"path": file, "wnid": f"n{label:08d}", "label": label, "width": 48, "height": 48,
+                         "label_source": "test", "group": name})
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    return root, frame
+
+
+def write_manifests(output_root: Path, image_rows: tuple[Path, pd.DataFrame],
+                    sizes: dict[str, int] = SPLIT_SIZES) -> None:
+    """Manifests of the tiny profile under ``output_root`` (as data.read_manifest reads them)."""
+    image_root, frame = image_rows
+    folder = output_root / "runs" / PROFILE / "manifests"
+    folder.mkdir(parents=True, exist_ok=True)
+    start = 0
+    for split, size in sizes.items():
+        frame.iloc[start:start + size].to_csv(folder / f"{split}.csv", index=False)
+        start += size
+    (folder / "meta.json").write_text(json.dumps({"data_root": str(image_root)}))
+
+
+@pytest.fixture(scope="module")
+def start_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded tiny RRDBNet saved in the study's format: where fine-tuning starts."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "start.pt"
+    return save_sr_checkpoint(path, RRDBNet(nf=8, nb=1, gc=4), {"stage": "test"})
+
+
+def tiny_config(start: Path | str, **overrides: object) -> Config:
+    """The demo profile shrunk to seconds on CPU."""
+    values = {"profile": PROFILE, "num_threads": 1, "data.image_size": 40, "data.num_workers": 0,
+              "sr.nf": 8, "sr.nb": 1, "sr.gc": 4, "sr.pretrained": str(start),
+              "teacher.name": "efficientnet_lite0", "train.batch_size": 4, "train.epochs": 2,
+              "train.max_batches": 2, "train.crop": 32, "train.lr": 1e-3}
+    return load_config("demo", {**values, **overrides})
+
+
+@pytest.fixture
+def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_rows) -> Path:
+    """A fresh output root with the tiny profile's manifests."""
+    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))
+    write_manifests(tmp_path, image_rows)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, image_rows, start_checkpoint) -> tuple[Path, pd.DataFrame]:
+    """An uninterrupted single-process run: its output root and history."""
+    root = tmp_path_factory.mktemp("reference")
+    write_manifests(root, image_rows)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DARIO_OUTPUT_ROOT", str(root))
+        history = train.finetune(tiny_config(start_checkpoint), progress=False)
+    return root, history
+
+
+def run_file(root: Path, folder: str, name: str) -> Path:
+    return root / "runs" / PROFILE / folder / name
+
+
+def fail_at_call(monkeypatch: pytest.MonkeyPatch, call: int, action) -> None:
+    """Make the ``call``-th fine-tuning batch (1-based, over all epochs) run ``action(loss, stats)``."""
+    original, calls = train._forward_batch, []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        loss, stats = original(*args, **kwargs)
+        return action(loss, stats) if len(calls) == call else (loss, stats)
+
+    monkeypatch.setattr(train, "_forward_batch", wrapped)
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_finetune_writes_history_and_checkpoints(reference, start_checkpoint) -> None:
+    root, history = reference
+    assert list(history.columns) == train.HISTORY_COLUMNS
+    assert history[["epoch", "phase"]].values.tolist() == [[1, "train"], [1, "val"], [2, "train"], [2, "val"]]
+    assert np.isfinite(history[list(train.STATS)].to_numpy()).all()
+    assert history["agreement"].between(0, 1).all() and (history["images_per_s"] > 0).all()
+    on_disk = pd.read_csv(run_file(root, "results", "history.csv"))
+    pd.testing.assert_frame_equal(on_disk, history, check_dtype=False)
+
+    best = read_sr_checkpoint(run_file(root, "checkpoints", "darionet_best.pt"))
+    val = history[history["phase"] == "val"]
+    assert best.provenance["epoch"] == int(val.loc[val["val_loss"].idxmin(), "epoch"])
+    assert best.provenance["teacher"] == "efficientnet_lite0"
+    last = load_sr(run_file(root, "checkpoints", "darionet_last.pt"), expect_config={"nf": 8, "nb": 1, "gc": 4})
+    start = load_sr(start_checkpoint)
+    assert any(not torch.equal(a, b) for a, b in zip(last.state_dict().values(), start.state_dict().values()))
+
+
+def test_killed_run_resumes_to_bit_identical_weights(output_root, reference, start_checkpoint,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def sigterm(loss, stats):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler turns it into KeyboardInterrupt
+        return loss, stats
+
+    handler_before = signal.getsignal(signal.SIGTERM)
+    fail_at_call(monkeypatch, 4, sigterm)  # epoch 2, batch 2
+    with pytest.raises(KeyboardInterrupt):
+        train.finetune(tiny_config(start_checkpoint), progress=False)
+    assert signal.getsignal(signal.SIGTERM) is handler_before
+    last = run_file(output_root, "checkpoints", "darionet_last.pt")
+    assert read_sr_checkpoint(last).provenance["epoch"] == 1
+    assert len(pd.read_csv(run_file(output_root, "results", "history.csv"))) == 2
+
+    history = train.finetune(tiny_config(start_checkpoint), resume=True, progress=False)
+    ref_root, ref_history = reference
+    stats = list(train.STATS)
+    pd.testing.assert_frame_equal(history[stats], ref_history[stats], check_exact=True)
+    resumed = torch.load(last, weights_only=True)
+    uninterrupted = torch.load(run_file(ref_root, "checkpoints", "darionet_last.pt"), weights_only=True)
+    for key, value in uninterrupted["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key
+    for key, value in uninterrupted["optimizer"]["state"].items():
+        assert all(torch.equal(resumed["optimizer"]["state"][key][k], v) for k, v in value.items())
+
+
+def test_two_process_ddp_matches_one_process(tmp_path: Path, image_rows, start_checkpoint, reference) -> None:
+    write_manifests(tmp_path, image_rows)
+    profile = tmp_path / f"{PROFILE}.yaml"
+    profile.write_text(yaml.safe_dump(tiny_config(start_checkpoint).to_dict()))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "DARIO_OUTPUT_ROOT": str(tmp_path), "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+               f"--master_port={port}", "-m", "dario_utils.train", "--profile", str(profile), "--device", "cpu"]
+    done = subprocess.run(command, env=env, cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    ddp = pd.read_csv(run_file(tmp_path, "results", "history.csv"))
+    _, single = reference
+    stats = list(train.STATS)
+    np.testing.assert_allclose(ddp[stats].to_numpy(), single[stats].to_numpy(), rtol=1e-4)
+
+
+def test_start_checkpoint_of_another_shape_is_a_clear_error(output_root, tmp_path: Path) -> None:
+    other = save_sr_checkpoint(tmp_path / "other.pt", RRDBNet(nf=16, nb=1, gc=4), {"stage": "test"})
+    with pytest.raises(CheckpointError, match=r"nf=16 \(requested 8\).*sr\.nf"):
+        train.build_student(tiny_config(other), "cpu")
+
+
+def test_missing_start_weights_say_where_they_come_from(output_root, monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="run notebook 02"):
+        train.build_student(tiny_config("l1"), "cpu")
+    monkeypatch.setenv("DARIO_WEIGHTS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "cache" / "mine.pt")):
+        train.build_student(tiny_config("mine.pt"), "cpu")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(output_root, start_checkpoint,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    fail_at_call(monkeypatch, 3, lambda loss, stats: (loss * float("nan"), stats))  # epoch 2, batch 1
+    with pytest.raises(train.TrainingError, match=r"epoch 2, batch 1.*last good checkpoint is kept.*epoch 1"):
+        train.finetune(tiny_config(start_checkpoint), progress=False)
+    last = run_file(output_root, "checkpoints", "darionet_last.pt")
+    assert read_sr_checkpoint(last).provenance["epoch"] == 1
+    assert all(torch.isfinite(p).all() for p in load_sr(last).parameters())
+
+
+def test_an_empty_split_is_a_clear_error(output_root, image_rows, start_checkpoint) -> None:
+    write_manifests(output_root, image_rows, {"train": 16, "val": 0, "test": 8})
+    with pytest.raises(DataError, match="val split .* has no images"):
+        train.finetune(tiny_config(start_checkpoint), progress=False)
+
+
+def test_pretrain_l1_writes_the_start_weights_of_profile_l1(output_root) -> None:
+    config = tiny_config("l1", **{"pretrain.epochs": 1, "pretrain.batch_size": 8, "pretrain.crop": 32})
+    path = train.pretrain_l1(config, progress=False)
+    assert path == paths.checkpoints_dir(PROFILE) / "sr_pretrained.pt"
+    provenance = read_sr_checkpoint(path).provenance
+    assert provenance["stage"] == "l1-pretrain" and provenance["epoch"] == 1 and np.isfinite(provenance["l1"])
+    assert train.build_student(config, "cpu").config["nf"] == 8
+
+
+def test_augmentation_depends_on_the_sample_not_the_batch() -> None:
+    augment = train._Augment(seed=3, hflip=0.5, vflip=0.5, crop=8)
+    images, indices = torch.rand(6, 3, 12, 12), torch.tensor([5, 0, 9, 2, 7, 4])
+    together = augment(images, indices, epoch=1)
+    alone = torch.cat([augment(images[i:i + 1], indices[i:i + 1], epoch=1) for i in range(6)])
+    assert together.shape == (6, 3, 8, 8) and torch.equal(together, alone)
+    assert not torch.equal(together, augment(images, indices, epoch=2))
+
+
+def test_global_batch_must_split_evenly_over_processes(output_root, start_checkpoint) -> None:
+    config = tiny_config(start_checkpoint)
+    dataset = ManifestDataset(pd.DataFrame({"path": ["x"], "label": [0]}), output_root, 40)
+    with pytest.raises(ValueError, match="not divisible by the 2 processes"):
+        train._train_loader(dataset, 5, 0, config, rank=0, world=2)
