@@ -27,7 +27,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import functional as TF
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import fileio, paths
 from .config import Config
@@ -398,6 +398,15 @@ def manifest_dataset(config: Config, split: str) -> ManifestDataset:
     if frame.empty:
         raise DataError(f"the {split} split of profile '{config.profile}' has no images")
     return ManifestDataset(frame, root, config.data.image_size, config.data.skip_unreadable)
+
+
+def split_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Images, classes, source groups and label sources per split."""
+    return pd.DataFrame([{"split": split, "images": len(frame), "classes": frame["label"].nunique(),
+                          "groups": frame["group"].nunique(),
+                          **{f"labels from {source}": int((frame["label_source"] == source).sum())
+                             for source in sorted(set(pd.concat(frames.values())["label_source"]))}}
+                         for split, frame in frames.items()]).set_index("split")
 
 
 def class_names_of(labels: Iterable[int]) -> list[str]:

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import fileio, metrics, paths
 from .config import Config, ConfigError, load_config

@@ -455,3 +455,19 @@ def make_all_figures(profile: str, **fig1_kwargs: int | str) -> list[Path]:
     if missing:
         raise MissingResultError("some figures could not be drawn:\n" + "\n".join(dict.fromkeys(missing)))
     return written
+
+
+# --------------------------------------------------------------------------- data split
+
+
+def class_histogram(splits: dict[str, pd.DataFrame]):
+    """How many images each class has, per split (notebook 01); returns the Figure, unsaved."""
+    counts = pd.concat([frame.assign(split=split) for split, frame in splits.items()])
+    per_class = counts.groupby(["split", "label"]).size().rename("images").reset_index()
+    with styled():
+        fig = new_figure(8, 2.6)
+        ax = fig.add_subplot()
+        sns.histplot(per_class, x="images", hue="split", multiple="dodge", discrete=True, shrink=0.8, ax=ax)
+        ax.set(xlabel="images per class", ylabel="classes",
+               title=f"{per_class['label'].nunique()} classes over {len(counts)} images")
+    return fig

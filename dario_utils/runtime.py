@@ -46,3 +46,12 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def speed_report(frame, label_columns: list[str]) -> str:
+    """One line per row of a frame with ``seconds`` and ``images_per_s`` columns, in a fixed
+    format (``<labels>: 12.3 s, 45.6 images/s``) that the notebook tests sanitise."""
+    return "\n".join(
+        " ".join(str(row[c]) for c in label_columns) + f": {row['seconds']:.1f} s, {row['images_per_s']:.1f} images/s"
+        for row in frame.to_dict("records")
+    )

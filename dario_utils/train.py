@@ -304,7 +304,7 @@ class _Meter:
         count, skipped = int(packed[-2]), int(packed[-1])
         if count == 0:
             raise TrainingError(f"{self.desc}: no images were read ({skipped} unreadable skipped)")
-        if skipped:
+        if skipped and not self.bar.disable:
             tqdm.write(f"{self.desc}: skipped {skipped} unreadable images")
         means = dict(zip(self.names, (packed[:-2] / count).tolist()))
         return _Totals(means, count, time.perf_counter() - self.start)
@@ -509,11 +509,25 @@ def _start(config: Config, device: torch.device, last: Path | None,
 # ---------------------------------------------------------------- entry points
 
 
+def _fresh_sr(config: Config, device: torch.device) -> RRDBNet:
+    """A new RRDBNet seeded with ``config.seed``, its output starting at mid-grey.
+
+    :func:`reconstruct` clamps to [0, 1], which passes no gradient to pixels below 0; with
+    PyTorch's default init a whole colour channel can start negative and never recover
+    (seen with the demo's net), so the last convolution's bias starts at 0.5.
+    """
+    torch.manual_seed(config.seed)
+    net = RRDBNet(**_architecture(config))
+    with torch.no_grad():
+        net.conv_last.bias.fill_(0.5)
+    return _channels_last(net.to(device), device)
+
+
 def pretrain_l1(config: Config, progress: bool = True) -> Path:
     """Train an RRDBNet from scratch with L1 (``pretrain`` section); write ``sr_pretrained.pt``.
 
-    For profiles whose SR architecture has no published weights (demo). Seeded with
-    ``config.seed``; uses the train split, the profile's flips and ``pretrain.crop``.
+    For profiles whose SR architecture has no published weights (demo). Starts from
+    :func:`_fresh_sr`; uses the train split, the profile's flips and ``pretrain.crop``.
     Returns the checkpoint path.
     """
     if config.pretrain.epochs < 1:
@@ -522,8 +536,7 @@ def pretrain_l1(config: Config, progress: bool = True) -> Path:
     rank, world = _world()
     loader = _train_loader(manifest_dataset(config, "train"), config.pretrain.batch_size, config.seed,
                            config, rank, world)
-    torch.manual_seed(config.seed)
-    net = _channels_last(RRDBNet(**_architecture(config)).to(device), device)
+    net = _fresh_sr(config, device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.pretrain.lr)
     step = functools.partial(_l1_batch, scale=config.data.scale)
     trainer = _Trainer(_parallel(net, device, world), optimizer, loader,

@@ -183,8 +183,9 @@ def _mismatch_message(state_dict: StateDict, scheme: str, problem: str,
         try:
             config = _infer_basicsr({new: v for k, v in state_dict.items()
                                      if (new := _rename(k, scheme, to_basicsr=True))})
-        except CheckpointError:
-            config = RRDBNet().config
+        except CheckpointError:  # too little recognised to infer: compare with the defaults
+            with torch.device("meta"):
+                config = RRDBNet().config
     expected = _expected(config, scheme)
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
