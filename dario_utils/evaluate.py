@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -63,8 +64,9 @@ def darionet_checkpoint(config: Config) -> Path:
 
 
 def suffix(config: Config) -> str:
-    """File-name suffix for results judged by a classifier other than the teacher."""
-    return "" if config.judge == config.teacher.name else f"_judge-{config.judge}"
+    """File-name suffix of results on another split than test, or judged by another classifier."""
+    split = "" if config.eval.split == "test" else f"_{config.eval.split}"
+    return split + ("" if config.judge == config.teacher.name else f"_judge-{config.judge}")
 
 
 def load_sr_models(config: Config, models: list[str], device: torch.device,
@@ -105,14 +107,15 @@ class EvalRun:
 
 
 @torch.no_grad()
-def evaluate(config: Config, models: list[str] | None = None, split: str | None = None,
-             checkpoint: str | None = None, progress: bool = True) -> EvalRun:
-    """Score ``models`` on a split; merge the rows into the profile's result files."""
+def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | None = None,
+             progress: bool = True) -> EvalRun:
+    """Score ``models`` on the split ``config.eval.split``; merge the rows into the profile's
+    result files (see :func:`suffix`)."""
     models = list(models or MODELS)
     unknown = set(models) - set(MODELS)
     if unknown:
         raise ConfigError(f"unknown model(s) {', '.join(sorted(unknown))}: choose from {', '.join(MODELS)}")
-    split = split or config.eval.split
+    split = config.eval.split
     device = setup_torch(config)
     dataset = manifest_dataset(config, split)
     loader = DataLoader(dataset, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate,
@@ -163,6 +166,7 @@ def evaluate(config: Config, models: list[str] | None = None, split: str | None 
         raise ValueError(f"no readable image in the {split} split of profile '{config.profile}'")
     per_image = pd.concat([pd.concat(records[m]) for m in models], ignore_index=True)
     per_image[["top1", "top5", "agree"]] = per_image[["top1", "top5", "agree"]].astype(int)
+    per_image[["ce", "logit_mse", "psnr", "ssim"]] = per_image[["ce", "logit_mse", "psnr", "ssim"]].astype("float64")
     n = per_image.groupby("model").size()
     summary = pd.DataFrame({"model": models, "split": split, "judge": config.judge,
                             "n_images": [int(n[m]) for m in models], "skipped": len(skipped),
@@ -339,6 +343,16 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
     return target
 
 
+def _json_value(value):
+    """A table cell as strict JSON: numbers as floats, inf as "inf", NaN as null."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        value = float(value)
+        if math.isnan(value):
+            return None
+        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate the study's models on a split (Table 1).")
     parser.add_argument("--profile", default="demo")
@@ -362,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     table = table1(config, run)
     print(Path(written["table1_md"]).read_text())
     if args.json:
-        records = {r["model"]: {k: v for k, v in r.items() if k != "model"} for r in table.to_dict("records")}
-        fileio.write_text(Path(args.json), json.dumps(records, indent=2, default=float) + "\n")
+        records = {r["model"]: {k: _json_value(v) for k, v in r.items() if k != "model"}
+                   for r in table.to_dict("records")}
+        fileio.write_text(Path(args.json), json.dumps(records, indent=2, allow_nan=False) + "\n")
     return 0
 
 

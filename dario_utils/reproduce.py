@@ -107,8 +107,10 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
                     kernel_name="python3", execution_timeout=timeout, progress_bar=False, log_output=False,
                 )
             except PapermillExecutionError as err:
+                first_line = (err.source or "").strip().splitlines()[:1]
                 print(f"error: notebook {nb.name} failed in cell {err.cell_index} "
                       f"(execution count {err.exec_count}): {err.ename}: {err.evalue}\n"
+                      f"  the cell starts: {first_line[0] if first_line else ''}\n"
                       f"  executed copy with the traceback: {out}\n"
                       f"  figures/{config.profile}/ keeps the previous complete results", file=sys.stderr)
                 return 1

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from PIL import Image
-from torchvision.transforms.v2 import functional as TF
 
+from dario_utils import metrics
+from dario_utils.data import load_rgb, resize_center_crop
 from dario_utils.degrade import DEFAULT_SCALE, UPSAMPLERS, downsample, reconstruct, upsample
 from dario_utils.fileio import atomic_path, ensure_dir
 from dario_utils.imagenet import imagenet_class_names
@@ -30,14 +30,6 @@ from dario_utils.models import SR_NAMES, TEACHERS, TeacherWeightsError
 from dario_utils.models import load_sr, load_teacher
 
 Reconstructor = Callable[[torch.Tensor, int], torch.Tensor]
-
-
-def load_image(path: Path, size: int) -> torch.Tensor:
-    """RGB image in [0, 1], shape (3, size, size): shorter side resized, then centre crop."""
-    with Image.open(path) as img:
-        x = TF.pil_to_tensor(img.convert("RGB"))
-    x = TF.to_dtype(x, torch.float32, scale=True)
-    return TF.center_crop(TF.resize(x, [size], antialias=True), [size, size])
 
 
 def top5(logits: torch.Tensor) -> list[dict[str, Any]]:
@@ -98,10 +90,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     originals = {}
     for path in args.images:
-        try:
-            originals[path] = load_image(path, args.size)
-        except OSError as err:  # missing, unreadable or not an image
-            raise ValueError(f"cannot read image {path}: {err}") from None
+        originals[path] = resize_center_crop(load_rgb(path), args.size)  # ImageReadError names the file
     teacher = load_teacher(args.teacher, device, args.teacher_weights)
     rebuild = make_reconstructor(args.sr, device)
     ensure_dir(args.out)
@@ -113,7 +102,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             y = rebuild(small, args.size)
             logits = teacher(torch.cat([x, y]))
             tops = [top5(logits[0]), top5(teacher(small)[0]), top5(logits[1])]
-            psnr = float(-10 * torch.log10(((y - x) ** 2).mean()))
+            psnr = float(metrics.psnr(y, x)[0])
             save_panel(args.out / f"{path.stem}_panel.png", [x[0], small[0], y[0]], [
                 _title(f"original {args.size} px", tops[0]),
                 _title(f"downsampled {small.shape[-1]} px", tops[1]),

@@ -1,0 +1,263 @@
+"""Tests of dario_utils.evaluate without training: a tiny sample-folder profile (64 px) on
+real ImageNet JPEGs judged by efficientnet_lite0, and the paper profile's path on a
+miniature ILSVRC2012 tree with a randomly initialised ResNet-50."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from dario_utils import data, evaluate, paths
+from dario_utils.config import ConfigError, load_config
+
+BASELINES = ["original", "bilinear", "bicubic"]
+N_SAMPLE = 10  # images linked from the shared sample folder
+FRACTIONS = {"train": 0.2, "val": 0.2, "test": 0.6}  # 2 / 2 / 6 of 10
+TINY = {"data.image_size": 64, "data.fractions": FRACTIONS, "eval.batch_size": 4, "eval.bootstrap": 200,
+        "num_threads": 1}
+
+
+@pytest.fixture
+def sample_root(tmp_path: Path, sample_dir: Path) -> Path:
+    """A folder of links to a handful of the shared real ImageNet JPEGs (nothing copied)."""
+    root = tmp_path / "sample"
+    root.mkdir()
+    for path in sorted(sample_dir.iterdir())[::50][:N_SAMPLE]:
+        (root / path.name).symlink_to(path)
+    return root
+
+
+@pytest.fixture
+def sample_config(sample_root: Path, output_root: Path):
+    config = load_config("imagenet-sample", {"data_root": str(sample_root), **TINY})
+    data.write_manifests(config, data.make_split(config))
+    return config
+
+
+@pytest.fixture
+def baseline_run(sample_config):
+    return evaluate.evaluate(sample_config, BASELINES, progress=False)
+
+
+def test_baseline_results(sample_config, baseline_run):
+    per_image = baseline_run.per_image
+    test_manifest, _ = data.read_manifest(sample_config.profile, "test")
+    n = len(test_manifest)
+    assert n == round(N_SAMPLE * 0.6)
+    assert len(per_image) == n * len(BASELINES)
+    assert list(per_image["model"].unique()) == BASELINES
+    for model, group in per_image.groupby("model"):
+        assert sorted(group["image"]) == sorted(test_manifest["path"]), model
+        assert (group["label"].to_numpy() == test_manifest.set_index("path").loc[group["image"], "label"].to_numpy()).all()
+    original = per_image[per_image["model"] == "original"]
+    assert (original["psnr"] == math.inf).all()
+    assert (original["agree"] == 1).all() and (original["logit_mse"] == 0).all()
+    assert (original["ssim"] > 0.999).all()
+    upscaled = per_image[per_image["model"] != "original"]
+    assert upscaled["psnr"].between(10, 60).all() and (upscaled["logit_mse"] > 0).all()
+    assert set(per_image["top1"]) <= {0, 1} and (per_image["top5"] >= per_image["top1"]).all()
+    # what was returned is what was written
+    written = evaluate.read_results(sample_config)
+    pd.testing.assert_frame_equal(written.per_image, per_image, check_dtype=False)
+    assert list(written.summary["model"]) == BASELINES
+    assert (written.summary["n_images"] == n).all()
+
+
+def test_table1_and_markdown(sample_config, baseline_run):
+    table = evaluate.table1(sample_config, baseline_run)
+    assert list(table["model"]) == BASELINES
+    assert list(table["row"]) == ["1", "2", "2b"]
+    assert list(table.columns) == evaluate.TABLE_COLUMNS  # no report_* columns outside the paper profile
+    assert table["top1"].between(0, 1).all() and table["top5"].between(0, 1).all()
+    assert (table["top1_ci_low"] <= table["top1"]).all() and (table["top1"] <= table["top1_ci_high"]).all()
+    assert table.set_index("model").loc["original", "avg_psnr"] == math.inf
+    assert table.set_index("model").loc["original", "agreement"] == 1.0
+    assert "64 px" in table["description"].iloc[0] and "20 px" in table["description"].iloc[1]
+
+    again = evaluate.table1(sample_config, evaluate.read_results(sample_config))
+    pd.testing.assert_frame_equal(again[["top1_ci_low", "top1_ci_high"]], table[["top1_ci_low", "top1_ci_high"]])
+
+    tests = evaluate.mcnemar_tests(baseline_run)
+    assert tests.empty
+    md = evaluate.table_markdown(sample_config, table, tests)
+    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| row")]
+    assert [r.split("|")[1].strip() for r in rows] == ["1", "2", "2b"]
+    original_row = rows[0].split("|")
+    assert original_row[4].strip() == "inf"
+    assert "Row 4 (DarioNet) is absent" in md
+    assert "nan" not in md.lower() and "n/a" not in md
+    assert f"{len(baseline_run.per_image) // 3} images" in md
+    assert "| row | model |" in md and "time (s)" in md
+    assert "time (s)" not in evaluate.table_markdown(sample_config, table, tests, timing=False)
+
+
+def test_bootstrap_interval_is_reproducible(sample_config, baseline_run):
+    first = evaluate.table1(sample_config, baseline_run)
+    rerun = evaluate.evaluate(sample_config, ["original", "bicubic"], progress=False)
+    second = evaluate.table1(sample_config, rerun)
+    exact = ["model", "top1", "top1_ci_low", "top1_ci_high", "top5", "agreement", "n_images"]
+    pd.testing.assert_frame_equal(first[exact].reset_index(drop=True), second[exact].reset_index(drop=True))
+    # per-image metrics are float32 in memory and float64 once re-read from the CSV: equal to 1e-6
+    close = ["avg_ce", "avg_psnr", "avg_ssim", "logit_mse"]
+    pd.testing.assert_frame_equal(first[close].reset_index(drop=True), second[close].reset_index(drop=True),
+                                  check_dtype=False, rtol=1e-6)
+    # the rerun replaced its models' rows and kept bilinear's
+    assert len(rerun.per_image) == len(baseline_run.per_image)
+
+
+def test_write_tables(sample_config, baseline_run):
+    written = evaluate.write_tables(sample_config, baseline_run)
+    folder = paths.figures_dir(sample_config.profile)
+    assert folder.is_relative_to(paths.output_root())
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(["table1.csv", "table1.md", "mcnemar.csv"]
+                           + [f"per_class_{m}.csv" for m in BASELINES])
+    assert all(Path(p).parent == folder for p in written.values())
+    table = pd.read_csv(folder / "table1.csv", dtype={"row": str})
+    assert list(table["model"]) == BASELINES and list(table.columns) == evaluate.TABLE_COLUMNS
+    assert table.loc[0, "avg_psnr"] == math.inf
+    assert (folder / "table1.md").read_text() == evaluate.table_markdown(
+        sample_config, evaluate.table1(sample_config, baseline_run), evaluate.mcnemar_tests(baseline_run))
+    per_class = pd.read_csv(folder / "per_class_original.csv")
+    assert len(per_class) > 0
+
+
+def test_darionet_without_checkpoint(sample_config):
+    with pytest.raises(evaluate.MissingCheckpointError) as err:
+        evaluate.evaluate(sample_config, ["original", "darionet"], progress=False)
+    message = str(err.value)
+    assert "notebook 03" in message and str(evaluate.darionet_checkpoint(sample_config)) in message
+    assert not paths.results_dir(sample_config.profile).exists()  # nothing half-written
+
+
+def test_unknown_model_is_config_error(sample_config):
+    with pytest.raises(ConfigError, match="nearest"):
+        evaluate.evaluate(sample_config, ["original", "nearest"], progress=False)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def tiny_profile(tmp_path: Path, sample_root: Path, output_root: Path) -> Path:
+    """A profile file for the CLI (which has no --image-size): imagenet-sample at 64 px."""
+    raw = yaml.safe_load(paths.profile_file("imagenet-sample").read_text())
+    raw["profile"] = "tiny-sample"
+    raw["num_threads"] = 1
+    raw["data"].update(image_size=64, fractions=FRACTIONS)
+    raw["eval"].update(batch_size=4, bootstrap=200)
+    path = tmp_path / "tiny-sample.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path, {"data_root": str(sample_root)})
+    data.write_manifests(config, data.make_split(config))
+    return path
+
+
+def _cli_json(tiny_profile: Path, sample_root: Path, tmp_path: Path, capsys) -> str:
+    out = tmp_path / "metrics.json"
+    code = evaluate.main(["--profile", str(tiny_profile), "--data-root", str(sample_root),
+                          "--models", "original,bicubic", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "| 1 |" in captured.out and "| 2b |" in captured.out
+    return out.read_text()
+
+
+def test_cli_writes_json_per_model(tiny_profile: Path, sample_root: Path, tmp_path: Path, capsys):
+    text = _cli_json(tiny_profile, sample_root, tmp_path, capsys)
+    records = json.loads(text)  # Python's lenient parser
+    assert list(records) == ["original", "bicubic"]
+    for model, values in records.items():
+        assert set(values) == set(evaluate.TABLE_COLUMNS) - {"model"}, model
+        assert 0 <= values["top1"] <= 1
+    assert records["original"]["n_images"] == round(N_SAMPLE * 0.6)
+    table = pd.read_csv(paths.figures_dir("tiny-sample") / "table1.csv")
+    assert records["bicubic"]["top1"] == pytest.approx(table.set_index("model").loc["bicubic", "top1"])
+
+
+def test_cli_json_is_strict_json(tiny_profile: Path, sample_root: Path, tmp_path: Path, capsys):
+    text = _cli_json(tiny_profile, sample_root, tmp_path, capsys)
+
+    def reject(token: str):
+        raise ValueError(f"not valid JSON: {token}")
+
+    records = json.loads(text, parse_constant=reject)
+    assert records["original"]["avg_psnr"] in (None, "inf")
+
+
+def test_cli_errors_exit_2(tmp_path: Path, output_root: Path, capsys):
+    assert evaluate.main(["--profile", "no-such-profile"]) == 2
+    assert "no-such-profile" in capsys.readouterr().err
+    # no manifests yet: points at notebook 01
+    assert evaluate.main(["--profile", "imagenet-sample", "--data-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "notebook 01" in err and "--only 01" in err
+
+
+# ---------------------------------------------------------------- paper profile path
+
+
+def test_paper_profile_on_miniature_ilsvrc(tmp_path: Path, make_ilsvrc_tree, output_root: Path):
+    root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "loc")
+    config = load_config("paper", {"data_root": str(root), "device": "cpu", "teacher.weights": "random",
+                                   "data.image_size": 64, "data.num_workers": 0, "eval.batch_size": 4,
+                                   "eval.bootstrap": 100, "num_threads": 1})
+    frames = data.make_split(config)
+    data.write_manifests(config, frames)
+    run = evaluate.evaluate(config, ["original", "bicubic"], progress=False)
+    assert len(run.per_image) == 2 * len(frames["test"]) == 2 * 6
+    assert set(run.per_image["judge"]) == {"resnet50"}
+    table = evaluate.table1(config, run)
+    report = ["report_avg_ce", "report_avg_psnr", "report_top1", "report_minutes"]
+    assert list(table.columns) == evaluate.TABLE_COLUMNS + report
+    by_model = table.set_index("model")
+    assert by_model.loc["original", "report_top1"] == 0.7676
+    assert by_model.loc["original", "report_avg_psnr"] == math.inf
+    assert by_model[report].loc["bicubic"].isna().all()  # the report had bilinear, not bicubic
+    md = evaluate.table_markdown(config, table, evaluate.mcnemar_tests(run))
+    assert "Report's Table 1 (top-1): original 0.7676" in md
+    written = evaluate.write_tables(config, run)
+    assert Path(written["table1_csv"]).parent == output_root / "figures" / "paper"
+
+
+# ---------------------------------------------------------------- unreadable test images
+
+
+def _break_one_test_image(config, sample_root: Path) -> str:
+    """Replace the link to one test image by a truncated copy; return its manifest path."""
+    test_manifest, _ = data.read_manifest(config.profile, "test")
+    name = test_manifest["path"].iloc[1]
+    blob = (sample_root / name).read_bytes()
+    (sample_root / name).unlink()
+    (sample_root / name).write_bytes(blob[: len(blob) // 4])
+    return name
+
+
+def test_unreadable_test_image_stops_the_cli_naming_it(sample_root: Path, tiny_profile: Path, tmp_path: Path,
+                                                       capsys):
+    config = load_config(tiny_profile, {"data_root": str(sample_root)})
+    name = _break_one_test_image(config, sample_root)
+    code = evaluate.main(["--profile", str(tiny_profile), "--models", "original,bicubic"])
+    err = capsys.readouterr().err
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]  # tqdm also writes to stderr
+    assert len(errors) == 1 and str(sample_root / name) in errors[0]
+    assert not paths.results_dir("tiny-sample").exists()  # nothing half-written
+
+
+def test_skip_unreadable_counts_the_skipped_image(sample_root: Path, tiny_profile: Path, capsys):
+    config = load_config(tiny_profile, {"data_root": str(sample_root), "data.skip_unreadable": True})
+    name = _break_one_test_image(config, sample_root)
+    run = evaluate.evaluate(config, ["original", "bicubic"], progress=False)
+    n = round(N_SAMPLE * 0.6)
+    assert len(run.per_image) == 2 * (n - 1) and name not in set(run.per_image["image"])
+    assert (run.summary["skipped"] == 1).all() and (run.summary["n_images"] == n - 1).all()
+    assert name in capsys.readouterr().err
+    table = evaluate.table1(config, run)
+    assert (table["skipped"] == 1).all()
+    assert "1 unreadable image(s) were skipped" in evaluate.table_markdown(config, table,
+                                                                           evaluate.mcnemar_tests(run))

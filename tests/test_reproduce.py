@@ -1,0 +1,112 @@
+"""Tests of the papermill runner dario_utils.reproduce: notebook selection, errors as one
+line with exit code 2, and a failing notebook named with its cell while figures/<profile>/
+keeps the previous complete results."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from dario_utils import paths, reproduce
+from dario_utils.config import ConfigError
+
+
+def test_notebooks_are_numbered_and_ordered():
+    found = reproduce.notebooks()
+    names = [nb.name for nb in found]
+    assert names == sorted(names) and len(names) == 5
+    assert [n[:2] for n in names] == ["01", "02", "03", "04", "05"]
+    assert all(nb.parent == paths.NOTEBOOKS_DIR for nb in found)
+
+
+def test_only_selects_the_listed_notebooks():
+    assert [nb.name for nb in reproduce.notebooks(["01"])] == ["01_data_split.ipynb"]
+    assert [nb.name[:2] for nb in reproduce.notebooks(["04", "02"])] == ["02", "04"]
+
+
+def test_only_unknown_number_is_config_error():
+    with pytest.raises(ConfigError) as err:
+        reproduce.notebooks(["01", "09"])
+    assert "09" in str(err.value) and "01, 02, 03, 04, 05" in str(err.value)
+
+
+def test_main_only_unknown_number_exits_2(output_root: Path, capsys: pytest.CaptureFixture):
+    assert reproduce.main(["--profile", "demo", "--only", "9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "09" in err
+
+
+def test_main_unknown_profile_exits_2_with_one_line(output_root: Path, capsys: pytest.CaptureFixture):
+    assert reproduce.main(["--profile", "no-such-profile"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and "no-such-profile" in lines[0] and "demo" in lines[0]
+    assert captured.out == ""
+    assert not output_root.exists()
+
+
+def test_in_place_only_for_demo(output_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    assert reproduce.main(["--profile", "imagenet-sample", "--data-root", str(tmp_path), "--in-place"]) == 2
+    assert "--in-place" in capsys.readouterr().err
+
+
+def _write_notebook(path: Path, cells: list) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('profile = "demo"\ndata_root = None\ndevice = None')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# a test notebook"), params, *cells]
+    nbformat.write(nb, path)
+
+
+def test_failing_notebook_is_named_with_its_cell_and_figures_are_kept(
+        tmp_path: Path, output_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "01_fail.ipynb", [
+        nbformat.v4.new_code_cell(
+            "import os, pathlib\n"
+            "staging = pathlib.Path(os.environ['DARIO_FIGURES_STAGING'])\n"
+            "(staging / 'table1.md').write_text('half-finished run')\n"
+            "print('profile', profile)"),
+        nbformat.v4.new_code_cell('raise ValueError("boom")'),
+        nbformat.v4.new_code_cell('print("never reached")'),
+    ])
+    _write_notebook(notebooks / "02_never.ipynb", [nbformat.v4.new_code_cell("x = 1")])
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", notebooks)
+    if hasattr(reproduce, "NOTEBOOKS_DIR"):
+        monkeypatch.setattr(reproduce, "NOTEBOOKS_DIR", notebooks)
+
+    figures = output_root / "figures" / "demo"
+    figures.mkdir(parents=True)
+    (figures / "table1.md").write_text("previous complete results")
+    (figures / "fig1.png").write_bytes(b"\x89PNG previous")
+
+    code = reproduce.run("demo", timeout=120)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "01_fail.ipynb" in captured.err and "boom" in captured.err and "ValueError" in captured.err
+    assert "02_never" not in captured.out + captured.err  # the run stopped at the first failure
+    executed = output_root / "runs" / "demo" / "notebooks" / "01_fail.ipynb"
+    assert str(executed) in captured.err
+    assert not (output_root / "runs" / "demo" / "notebooks" / "02_never.ipynb").exists()
+
+    # the cell named in the message is the one that raised, in the executed copy it points to
+    # (cell index as executed, before papermill adds its error-marker cells; the execution
+    # count is the "In [n]" shown when the executed copy is opened)
+    nb = nbformat.read(executed, as_version=4)
+    cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    failing = [i for i, cell in enumerate(cells) if 'raise ValueError("boom")' in cell.source]
+    assert len(failing) == 1
+    assert f"cell {failing[0]} " in captured.err
+    assert f"(execution count {cells[failing[0]].execution_count})" in captured.err
+    assert any("profile demo" in out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+
+    # figures/demo/ is exactly as before; the staging variable is gone
+    assert sorted(p.name for p in figures.iterdir()) == ["fig1.png", "table1.md"]
+    assert (figures / "table1.md").read_text() == "previous complete results"
+    assert (figures / "fig1.png").read_bytes() == b"\x89PNG previous"
+    assert reproduce.STAGING_ENV not in os.environ
