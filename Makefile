@@ -43,7 +43,7 @@ notebooks: install
 	$(PY) -m dario_utils.reproduce --profile demo --in-place
 
 lab: install
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean-runs:
 	rm -rf runs .test-output
