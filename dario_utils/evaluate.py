@@ -108,9 +108,11 @@ class EvalRun:
 
 @torch.no_grad()
 def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | None = None,
-             progress: bool = True) -> EvalRun:
-    """Score ``models`` on the split ``config.eval.split``; merge the rows into the profile's
-    result files (see :func:`suffix`)."""
+             progress: bool = True, merge: bool = True) -> EvalRun:
+    """Score ``models`` on the split ``config.eval.split`` and write the profile's result files
+    (see :func:`suffix`): with ``merge`` their rows replace those of the same models and the
+    other models' rows are kept; without it (notebook 02, a new baseline run) the files hold
+    only these models, so no result of an earlier run survives."""
     models = list(models or MODELS)
     unknown = set(models) - set(MODELS)
     if unknown:
@@ -172,13 +174,14 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
                             "n_images": [int(n[m]) for m in models], "skipped": len(skipped),
                             "seconds": [seconds[m] for m in models]})
     summary["images_per_s"] = summary["n_images"] / summary["seconds"].clip(lower=1e-9)
-    return EvalRun(_merge(config, "per_image", per_image, models), _merge(config, "summary", summary, models))
+    return EvalRun(_merge(config, "per_image", per_image, models, merge),
+                   _merge(config, "summary", summary, models, merge))
 
 
-def _merge(config: Config, name: str, frame: pd.DataFrame, models: list[str]) -> pd.DataFrame:
-    """Replace the rows of ``models`` in ``results/<name>.csv`` with ``frame``."""
+def _merge(config: Config, name: str, frame: pd.DataFrame, models: list[str], merge: bool) -> pd.DataFrame:
+    """Write ``frame`` to ``results/<name>.csv``, keeping (with ``merge``) the rows of other models."""
     path = paths.results_dir(config.profile) / f"{name}{suffix(config)}.csv"
-    if path.is_file():
+    if merge and path.is_file():
         old = pd.read_csv(path, dtype={"image": str, "wnid": str})
         frame = pd.concat([old[~old["model"].isin(models)], frame], ignore_index=True)
     order = {m: i for i, m in enumerate(MODELS)}

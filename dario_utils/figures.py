@@ -471,3 +471,19 @@ def class_histogram(splits: dict[str, pd.DataFrame]):
         ax.set(xlabel="images per class", ylabel="classes",
                title=f"{per_class['label'].nunique()} classes over {len(counts)} images")
     return fig
+
+
+def preview(profile: str, name: str, width: int = 900):
+    """A figure's PNG as a small JPEG for display in a notebook (the files stay full size)."""
+    import io
+
+    from IPython.display import Image as DisplayImage
+    from PIL import Image
+
+    with Image.open(paths.figures_dir(profile) / f"{name}.png") as image:
+        image = image.convert("RGB")
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+    return DisplayImage(data=buffer.getvalue(), format="jpeg")

@@ -3,6 +3,7 @@
     python -m dario_utils.reproduce --profile demo
     python -m dario_utils.reproduce --profile imagenet-sample --data-root ../shared/imagenet-sample-dev
     python -m dario_utils.reproduce --profile demo --in-place   # refresh the committed notebooks
+                                                                # (once every notebook succeeded)
 
 Executed copies go to ``runs/<profile>/notebooks/``. Tables and figures are written to a
 staging folder and replace ``figures/<profile>/`` only when every notebook succeeded, so
@@ -98,7 +99,7 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
     os.environ[STAGING_ENV] = str(staging)
     try:
         for nb in selected:
-            out = nb if in_place else executed_dir / nb.name
+            out = executed_dir / nb.name
             print(f"[{nb.name}] running (profile {config.profile})", flush=True)
             start = time.perf_counter()
             try:
@@ -114,12 +115,15 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
                       f"  executed copy with the traceback: {out}\n"
                       f"  figures/{config.profile}/ keeps the previous complete results", file=sys.stderr)
                 return 1
-            if in_place:
-                clean_notebook(out)
             print(f"[{nb.name}] done in {time.perf_counter() - start:.0f} s", flush=True)
     finally:
         os.environ.pop(STAGING_ENV, None)
     _publish_figures(config.profile, staging)
+    if in_place:  # only once every notebook succeeded
+        for nb in selected:
+            clean_notebook(executed_dir / nb.name)
+            shutil.copyfile(executed_dir / nb.name, nb)
+        print(f"refreshed the outputs stored in {', '.join(nb.name for nb in selected)}")
     print(f"tables and figures: {paths.figures_dir(config.profile)}")
     return 0
 

@@ -79,8 +79,8 @@ def _resnet50_weights() -> Path:
         except OSError as err:
             raise TeacherWeightsError(
                 f"ResNet-50 weights not cached and not downloadable ({err}): put "
-                f"{target.name} (from {url}) into {target.parent}, or pass "
-                f"--teacher-weights FILE") from None
+                f"{target.name} (from {url}) into {target.parent}, or give the file as teacher.weights "
+                f"in the profile (--teacher-weights FILE for the upscale command)") from None
     return target
 
 
