@@ -120,6 +120,11 @@ class Config:
         return int(self.data.image_size * self.data.scale)
 
     @property
+    def sr_start(self) -> str:
+        """Where the SR net's weights start, in words (``L1-pretrained here`` or the file/name)."""
+        return "L1-pretrained here" if self.sr.pretrained == "l1" else Path(self.sr.pretrained).name
+
+    @property
     def judge(self) -> str:
         """Name of the classifier that evaluates."""
         return self.eval.judge or self.teacher.name

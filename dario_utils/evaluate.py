@@ -202,7 +202,6 @@ def read_results(config: Config) -> EvalRun:
 
 def table1(config: Config, run: EvalRun) -> pd.DataFrame:
     """Table 1: one row per evaluated model, the report's columns and more."""
-    sr_name = "L1-pretrained here" if config.sr.pretrained == "l1" else Path(config.sr.pretrained).name
     rows = []
     for model, group in run.per_image.groupby("model", sort=False):
         timing = run.summary.set_index("model").loc[model]
@@ -210,7 +209,7 @@ def table1(config: Config, run: EvalRun) -> pd.DataFrame:
         rows.append({
             "row": ROWS[model], "model": model,
             "description": DESCRIPTIONS[model].format(size=config.data.image_size, small=config.small_size,
-                                                      sr=sr_name),
+                                                      sr=config.sr_start),
             "avg_ce": group["ce"].mean(), "avg_psnr": group["psnr"].mean(), "top1": group["top1"].mean(),
             "top1_ci_low": low, "top1_ci_high": high, "top5": group["top5"].mean(),
             "agreement": group["agree"].mean(), "avg_ssim": group["ssim"].mean(),
@@ -269,8 +268,8 @@ def table_markdown(config: Config, table: pd.DataFrame, tests: pd.DataFrame, tim
         notes.append(f"DarioNet recovers {100 * closed:.1f}% of the top-1 lost to downsampling "
                      "(original vs bicubic; the report: 82% vs bilinear).")
     for t in tests.itertuples():
-        notes.append(f"McNemar DarioNet vs {t.baseline}: {t.b} images only DarioNet gets right, {t.c} only "
-                     f"{t.baseline}; p = {t.p_value:.3g} ({t.method}).")
+        notes.append(f"McNemar DarioNet vs {t.baseline}: DarioNet alone right on {t.b}, {t.baseline} alone "
+                     f"on {t.c} images; p = {t.p_value:.3g} ({t.method}).")
     if "report_top1" in table:
         notes.append("Report's Table 1 (top-1): " + ", ".join(
             f"{m} {fmt(v)}" for m, v in zip(table["model"], table["report_top1"]) if v == v))

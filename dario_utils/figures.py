@@ -164,7 +164,7 @@ def fig1_pipeline(profile: str, image_size: int, small_size: int, sr_scale: int,
         top, bottom = 29, 5
         original = _node(ax, (7, top), f"Original\n{image_size}×{image_size} px", image, False)
         small = _node(ax, (7, bottom), f"Small\n{small_size}×{small_size} px", image, False)
-        darionet = _node(ax, (26, bottom), f"DarioNet\nRRDBNet ×{sr_scale}\n(from {sr_name})",
+        darionet = _node(ax, (26, bottom), f"DarioNet\nRRDBNet ×{sr_scale}\n(start: {sr_name})",
                          PALETTE["darionet"], True)
         sr_image = _node(ax, (44, bottom), f"SR image\n{sr_size}×{sr_size} px", image, False)
         reconstruction = _node(ax, (62, bottom), f"Reconstruction\n{image_size}×{image_size} px",
