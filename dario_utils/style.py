@@ -69,11 +69,6 @@ def style_rc() -> dict[str, Any]:
     return rc
 
 
-def apply_style() -> None:
-    """Make :func:`style_rc` the global matplotlib style (for a notebook's own plots)."""
-    matplotlib.rcParams.update(style_rc())
-
-
 @contextlib.contextmanager
 def styled() -> Iterator[None]:
     """Draw inside this block to use :func:`style_rc` without changing global settings."""
