@@ -84,6 +84,8 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    if data_root:  # the notebooks run in notebooks/: pass the data root as an absolute path
+        data_root = str(Path(data_root).expanduser().resolve())
     config = load_config(profile, {"data_root": data_root, "device": device})
     if in_place and config.profile != "demo":
         raise ConfigError("--in-place refreshes the committed notebooks, which hold the demo profile's outputs")

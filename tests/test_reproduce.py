@@ -110,3 +110,14 @@ def test_failing_notebook_is_named_with_its_cell_and_figures_are_kept(
     assert (figures / "table1.md").read_text() == "previous complete results"
     assert (figures / "fig1.png").read_bytes() == b"\x89PNG previous"
     assert reproduce.STAGING_ENV not in os.environ
+
+
+def test_relative_data_root_reaches_the_notebooks_as_an_absolute_path(output_root: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    """The notebooks run in notebooks/, so a data root relative to the caller must be made absolute."""
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    monkeypatch.setattr("papermill.execute_notebook", lambda *args, parameters, **kwargs: seen.append(parameters))
+    assert reproduce.run("imagenet-sample", data_root="data", only=["01"]) == 0
+    assert seen == [{"profile": "imagenet-sample", "data_root": str(tmp_path / "data"), "device": None}]
