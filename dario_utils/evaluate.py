@@ -89,6 +89,12 @@ def load_sr_models(config: Config, models: list[str], device: torch.device,
     return nets
 
 
+def load_judge(config: Config, device: torch.device) -> nn.Module:
+    """The classifier that evaluates: the teacher (with its weights) unless ``eval.judge`` names another."""
+    weights = config.teacher.weights if config.judge == config.teacher.name else None
+    return load_teacher(config.judge, device=device, weights=weights)
+
+
 def _apply(model: str, x: torch.Tensor, small: torch.Tensor, nets: dict[str, nn.Module]) -> torch.Tensor:
     size = x.shape[-1]
     if model == "original":
@@ -122,8 +128,7 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
     dataset = manifest_dataset(config, split)
     loader = DataLoader(dataset, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate,
                         num_workers=config.data.num_workers)
-    judge = load_teacher(config.judge, device=device, weights=config.teacher.weights
-                         if config.judge == config.teacher.name else None)
+    judge = load_judge(config, device)
     nets = load_sr_models(config, models, device, checkpoint)
     manifest = dataset.manifest
     records: dict[str, list[dict]] = {m: [] for m in models}
@@ -143,8 +148,9 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
         reference_top1 = reference_logits.argmax(1)
         for model in models:
             start = time.perf_counter()
-            image = _apply(model, x, small, nets)
-            logits = judge(image) if model != "original" else reference_logits
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                image = _apply(model, x, small, nets)
+                logits = (judge(image) if model != "original" else reference_logits).float()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds[model] += time.perf_counter() - start + (shared if model == "original" else 0.0)
@@ -319,8 +325,7 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
     device = setup_torch(config)
     columns = [m for m in MODELS if m in set(run.per_image["model"])]
     nets = load_sr_models(config, columns, device)
-    judge = load_teacher(config.judge, device=device, weights=config.teacher.weights
-                         if config.judge == config.teacher.name else None)
+    judge = load_judge(config, device)
     dataset = manifest_dataset(config, config.eval.split)
     position = {path: i for i, path in enumerate(dataset.manifest["path"])}
     images, predictions = [], []
