@@ -62,6 +62,7 @@ CAPTIONS: dict[str, str] = {
 TABLE_CAPTIONS: dict[str, str] = {
     "table1.md": "Table 1: cross-entropy, PSNR, top-1 accuracy and time of every model (Markdown).",
     "table1.csv": "Table 1 as CSV.",
+    "mcnemar.csv": "McNemar's test of DarioNet's top-1 hits against each other model, image by image.",
 }
 """One-line caption of each table file other than the per-class reports."""
 
