@@ -395,6 +395,10 @@ def read_manifest(profile: str, split: str) -> tuple[pd.DataFrame, Path]:
 def manifest_dataset(config: Config, split: str) -> ManifestDataset:
     """The Dataset of one split of the profile's manifests."""
     frame, root = read_manifest(config.profile, split)
+    if config.data.kind != "demo" and config.data_root and resolve_data_root(config) != root:
+        raise DataError(f"the manifests of profile '{config.profile}' list images under {root}, not under the "
+                        f"data root given ({resolve_data_root(config)}): rerun notebook 01 with that data root "
+                        f"(python -m dario_utils.reproduce --profile {config.profile} --data-root DIR)")
     if frame.empty:
         raise DataError(f"the {split} split of profile '{config.profile}' has no images")
     return ManifestDataset(frame, root, config.data.image_size, config.data.skip_unreadable)

@@ -34,6 +34,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -610,8 +611,8 @@ def finetune(config: Config, resume: bool = False, progress: bool = True) -> pd.
     return _history_frame(history)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: fine-tune (or with ``--pretrain`` L1-pretrain) one profile."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: fine-tune (or with ``--pretrain`` L1-pretrain) one profile; 2 on bad input."""
     parser = argparse.ArgumentParser(prog="python -m dario_utils.train", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="demo", help="profile name or YAML file")
     parser.add_argument("--data-root", help="data folder (overrides the profile's data_root)")
@@ -623,14 +624,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.pretrain and args.resume:
         parser.error("--resume applies to fine-tuning only")
     stage = "pretrain" if args.pretrain else "train"
-    config = load_config(args.profile, {"data_root": args.data_root, "device": args.device,
-                                        f"{stage}.epochs": args.epochs})
-    with _process_group(config.device):
-        if args.pretrain:
-            pretrain_l1(config)
-        else:
-            finetune(config, resume=args.resume)
+    try:
+        config = load_config(args.profile, {"data_root": args.data_root, "device": args.device,
+                                            f"{stage}.epochs": args.epochs})
+        with _process_group(config.device):
+            if args.pretrain:
+                pretrain_l1(config)
+            else:
+                finetune(config, resume=args.resume)
+    except (ValueError, OSError, TrainingError) as err:  # config, data, checkpoint and training errors
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -234,3 +234,17 @@ def test_missing_image_in_a_worker_process_still_names_it(tmp_path: Path):
     with pytest.raises(data.ImageReadError) as err:
         next(iter(loader))
     assert str(tmp_path / "gone.JPEG") in str(err.value)
+
+
+def test_data_root_other_than_the_manifests_is_refused(tmp_path: Path, make_ilsvrc_tree, output_root: Path):
+    """Training or evaluating with a --data-root other than the one the split was made from is an error."""
+    root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "folders")
+    config = load_config("paper", {"data_root": str(root), "device": "cpu"})
+    data.write_manifests(config, data.make_split(config))
+    assert len(data.manifest_dataset(config, "train")) > 0
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(data.DataError) as err:
+        data.manifest_dataset(load_config("paper", {"data_root": str(other), "device": "cpu"}), "train")
+    _one_line(str(err.value))
+    assert str(root) in str(err.value) and str(other) in str(err.value) and "notebook 01" in str(err.value)
