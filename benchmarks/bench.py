@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, Subset
 
 from dario_utils.config import load_config
 from dario_utils.data import collate, manifest_dataset
-from dario_utils.degrade import downsample, reconstruct, upsample
+from dario_utils.degrade import downsample, reconstruct
+from dario_utils.evaluate import apply_model
 from dario_utils.models import load_teacher
 from dario_utils.runtime import setup_torch
 from dario_utils.train import build_student
@@ -78,18 +79,11 @@ def main() -> None:
     def report(name: str, plain: float, fast: float) -> None:
         print(f"{name:34s} {plain:12.1f} {fast:16.1f} {fast / plain:7.2f}")
 
-    for model in ("original", "bilinear", "bicubic", "sr"):
+    for model in ("original", "bilinear", "bicubic", "esrgan"):
         def evaluate_step(t=teacher, s=sr, fast=False, model=model) -> None:
             ctx = torch.inference_mode() if fast else torch.no_grad()
             with ctx, (optimised_context(device) if fast else contextlib.nullcontext()):
-                small_ = downsample(x, config.data.scale)
-                if model == "original":
-                    image = x
-                elif model == "sr":
-                    image = reconstruct(s, small_, size)
-                else:
-                    image = upsample(small_, size, model)
-                t(image)
+                t(apply_model(model, x, downsample(x, config.data.scale), {"esrgan": s}))
         report(f"evaluate {model}", rate(evaluate_step, b, device, args.repeats),
                rate(lambda: evaluate_step(fast_teacher, fast_sr, True), b, device, args.repeats))
 

@@ -395,9 +395,10 @@ def read_manifest(profile: str, split: str) -> tuple[pd.DataFrame, Path]:
 def manifest_dataset(config: Config, split: str) -> ManifestDataset:
     """The Dataset of one split of the profile's manifests."""
     frame, root = read_manifest(config.profile, split)
-    if config.data.kind != "demo" and config.data_root and resolve_data_root(config) != root:
+    given = resolve_data_root(config) if config.data.kind != "demo" and config.data_root else root
+    if given != root:
         raise DataError(f"the manifests of profile '{config.profile}' list images under {root}, not under the "
-                        f"data root given ({resolve_data_root(config)}): rerun notebook 01 with that data root "
+                        f"data root given ({given}): rerun notebook 01 with that data root "
                         f"(python -m dario_utils.reproduce --profile {config.profile} --data-root DIR)")
     if frame.empty:
         raise DataError(f"the {split} split of profile '{config.profile}' has no images")
@@ -406,10 +407,11 @@ def manifest_dataset(config: Config, split: str) -> ManifestDataset:
 
 def split_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Images, classes, source groups and label sources per split."""
+    sources = sorted(set(pd.concat(frames.values())["label_source"]))
     return pd.DataFrame([{"split": split, "images": len(frame), "classes": frame["label"].nunique(),
                           "groups": frame["group"].nunique(),
                           **{f"labels from {source}": int((frame["label_source"] == source).sum())
-                             for source in sorted(set(pd.concat(frames.values())["label_source"]))}}
+                             for source in sources}}
                          for split, frame in frames.items()]).set_index("split")
 
 

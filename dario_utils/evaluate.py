@@ -95,7 +95,8 @@ def load_judge(config: Config, device: torch.device) -> nn.Module:
     return load_teacher(config.judge, device=device, weights=weights)
 
 
-def _apply(model: str, x: torch.Tensor, small: torch.Tensor, nets: dict[str, nn.Module]) -> torch.Tensor:
+def apply_model(model: str, x: torch.Tensor, small: torch.Tensor, nets: dict[str, nn.Module]) -> torch.Tensor:
+    """The image ``model`` shows the classifier: ``x`` itself, or ``small`` brought back to x's size."""
     size = x.shape[-1]
     if model == "original":
         return x
@@ -149,7 +150,7 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
         for model in models:
             start = time.perf_counter()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                image = _apply(model, x, small, nets)
+                image = apply_model(model, x, small, nets)
                 logits = (judge(image) if model != "original" else reference_logits).float()
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -334,7 +335,7 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
         small = downsample(x, config.data.scale)
         size = x.shape[-1]
         panels = {"downsampled": torch.nn.functional.interpolate(small, size=size, mode="nearest")}
-        panels.update({m: _apply(m, x, small, nets) for m in columns})
+        panels.update({m: apply_model(m, x, small, nets) for m in columns})
         order = ["original", "downsampled"] + [m for m in columns if m != "original"]
         images.append(np.stack([(panels[m][0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
                                 for m in order]))
