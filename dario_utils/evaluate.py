@@ -2,10 +2,11 @@
 
 One batched pass: the judge's logits on each original are computed once and every model
 (``original``, ``bilinear``, ``bicubic``, ``esrgan`` = the profile's pretrained SR net,
-``darionet``) is scored against them. Results accumulate in
-``runs/<profile>/results/per_image.csv`` (one row per image and model) and
-``summary.csv`` (time per model), so notebook 02 can score the baselines and notebook 04
-add DarioNet. Tables go to ``figures/<profile>/``.
+``darionet``) is scored against them. These keys name models in result files and file
+names; every table, note, report line and figure shows :data:`MODEL_NAMES` instead.
+Results accumulate in ``runs/<profile>/results/per_image.csv`` (one row per image and
+model) and ``summary.csv`` (time per model), so notebook 02 can score the baselines and
+notebook 04 add DarioNet. Tables go to ``figures/<profile>/``.
 
     python -m dario_utils.evaluate --profile demo --models original,bicubic,darionet --json out.json
 """
@@ -36,13 +37,21 @@ from .runtime import setup_torch
 
 MODELS = ("original", "bilinear", "bicubic", "esrgan", "darionet")
 BASELINES = MODELS[:4]
+MODEL_NAMES: dict[str, str] = {
+    "original": "original",
+    "bilinear": "bilinear",
+    "bicubic": "bicubic",
+    "esrgan": "pretrained SR",
+    "darionet": "DarioNet",
+}
+"""The one display name of each model key, in every human-facing output (tables, notes, figures)."""
 ROWS = {"original": "1", "bilinear": "2", "bicubic": "2b", "esrgan": "3", "darionet": "4"}
 DESCRIPTIONS = {
-    "original": "original {size} px",
+    "original": "the {size} px image",
     "bilinear": "bilinear upscaling of the {small} px image",
     "bicubic": "bicubic upscaling of the {small} px image",
-    "esrgan": "pretrained SR ({sr})",
-    "darionet": "DarioNet (SR fine-tuned with the teacher's logits)",
+    "esrgan": "SR net ({sr}) on the {small} px image",
+    "darionet": "pretrained SR fine-tuned with the teacher's logits, on the {small} px image",
 }
 # Table 1 of the report (paper profile only): CE, PSNR, top-1, test time in minutes.
 REPORT_TABLE1 = {
@@ -51,8 +60,13 @@ REPORT_TABLE1 = {
     "esrgan": (1.6946, 22.5088, 0.6063, 28.0),
     "darionet": (1.0931, 25.2211, 0.7275, 28.0),
 }
-TABLE_COLUMNS = ["row", "model", "description", "avg_ce", "avg_psnr", "top1", "top1_ci_low", "top1_ci_high",
+TABLE_COLUMNS = ["row", "model", "name", "description", "avg_ce", "avg_psnr", "top1", "top1_ci_low", "top1_ci_high",
                  "top5", "agreement", "avg_ssim", "logit_mse", "n_images", "skipped", "seconds", "images_per_s"]
+
+
+def display_name(key: str) -> str:
+    """The name shown for model ``key``; other keys (e.g. ``downsampled``) as they are."""
+    return MODEL_NAMES.get(key, key)
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -214,7 +228,7 @@ def table1(config: Config, run: EvalRun) -> pd.DataFrame:
         timing = run.summary.set_index("model").loc[model]
         low, high = metrics.bootstrap_interval(group["top1"].to_numpy(), config.eval.bootstrap, seed=config.seed)
         rows.append({
-            "row": ROWS[model], "model": model,
+            "row": ROWS[model], "model": model, "name": MODEL_NAMES[model],
             "description": DESCRIPTIONS[model].format(size=config.data.image_size, small=config.small_size,
                                                       sr=config.sr_start),
             "avg_ce": group["ce"].mean(), "avg_psnr": group["psnr"].mean(), "top1": group["top1"].mean(),
@@ -239,24 +253,26 @@ def gap_closed(table: pd.DataFrame, reference: str = "bicubic") -> float | None:
 
 
 def mcnemar_tests(run: EvalRun) -> pd.DataFrame:
-    """McNemar's test of DarioNet's top-1 hits against each other model's, image by image."""
+    """McNemar's test of DarioNet's top-1 hits against each other model's, image by image, in
+    Table 1's order; ``baseline`` holds the other model's display name."""
     hits = run.per_image.pivot(index="image", columns="model", values="top1")
     if "darionet" not in hits:
         return pd.DataFrame(columns=["baseline", "b", "c", "statistic", "p_value", "method"])
-    rows = [{"baseline": m, **metrics.mcnemar(hits["darionet"].to_numpy(), hits[m].to_numpy())}
-            for m in hits.columns if m != "darionet"]
+    rows = [{"baseline": MODEL_NAMES[m], **metrics.mcnemar(hits["darionet"].to_numpy(), hits[m].to_numpy())}
+            for m in BASELINES if m in hits]
     return pd.DataFrame(rows)
 
 
 def table_markdown(config: Config, table: pd.DataFrame, tests: pd.DataFrame, timing: bool = True) -> str:
     """Table 1 as Markdown with its notes (missing rows, skips, gap closed, McNemar)."""
     fmt = metrics.format_metric
-    head = ["row", "model", "avg CE", "avg PSNR (dB)", "top-1", "top-1 95% CI", "top-5", "agreement", "SSIM"]
+    head = ["row", "model", "description", "avg CE", "avg PSNR (dB)", "top-1", "top-1 95% CI", "top-5", "agreement",
+            "SSIM"]
     if timing:
         head += ["time (s)", "images/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples():
-        cells = [r.row, r.description, fmt(r.avg_ce), fmt(r.avg_psnr, 2), fmt(r.top1),
+        cells = [r.row, r.name, r.description, fmt(r.avg_ce), fmt(r.avg_psnr, 2), fmt(r.top1),
                  f"{fmt(r.top1_ci_low, 3)}-{fmt(r.top1_ci_high, 3)}", fmt(r.top5), fmt(r.agreement), fmt(r.avg_ssim)]
         if timing:
             cells += [f"{r.seconds:.1f}", f"{r.images_per_s:.1f}"]
@@ -279,7 +295,7 @@ def table_markdown(config: Config, table: pd.DataFrame, tests: pd.DataFrame, tim
                      f"on {t.c} images; p = {t.p_value:.3g} ({t.method}).")
     if "report_top1" in table:
         notes.append("Report's Table 1 (top-1): " + ", ".join(
-            f"{m} {fmt(v)}" for m, v in zip(table["model"], table["report_top1"]) if v == v))
+            f"{m} {fmt(v)}" for m, v in zip(table["name"], table["report_top1"]) if v == v))
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
 
 
@@ -305,24 +321,28 @@ def write_tables(config: Config, run: EvalRun) -> dict[str, Path]:
 
 @torch.no_grad()
 def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
-    """Pick images of the classes DarioNet worsens and improves most (by per-class F1 against
-    the originals), reconstruct them with every model and save ``results/examples.npz``
-    for figures 6 and 7."""
+    """Pick one image of each of the ``eval.examples_per_group`` classes with the lowest
+    (group ``worse``) and the highest (``better``) per-class F1 difference DarioNet minus
+    original, reconstruct them with every model and save ``results/examples.npz`` for
+    figures 6 and 7, with each class's F1 on the originals and with DarioNet.
+
+    A group's differences may be of either sign or zero. Within a class the first image
+    (by path) where DarioNet and the original disagree in the group's direction is
+    preferred, else its first image."""
     reports = per_class_reports(config, run)
     if "darionet" not in reports:
         raise MissingCheckpointError("examples need DarioNet's results: run notebook 04 after notebook 03")
     diff = metrics.class_differences(reports["original"], reports["darionet"])
     k = config.eval.examples_per_group
-    groups = {"worse": diff.head(k)["label"].tolist(), "better": diff.tail(k)["label"].iloc[::-1].tolist()}
+    groups = {"worse": diff.head(k), "better": diff.tail(k).iloc[::-1]}
     hits = run.per_image.pivot(index="image", columns="model", values="top1")
     chosen = []
-    for group, labels in groups.items():
-        for label in labels:
-            images = sorted(run.per_image.loc[run.per_image["label"] == label, "image"].unique())
-            # prefer an image where DarioNet and the original disagree in the group's direction
-            wanted = 0 if group == "worse" else 1
+    for group, rows in groups.items():
+        wanted = 0 if group == "worse" else 1
+        for row in rows.itertuples():
+            images = sorted(run.per_image.loc[run.per_image["label"] == row.label, "image"].unique())
             fitting = [i for i in images if hits.loc[i, "darionet"] == wanted and hits.loc[i, "original"] != wanted]
-            chosen.append((group, label, (fitting or images)[0]))
+            chosen.append((group, row.label, (fitting or images)[0], row.f1_reference, row.f1_model))
     device = setup_torch(config)
     columns = [m for m in MODELS if m in set(run.per_image["model"])]
     nets = load_sr_models(config, columns, device)
@@ -330,7 +350,7 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
     dataset = manifest_dataset(config, config.eval.split)
     position = {path: i for i, path in enumerate(dataset.manifest["path"])}
     images, predictions = [], []
-    for _, _, image_id in tqdm(chosen, desc="examples", disable=not progress):
+    for _, _, image_id, _, _ in tqdm(chosen, desc="examples", disable=not progress):
         x = dataset[position[image_id]]["image"][None].to(device)
         small = downsample(x, config.data.scale)
         size = x.shape[-1]
@@ -347,7 +367,9 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
             np.savez_compressed(handle, images=np.stack(images), columns=np.array(order),
                                 group=np.array([c[0] for c in chosen]),
                                 class_name=np.array(class_names_of([c[1] for c in chosen])),
-                                image=np.array([c[2] for c in chosen]), prediction=np.array(predictions))
+                                image=np.array([c[2] for c in chosen]), prediction=np.array(predictions),
+                                f1_original=np.array([c[3] for c in chosen]),
+                                f1_darionet=np.array([c[4] for c in chosen]))
     return target
 
 

@@ -10,8 +10,11 @@ Inputs:
 
 - ``runs/<p>/results/history.csv`` (notebook 03): one row per epoch and phase.
 - ``figures/<p>/per_class_<model>.csv`` (notebook 04): per-class precision, recall, F1.
-- ``runs/<p>/results/examples.npz`` (notebook 04): example images of the classes that
-  worsened or improved most, with every model's reconstruction and prediction.
+- ``runs/<p>/results/examples.npz`` (notebook 04): one image of each class with the lowest
+  and the highest F1 difference DarioNet minus original, with every model's reconstruction
+  and prediction and the class's two F1 values.
+
+Models are named as everywhere else, by :func:`dario_utils.evaluate.display_name`.
 """
 from __future__ import annotations
 
@@ -27,12 +30,12 @@ from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 from dario_utils import paths
+from dario_utils.evaluate import display_name
 from dario_utils.fileio import write_text
 from dario_utils.metrics import class_differences
 from dario_utils.style import (
     PALETTE,
     class_label,
-    display_name,
     new_figure,
     save_figure,
     styled,
@@ -46,16 +49,16 @@ CAPTIONS: dict[str, str] = {
     "whose logits on the original image are the only training target.",
     "fig2_training_curves": "Training curves per epoch (train and validation): logit MSE, "
     "cross-entropy, PSNR and validation loss, with the selected (best) epoch marked.",
-    "fig3_class_differences": "Distribution over classes of the F1 change (DarioNet minus original) "
-    "and the change against class hardness and support.",
-    "fig4_hardest_classes": "F1 on the classes hardest for the classifier on original images, "
-    "original vs DarioNet (and bicubic where evaluated).",
-    "fig5_worse_better": "Classes with the biggest F1 worsening (left) and improvement (right) "
-    "with DarioNet relative to the original images.",
-    "fig6_reconstructions_worse": "Reconstructions of test images from the most worsened classes, "
-    "with each model's prediction.",
-    "fig7_reconstructions_better": "Reconstructions of test images from the most improved classes, "
-    "with each model's prediction.",
+    "fig3_class_differences": "Distribution over classes of the F1 difference (DarioNet minus original) "
+    "and the difference against class hardness and support.",
+    "fig4_hardest_classes": "F1 of each model on the classes with the lowest F1 on the original images "
+    "(original, DarioNet, and bicubic where evaluated).",
+    "fig5_worse_better": "Classes whose F1 DarioNet lowers most (left) and raises most (right), "
+    "against the classifier on the original images; unchanged classes are not shown.",
+    "fig6_reconstructions_worse": "One test image of each class whose F1 DarioNet lowers most "
+    "(or raises least) against the original images, reconstructed by every model, with each prediction.",
+    "fig7_reconstructions_better": "One test image of each class whose F1 DarioNet raises most "
+    "(or lowers least) against the original images, reconstructed by every model, with each prediction.",
 }
 """One-line caption of each figure, keyed by its file name without extension."""
 
@@ -79,6 +82,12 @@ PHASE_STYLE: dict[str, dict[str, str]] = {
     "val": {"color": PALETTE["darionet"], "linestyle": "-", "label": "validation"},
 }
 """How the train and validation curves of Figure 2 are drawn."""
+
+DIFFERENCE_LABEL = "F1 difference (DarioNet − original)"
+"""Axis label of a class's F1 with DarioNet minus its F1 on the original images."""
+
+VERSUS_ORIGINALS = "vs the classifier on the originals"
+"""What the per-class F1 differences of figures 3 and 5-7 are measured against."""
 
 
 class MissingResultError(FileNotFoundError):
@@ -242,15 +251,16 @@ def fig3_class_differences(profile: str) -> list[Path]:
     delta = diffs["f1_difference"]
     correlation = diffs["hardness"].corr(delta)
     with styled():
-        fig = new_figure(10, 4.2)
+        fig = new_figure(10, 4.4)
+        fig.suptitle(f"Per-class F1 change with DarioNet, {VERSUS_ORIGINALS}", fontsize=10, fontweight="bold")
         left = fig.add_subplot(1, 2, 1)
         sns.histplot(x=delta, kde=len(diffs) > 2, color=PALETTE["darionet"], ax=left)
         left.axvline(0, color="#333333", linewidth=1)
         left.axvline(delta.mean(), color=PALETTE["darionet"], linestyle="--", linewidth=1.2,
                      label=f"mean {delta.mean():+.3f}")
-        left.set(xlabel="F1 difference (DarioNet − original)", ylabel="classes")
-        left.set_title(f"{len(diffs)} classes: {(delta < 0).sum()} worse, {(delta > 0).sum()} better",
-                       fontsize=10)
+        left.set(xlabel=DIFFERENCE_LABEL, ylabel="classes")
+        left.set_title(f"{len(diffs)} classes: {(delta < 0).sum()} lowered, {(delta == 0).sum()} unchanged, "
+                       f"{(delta > 0).sum()} raised", fontsize=10)
         left.legend(loc="upper left")
         right = fig.add_subplot(1, 2, 2, projection="3d")
         right.scatter(diffs["hardness"], diffs["support"], delta, c=delta, cmap="coolwarm_r",
@@ -259,10 +269,10 @@ def fig3_class_differences(profile: str) -> list[Path]:
         right.yaxis.set_major_locator(MaxNLocator(integer=True))
         right.set_xlabel("hardness (1 − F1 original)", fontsize=8)
         right.set_ylabel("support (images)", fontsize=8)
-        right.set_zlabel("F1 difference", fontsize=8)
+        right.set_zlabel(DIFFERENCE_LABEL, fontsize=8)
         right.tick_params(labelsize=7)
         right.view_init(elev=20, azim=-60)
-        right.set_title(f"difference vs hardness: Pearson r = {correlation:+.2f}", fontsize=10)
+        right.set_title(f"F1 difference vs hardness: Pearson r = {correlation:+.2f}", fontsize=10)
         return save_figure(fig, profile, "fig3_class_differences")
 
 
@@ -289,8 +299,8 @@ def fig4_hardest_classes(profile: str, k: int = 15) -> list[Path]:
             ax.barh(positions + (len(models) - 1 - 2 * i) * height / 2, hardest[model], height,
                     color=PALETTE[model], label=display_name(model))
         ax.set_yticks(positions, [class_label(names[label]) for label in hardest.index], fontsize=8)
-        ax.set(xlim=(0, 1), xlabel="F1")
-        ax.set_title(f"The {len(hardest)} hardest classes on original images", fontsize=10)
+        ax.set(xlim=(0, 1), xlabel="F1 (per class)")
+        ax.set_title(f"F1 on the {len(hardest)} classes with the lowest F1 on the originals", fontsize=10)
         fig.legend(loc="outside right upper")
         ax.grid(axis="y", visible=False)
         return save_figure(fig, profile, "fig4_hardest_classes")
@@ -302,15 +312,14 @@ def fig4_hardest_classes(profile: str, k: int = 15) -> list[Path]:
 def _difference_bars(ax: Axes, rows: pd.DataFrame, slots: int, limit: float, title: str, empty: str) -> None:
     """Horizontal bars of ``rows``' F1 differences from the top of ``slots`` rows down.
 
-    Each class is labelled with its name and its F1 on originals -> with DarioNet.
+    Each class is labelled with its name and its F1 on the originals -> with DarioNet.
     """
     positions = slots - 1 - np.arange(len(rows))
     ax.barh(positions, rows["f1_difference"], color=PALETTE["darionet"], height=0.7)
     labels = [f"{class_label(row.class_name)}\n{row.f1_reference:.2f} → {row.f1_model:.2f}"
               for row in rows.itertuples()]
     ax.set_yticks(positions, labels, fontsize=7.5)
-    ax.set(xlim=sorted((0.0, limit)), ylim=(-0.6, slots - 0.4),
-           xlabel="F1 difference (DarioNet − original)")
+    ax.set(xlim=sorted((0.0, limit)), ylim=(-0.6, slots - 0.4), xlabel=DIFFERENCE_LABEL)
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", visible=False)
     if rows.empty:
@@ -318,21 +327,29 @@ def _difference_bars(ax: Axes, rows: pd.DataFrame, slots: int, limit: float, tit
 
 
 def fig5_worse_better(profile: str, k: int = 10) -> list[Path]:
-    """Figure 5: up to ``k`` classes most worsened (left) and most improved (right) by DarioNet.
+    """Figure 5: up to ``k`` classes whose F1 DarioNet lowers most (left) and raises most (right).
 
     Only classes whose F1 actually fell (rose) are shown on the left (right), biggest
-    change at the top; both panels share the scale of the largest change.
+    change at the top; both panels share the scale of the largest change. The titles
+    count the classes lowered, raised and unchanged.
     """
     diffs = read_class_differences(profile)
-    worse = diffs[diffs["f1_difference"] < 0].head(k)
-    better = diffs[diffs["f1_difference"] > 0].tail(k).iloc[::-1]
+    lowered = diffs[diffs["f1_difference"] < 0]
+    raised = diffs[diffs["f1_difference"] > 0]
+    worse, better = lowered.head(k), raised.tail(k).iloc[::-1]
     limit = max(float(diffs["f1_difference"].abs().max()), 0.05) * 1.05
     slots = max(len(worse), len(better), 3)
     with styled():
-        fig = new_figure(10, 1.2 + 0.42 * slots)
+        fig = new_figure(10, 1.5 + 0.42 * slots)
+        fig.suptitle(f"Per-class F1 with DarioNet, {VERSUS_ORIGINALS} "
+                     f"({len(diffs) - len(lowered) - len(raised)} of {len(diffs)} classes unchanged)",
+                     fontsize=10, fontweight="bold")
         left, right = fig.subplots(1, 2)
-        _difference_bars(left, worse, slots, -limit, f"Biggest worsening ({len(worse)})", "no class got worse")
-        _difference_bars(right, better, slots, limit, f"Biggest improvement ({len(better)})", "no class improved")
+        _difference_bars(left, worse, slots, -limit, f"Largest drops ({len(worse)} of {len(lowered)} lowered)",
+                         "DarioNet lowers no class")
+        _difference_bars(right, better, slots, limit, f"Largest gains ({len(better)} of {len(raised)} raised)",
+                         "DarioNet raises no class")
+        fig.supxlabel("under each class name: its F1 on the originals → with DarioNet", fontsize=8, color="#555555")
         return save_figure(fig, profile, "fig5_worse_better")
 
 
@@ -349,19 +366,25 @@ def _prediction_caption(prediction: str, truth: str) -> tuple[str, dict[str, str
     return class_label(prediction, width=22), {"color": "#1e8449" if prediction == truth else "#c0392b"}
 
 
-def _reconstruction_grid(profile: str, group: str, title: str, name: str) -> list[Path]:
+def _reconstruction_grid(profile: str, group: str, title: str, preferred: str, name: str) -> list[Path]:
     """One row per example of ``group`` in ``examples.npz``, one column per image kind.
 
     The downsampled column is stored (and so shown) upscaled by nearest neighbour to
     the size of the others. Each cell is captioned with the judge's prediction, green
-    when it is the true class and red otherwise; the row label is the true class.
+    when it is the true class and red otherwise; the row label is the true class, the
+    image and the class's F1 on the originals -> with DarioNet. ``preferred`` says which
+    image of a class :func:`dario_utils.evaluate.write_examples` picks when it can.
     """
-    with np.load(_require(examples_path(profile), EVALUATION_NOTEBOOK), allow_pickle=False) as data:
+    path = _require(examples_path(profile), EVALUATION_NOTEBOOK)
+    with np.load(path, allow_pickle=False) as data:
+        if "f1_darionet" not in data:
+            raise ValueError(f"{path} predates the per-class F1 in examples: rerun notebook {EVALUATION_NOTEBOOK}")
         rows = np.flatnonzero(data["group"] == group)
         if rows.size == 0:
-            raise ValueError(f"{examples_path(profile)} holds no '{group}' examples")
+            raise ValueError(f"{path} holds no '{group}' examples")
         images, columns = data["images"][rows], [str(c) for c in data["columns"]]
         truths, ids, predictions = data["class_name"][rows], data["image"][rows], data["prediction"][rows]
+        f1_original, f1_darionet = data["f1_original"][rows], data["f1_darionet"][rows]
     with styled():
         fig = new_figure(1.9 * len(columns) + 0.8, 2.25 * len(rows) + 0.5)
         axes = fig.subplots(len(rows), len(columns), squeeze=False)
@@ -375,23 +398,29 @@ def _reconstruction_grid(profile: str, group: str, title: str, name: str) -> lis
                 ax.set_xlabel(*_prediction_caption(prediction, str(truth)), fontsize=7.5)
                 if r == 0:
                     ax.set_title(display_name(column), fontsize=9)
-            axes[r, 0].set_ylabel(f"{class_label(str(truth), width=18)}\n{image_id}", fontsize=7.5)
-        fig.suptitle(title, fontsize=10, fontweight="bold")
-        fig.supxlabel("under each image: the classifier's prediction, green if it is the true class, "
-                      "red if not", fontsize=8, color="#555555")
+            axes[r, 0].set_ylabel(f"{class_label(str(truth), width=18)}\n{image_id}\n"
+                                  f"F1 {f1_original[r]:.2f} → {f1_darionet[r]:.2f}", fontsize=7.5)
+        fig.suptitle(f"{title}\n{VERSUS_ORIGINALS}", fontsize=10, fontweight="bold")
+        fig.supxlabel("left of each row: true class, test image, the class's F1 on the originals → with DarioNet\n"
+                      f"one image per class, where possible one {preferred}\n"
+                      "under each image: the classifier's prediction, green if it is the true class, red if not",
+                      fontsize=8, color="#555555")
         return save_figure(fig, profile, name)
 
 
 def fig6_reconstructions_worse(profile: str) -> list[Path]:
-    """Figure 6: example reconstructions from the classes DarioNet made worse."""
-    return _reconstruction_grid(profile, "worse", "Classes where DarioNet is worse than the originals",
-                                "fig6_reconstructions_worse")
+    """Figure 6: reconstructions from the classes with the lowest F1 difference (DarioNet - original)."""
+    return _reconstruction_grid(profile, "worse", "Classes whose F1 DarioNet lowers most (or raises least)",
+                                "the original gets right and DarioNet wrong", "fig6_reconstructions_worse")
 
 
 def fig7_reconstructions_better(profile: str) -> list[Path]:
-    """Figure 7: example reconstructions from the classes DarioNet made better."""
-    return _reconstruction_grid(profile, "better", "Classes where DarioNet is better than the originals",
-                                "fig7_reconstructions_better")
+    """Figure 7: reconstructions from the classes with the highest F1 difference (DarioNet - original).
+
+    Its differences may be zero or negative: the title claims no improvement.
+    """
+    return _reconstruction_grid(profile, "better", "Classes whose F1 DarioNet raises most (or lowers least)",
+                                "DarioNet gets right and the original wrong", "fig7_reconstructions_better")
 
 
 # --------------------------------------------------------------------------- all of them
@@ -411,8 +440,10 @@ def _file_caption(file_name: str) -> str | None:
 def figures_readme(profile: str, command: str) -> Path:
     """Write ``figures/<p>/README.md``: each figure and table present, captioned, and how they were made.
 
-    Figures are listed by their PNG, with a link to the PDF where it exists. The file
-    holds no timestamp, so it only changes when the listed files or the command do.
+    Figures are listed by their PNG, with a link to the PDF where it exists. Where the
+    folder holds ``provenance.json``, a "Made by" section follows (see :func:`readme_made_by`);
+    apart from its commit and date lines the file changes only when the listed files,
+    the command or the provenance do.
     """
     folder = paths.figures_dir(profile)
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
@@ -431,7 +462,44 @@ def figures_readme(profile: str, command: str) -> Path:
         pdf = name.removesuffix(".png") + ".pdf"
         link = f"[{name}]({name})" + (f" ([pdf]({pdf}))" if name.endswith(".png") and pdf in present else "")
         lines.append(f"| {link} | {caption} |")
-    return write_text(folder / "README.md", "\n".join(lines) + "\n")
+    readme = write_text(folder / "README.md", "\n".join(lines) + "\n")
+    readme_made_by(folder)
+    return readme
+
+
+PROVENANCE_FILE = "provenance.json"
+"""What made a ``figures/<p>/`` folder, written there by :mod:`dario_utils.reproduce`."""
+
+
+def readme_made_by(folder: Path) -> Path | None:
+    """(Re)write the "Made by" section that ends ``folder/README.md`` from ``folder/provenance.json``.
+
+    Returns the README's path; None (and writes nothing) where either file is missing.
+    """
+    import json
+
+    readme, source = folder / "README.md", folder / PROVENANCE_FILE
+    if not readme.is_file() or not source.is_file():
+        return None
+    record = json.loads(source.read_text())
+    body = readme.read_text().split("\n## Made by\n")[0].rstrip("\n")
+    lines = [
+        body,
+        "",
+        "## Made by",
+        "",
+        f"- profile `{record['profile']}`, data root `{record['data_root']}`, "
+        f"manifests sha256 `{record['manifests_sha256']}`",
+        f"- notebooks run: {', '.join(record['notebooks'])}",
+        f"- Table 1 rows: {', '.join(record['table1_models']) or 'none'}",
+        f"- figures: {', '.join(record['figures']) or 'none'}",
+        f"- commit `{record['commit']}`",
+        f"- date {record['date']} (UTC)",
+        "",
+        f"The same in [{PROVENANCE_FILE}]({PROVENANCE_FILE}). The runner replaces this folder only with "
+        "results of the same data that keep every row and figure, unless given `--overwrite`.",
+    ]
+    return write_text(readme, "\n".join(lines) + "\n")
 
 
 def make_all_figures(profile: str, **fig1_kwargs: int | str) -> list[Path]:

@@ -9,20 +9,42 @@ Executed copies go to ``runs/<profile>/notebooks/``. Tables and figures are writ
 staging folder and replace ``figures/<profile>/`` only when every notebook succeeded, so
 a failed run keeps the previous complete results. The first failing notebook stops the
 run, naming the notebook and the cell; the exit code is then 1.
+
+The runner writes ``provenance.json`` (profile, data root, manifests fingerprint, notebooks
+run, commit, date, Table 1 rows, figures) into the staged folder and the "Made by" section
+of its README. It then refuses to replace a published folder that holds the results of a
+fuller run: other data (data root or manifests fingerprint differ from its provenance), or
+Table 1 rows or figures this run lacks. The run's results then stay in
+``runs/<profile>/figures-unpublished/`` and the exit code is 3; ``--overwrite`` publishes anyway.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
+import json
 import os
+import re
 import shutil
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from . import paths
-from .config import ConfigError, load_config
+from .config import Config, ConfigError, load_config
+from .fileio import write_text
 
 STAGING_ENV = "DARIO_FIGURES_STAGING"
+REFUSED = 3
+"""Exit code of a run whose results were kept unpublished."""
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (darionet)", "language": "python"}
+"""The kernel ``make lab`` installs (the Makefile's ``--name`` and ``--display-name``); stored in
+the committed notebooks so that opening them in JupyterLab changes nothing."""
+
+_OVERWRITTEN = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
+"""A line's text up to its last carriage return not ending it (nbval's pattern: what a terminal overwrites)."""
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -37,16 +59,43 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     return found
 
 
+def _coalesce_streams(outputs: list) -> list:
+    """One output per stream name (``stdout``, ``stderr``) at its first place, with what carriage
+    returns overwrite removed (as nbval compares them); empty stream outputs dropped."""
+    kept, streams = [], {}
+    for output in outputs:
+        if output.output_type != "stream":
+            kept.append(output)
+        elif output.text and output.name in streams:
+            streams[output.name].text += output.text
+        elif output.text:
+            streams[output.name] = output
+            kept.append(output)
+    for output in streams.values():
+        output.text = _OVERWRITTEN.sub("", output.text)
+    return kept
+
+
 def clean_notebook(path: Path) -> None:
-    """Drop what varies between runs and is not a result (papermill timings, execution
-    timestamps) so a committed notebook changes only when a result does."""
+    """Make an executed notebook fit to commit: it changes only when a result does.
+
+    Drops papermill's metadata and execution timestamps; stores :data:`KERNELSPEC`, so JupyterLab
+    rewrites nothing on opening; drops empty stream outputs and merges each cell's stream
+    outputs into one per stream, as a terminal shows it, so a progress bar (tqdm, on stderr)
+    keeps only its last state. The stderr stream itself stays: ``make test`` compares outputs
+    with strict nbval, which fails on a cell whose run writes to a stream the stored cell lacks;
+    merged and rendered exactly as nbval does, the stored outputs compare as before.
+    """
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("papermill", None)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = _coalesce_streams(cell.outputs)
     nbformat.write(nb, path)
 
 
@@ -64,23 +113,120 @@ def _stage_figures(profile: str) -> Path:
     return staging
 
 
-def _publish_figures(profile: str, staging: Path) -> None:
-    """Swap the staged results in place of ``figures/<profile>/``."""
+def manifests_fingerprint(profile: str) -> str | None:
+    """Short sha256 over the contents of ``runs/<profile>/manifests/{train,val,test}.csv``; None if one is missing."""
+    digest = hashlib.sha256()
+    for split in ("train", "val", "test"):
+        manifest = paths.manifests_dir(profile) / f"{split}.csv"
+        if not manifest.is_file():
+            return None
+        digest.update(manifest.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def table1_models(folder: Path) -> list[str]:
+    """The ``model`` column of ``folder/table1.csv`` (empty where there is none)."""
+    table = folder / "table1.csv"
+    if not table.is_file():
+        return []
+    with table.open(newline="") as handle:
+        return [row["model"] for row in csv.DictReader(handle) if row.get("model")]
+
+
+def figure_files(folder: Path) -> list[str]:
+    """The figures of ``folder``: its ``fig*.png`` file names, sorted."""
+    return sorted(p.name for p in folder.glob("fig*.png"))
+
+
+def _data_root(config: Config) -> str:
+    """The data root as recorded: absolute, or relative to the output root where it lies inside it
+    (the demo profile's generated images), so that a committed folder does not name the checkout's place."""
+    from .data import resolve_data_root
+
+    root, output_root = resolve_data_root(config), paths.output_root()
+    return root.relative_to(output_root).as_posix() if root.is_relative_to(output_root) else str(root)
+
+
+def provenance(config: Config, selected: list[Path], folder: Path) -> dict:
+    """What made the tables and figures in ``folder``: see the module's docstring."""
+    from .runtime import git_commit
+
+    return {
+        "profile": config.profile,
+        "data_root": _data_root(config),
+        "manifests_sha256": manifests_fingerprint(config.profile),
+        "notebooks": [nb.stem for nb in selected],
+        "commit": git_commit(),
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "table1_models": table1_models(folder),
+        "figures": figure_files(folder),
+    }
+
+
+def _read_provenance(folder: Path) -> dict | None:
+    """``folder/provenance.json``; None where there is none (results of an older runner)."""
+    from .figures import PROVENANCE_FILE
+
+    source = folder / PROVENANCE_FILE
+    return json.loads(source.read_text()) if source.is_file() else None
+
+
+def publish_refusals(staged: Path, published: Path) -> list[str]:
+    """Why ``staged`` must not replace ``published``: other data, or rows or figures it would lose."""
+    reasons = []
+    new, old = _read_provenance(staged) or {}, _read_provenance(published)
+    if old and old.get("data_root") != new.get("data_root"):
+        reasons.append(f"other data: data root {new.get('data_root')}, published {old.get('data_root')}")
+    elif old and old.get("manifests_sha256") and old["manifests_sha256"] != new.get("manifests_sha256"):
+        reasons.append(f"other data: manifests {new.get('manifests_sha256')}, published {old['manifests_sha256']}")
+    staged_models = set(table1_models(staged))
+    rows = [model for model in table1_models(published) if model not in staged_models]
+    if rows:
+        reasons.append(f"rows {', '.join(rows)} would be lost")
+    lost = sorted(set(figure_files(published)) - set(figure_files(staged)))
+    if lost:
+        reasons.append(f"figures {', '.join(lost)} would be lost")
+    return reasons
+
+
+def _replace_folder(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target``, swapping out what ``target`` held."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    source.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _publish_figures(config: Config, selected: list[Path], staging: Path, overwrite: bool) -> bool:
+    """Record the staged folder's provenance, then swap it in place of ``figures/<profile>/``
+    unless that holds a fuller run's results (and not ``overwrite``): then keep it in
+    ``runs/<profile>/figures-unpublished/``, print why, and return False."""
+    from .figures import PROVENANCE_FILE, readme_made_by
+
+    profile = config.profile
+    write_text(staging / PROVENANCE_FILE, json.dumps(provenance(config, selected, staging), indent=2) + "\n")
+    readme_made_by(staging)
     final = paths.figures_dir(profile)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    old = final.with_name(f".{final.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
+    reasons = [] if overwrite else publish_refusals(staging, final)
+    if reasons:
+        kept = paths.run_dir(profile) / "figures-unpublished"
+        _replace_folder(staging, kept)
+        print(f"error: figures/{profile}/ holds the results of a fuller run ({'; '.join(reasons)}); "
+              f"this run's tables and figures are in {kept}: pass --overwrite to replace them", file=sys.stderr)
+        return False
+    _replace_folder(staging, final)
+    return True
 
 
 def run(profile: str, data_root: str | None = None, device: str | None = None, only: list[str] | None = None,
-        in_place: bool = False, timeout: int = 7200) -> int:
-    """Execute the notebooks; return 0 on success, 1 if a notebook failed."""
+        in_place: bool = False, timeout: int = 7200, overwrite: bool = False) -> int:
+    """Execute the notebooks and publish their tables and figures; return 0 on success, 1 if a
+    notebook failed, :data:`REFUSED` if the results were kept unpublished (see the module's docstring)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -107,7 +253,7 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
             try:
                 papermill.execute_notebook(
                     str(nb), str(out), parameters={} if in_place else parameters, cwd=str(paths.NOTEBOOKS_DIR),
-                    kernel_name="python3", execution_timeout=timeout, progress_bar=False, log_output=False,
+                    kernel_name=KERNELSPEC["name"], execution_timeout=timeout, progress_bar=False, log_output=False,
                 )
             except PapermillExecutionError as err:
                 first_line = (err.source or "").strip().splitlines()[:1]
@@ -120,8 +266,9 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
             print(f"[{nb.name}] done in {time.perf_counter() - start:.0f} s", flush=True)
     finally:
         os.environ.pop(STAGING_ENV, None)
-    _publish_figures(config.profile, staging)
-    if in_place:  # only once every notebook succeeded
+    if not _publish_figures(config, selected, staging, overwrite):
+        return REFUSED
+    if in_place:  # only once every notebook succeeded and the results were published
         for nb in selected:
             clean_notebook(executed_dir / nb.name)
             shutil.copyfile(executed_dir / nb.name, nb)
@@ -137,11 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,02")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="override the profile's device")
     parser.add_argument("--in-place", action="store_true", help="write outputs into notebooks/ (demo only)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace figures/<profile>/ even with other data or fewer rows or figures")
     parser.add_argument("--timeout", type=int, default=7200, help="seconds a cell may run (default 7200)")
     args = parser.parse_args(argv)
     only = [part.strip().zfill(2) for part in args.only.split(",")] if args.only else None
     try:
-        return run(args.profile, args.data_root, args.device, only, args.in_place, args.timeout)
+        return run(args.profile, args.data_root, args.device, only, args.in_place, args.timeout, args.overwrite)
     except (ConfigError, FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

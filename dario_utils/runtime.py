@@ -5,6 +5,7 @@ import random
 import subprocess
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import paths
@@ -48,9 +49,12 @@ def git_commit() -> str:
         return "unknown"
 
 
-def speed_report(frame, label_columns: list[str]) -> str:
+def speed_report(frame: pd.DataFrame, label_columns: list[str]) -> str:
     """One line per row of a frame with ``seconds`` and ``images_per_s`` columns, in a fixed
-    format (``<labels>: 12.3 s, 45.6 images/s``) that the notebook tests sanitise."""
+    format (``<labels>: 12.3 s, 45.6 images/s``) that the notebook tests sanitise.
+
+    The labels are the row's ``label_columns``: for Table 1 pass ``["name"]``, the display
+    names the tables and figures use (``["model"]`` would print the internal keys)."""
     return "\n".join(
         " ".join(str(row[c]) for c in label_columns) + f": {row['seconds']:.1f} s, {row['images_per_s']:.1f} images/s"
         for row in frame.to_dict("records")

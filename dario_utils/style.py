@@ -35,16 +35,7 @@ PALETTE: dict[str, str] = {
     "esrgan": "#e1a03a",
     "darionet": "#c0392b",
 }
-"""Colour of each model key, identical in every figure."""
-
-DISPLAY_NAMES: dict[str, str] = {
-    "original": "Original",
-    "bilinear": "Bilinear",
-    "bicubic": "Bicubic",
-    "esrgan": "Pretrained SR",
-    "darionet": "DarioNet",
-}
-"""How each model key is written in figures."""
+"""Colour of each model key, identical in every figure (names: :data:`dario_utils.evaluate.MODEL_NAMES`)."""
 
 PNG_METADATA: dict[str, Any] = {"Software": None}
 """Drops the matplotlib version from PNG files."""
@@ -79,11 +70,6 @@ def styled() -> Iterator[None]:
 def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` x ``height`` inches with constrained layout, outside pyplot."""
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-
-
-def display_name(model: str) -> str:
-    """The name a figure shows for ``model`` (or any other key, e.g. "downsampled", capitalised)."""
-    return DISPLAY_NAMES.get(model, model.capitalize())
 
 
 def class_label(name: str, width: int = 25, max_chars: int = 50) -> str:

@@ -56,7 +56,7 @@ from .config import Config, TrainConfig, load_config
 from .data import collate, manifest_dataset
 from .degrade import downsample, reconstruct
 from .metrics import cross_entropy_per_image, logit_mse, psnr
-from .models import SR_NAMES, CheckpointError, RRDBNet, load_sr, load_teacher, save_sr_checkpoint
+from .models import SR_NAMES, CheckpointError, CheckpointReadError, RRDBNet, load_sr, load_teacher, save_sr_checkpoint
 from .runtime import git_commit, setup_torch
 
 STATS = ("logit_mse", "ce", "psnr", "agreement", "val_loss")
@@ -115,6 +115,8 @@ def build_student(config: Config, device: str | torch.device) -> RRDBNet:
     source = _student_source(config)
     try:
         return load_sr(source, device, expect_config=_architecture(config))
+    except CheckpointReadError:
+        raise  # an unreadable file, not an architecture mismatch
     except CheckpointError as err:
         raise CheckpointError(
             f"the start weights of profile '{config.profile}' (sr.pretrained={config.sr.pretrained!r}) do not "

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from dario_utils import data, evaluate, paths
+from dario_utils import data, evaluate, paths, runtime
 from dario_utils.config import ConfigError, load_config
+from dario_utils.models import RRDBNet, save_sr_checkpoint
 
 BASELINES = ["original", "bilinear", "bicubic"]
 N_SAMPLE = 10  # images linked from the shared sample folder
@@ -70,6 +73,7 @@ def test_baseline_results(sample_config, baseline_run):
 def test_table1_and_markdown(sample_config, baseline_run):
     table = evaluate.table1(sample_config, baseline_run)
     assert list(table["model"]) == BASELINES
+    assert list(table["name"]) == [evaluate.MODEL_NAMES[m] for m in BASELINES]
     assert list(table["row"]) == ["1", "2", "2b"]
     assert list(table.columns) == evaluate.TABLE_COLUMNS  # no report_* columns outside the paper profile
     assert table["top1"].between(0, 1).all() and table["top5"].between(0, 1).all()
@@ -86,12 +90,12 @@ def test_table1_and_markdown(sample_config, baseline_run):
     md = evaluate.table_markdown(sample_config, table, tests)
     rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| row")]
     assert [r.split("|")[1].strip() for r in rows] == ["1", "2", "2b"]
-    original_row = rows[0].split("|")
-    assert original_row[4].strip() == "inf"
+    original_row = [cell.strip() for cell in rows[0].split("|")]
+    assert original_row[2:4] == ["original", "the 64 px image"] and original_row[5] == "inf"
     assert "Row 4 (DarioNet) is absent" in md
     assert "nan" not in md.lower() and "n/a" not in md
     assert f"{len(baseline_run.per_image) // 3} images" in md
-    assert "| row | model |" in md and "time (s)" in md
+    assert "| row | model | description | avg CE |" in md and "time (s)" in md
     assert "time (s)" not in evaluate.table_markdown(sample_config, table, tests, timing=False)
 
 
@@ -261,3 +265,77 @@ def test_skip_unreadable_counts_the_skipped_image(sample_root: Path, tiny_profil
     assert (table["skipped"] == 1).all()
     assert "1 unreadable image(s) were skipped" in evaluate.table_markdown(config, table,
                                                                            evaluate.mcnemar_tests(run))
+
+
+# ---------------------------------------------------------------- display names
+
+
+def _five_model_run(n: int = 40) -> evaluate.EvalRun:
+    """Synthetic results of all five models on ``n`` images of 5 classes (no network runs)."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, n)
+    frames = []
+    for i, model in enumerate(evaluate.MODELS):
+        hits = (rng.random(n) < 0.9 - 0.1 * i).astype(int)
+        frames.append(pd.DataFrame({
+            "image": [f"img_{j:03d}.JPEG" for j in range(n)], "wnid": "n01440764", "label": labels, "model": model,
+            "judge": "efficientnet_lite0", "prediction": np.where(hits, labels, labels + 5), "top1": hits, "top5": 1,
+            "agree": hits, "ce": rng.random(n), "logit_mse": rng.random(n),
+            "psnr": math.inf if model == "original" else 25.0, "ssim": 0.8}))
+    summary = pd.DataFrame({"model": list(evaluate.MODELS), "split": "test", "judge": "efficientnet_lite0",
+                            "n_images": n, "skipped": 0, "seconds": 2.0, "images_per_s": n / 2.0})
+    return evaluate.EvalRun(pd.concat(frames, ignore_index=True), summary)
+
+
+@pytest.mark.parametrize("profile", ["demo", "imagenet-sample", "paper"])
+def test_human_facing_outputs_show_display_names(profile: str, output_root: Path):
+    config = load_config(profile)
+    run = _five_model_run()
+    table = evaluate.table1(config, run)
+    written = evaluate.write_tables(config, run)
+    md, mcnemar = Path(written["table1_md"]).read_text(), Path(written["mcnemar"]).read_text()
+    speed = runtime.speed_report(table, ["name"])
+    names = ["original", "bilinear", "bicubic", "pretrained SR", "DarioNet"]
+    for text in (md, mcnemar, speed):
+        assert not re.search(r"\besrgan\b", text, re.IGNORECASE), text  # "realesrgan-x4plus" names weights
+    lines = md.splitlines()
+    assert lines[0] == ("| row | model | description | avg CE | avg PSNR (dB) | top-1 | top-1 95% CI | top-5 "
+                        "| agreement | SSIM | time (s) | images/s |")
+    assert [line.split("|")[2].strip() for line in lines[2:7]] == names
+    assert f"SR net ({config.sr_start}) on the {config.small_size} px image" in lines[5]
+    assert ("- McNemar DarioNet vs pretrained SR: DarioNet alone right on " in md
+            and "pretrained SR alone on " in md)
+    assert list(pd.read_csv(written["mcnemar"])["baseline"]) == names[:4]
+    assert [line.split(":")[0] for line in speed.splitlines()] == names
+    if profile == "paper":
+        assert "Report's Table 1 (top-1): original 0.7676, bilinear 0.5446, pretrained SR 0.6063, DarioNet 0.7275" in md
+    # internal keys stay in the CSV's model column and in file names
+    assert list(pd.read_csv(written["table1_csv"])["model"]) == list(evaluate.MODELS)
+    assert Path(written["per_class_esrgan"]).name == "per_class_esrgan.csv"
+
+
+def test_display_name_covers_every_model():
+    assert set(evaluate.MODEL_NAMES) == set(evaluate.MODELS)
+    assert evaluate.display_name("esrgan") == "pretrained SR" and evaluate.display_name("downsampled") == "downsampled"
+
+
+# ---------------------------------------------------------------- examples for figures 6 and 7
+
+
+def test_write_examples_picks_the_extreme_classes(sample_config):
+    save_sr_checkpoint(evaluate.darionet_checkpoint(sample_config), RRDBNet(nf=8, nb=1, gc=4), {"stage": "test"})
+    run = evaluate.evaluate(sample_config, ["original", "bicubic", "darionet"], progress=False)
+    target = evaluate.write_examples(sample_config, run, progress=False)
+    reports = evaluate.per_class_reports(sample_config, run)
+    diff = evaluate.metrics.class_differences(reports["original"], reports["darionet"])
+    k = sample_config.eval.examples_per_group
+    expected = pd.concat([diff.head(k), diff.tail(k).iloc[::-1]])
+    with np.load(target) as saved:
+        assert list(saved["group"]) == ["worse"] * k + ["better"] * k
+        assert list(saved["columns"]) == ["original", "downsampled", "bicubic", "darionet"]
+        assert list(saved["class_name"]) == list(expected["class_name"])
+        np.testing.assert_allclose(saved["f1_original"], expected["f1_reference"])
+        np.testing.assert_allclose(saved["f1_darionet"], expected["f1_model"])
+        assert saved["images"].shape[:2] == (2 * k, 4) and saved["prediction"].shape == (2 * k, 4)
+        label_of = run.per_image.drop_duplicates("image").set_index("image")["label"]
+        assert [label_of[i] for i in saved["image"]] == list(expected["label"])

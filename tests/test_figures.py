@@ -1,11 +1,14 @@
 """Figures are drawn from synthetic result files, completely, deterministically, or not at all."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from dario_utils import figures, paths
 from dario_utils.style import class_label
@@ -53,8 +56,9 @@ def write_per_class(models: tuple[str, ...] = ("original", "darionet", "bicubic"
         }).to_csv(folder / f"per_class_{model}.csv", index=False)
 
 
-def write_examples() -> None:
-    """``examples.npz`` with two 'worse' and two 'better' images in five columns."""
+def write_examples(with_f1: bool = True) -> None:
+    """``examples.npz`` with two 'worse' and two 'better' images in five columns; the 'better'
+    classes' F1 differences are a tie and a drop, as when DarioNet raises no class."""
     columns = np.array(["original", "downsampled", "bicubic", "esrgan", "darionet"])
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (4, len(columns), 32, 32, 3), dtype=np.uint8)
@@ -63,8 +67,10 @@ def write_examples() -> None:
     prediction[0][4] = "German short-haired pointer"
     target = paths.results_dir(PROFILE) / "examples.npz"
     target.parent.mkdir(parents=True, exist_ok=True)
+    f1 = {"f1_original": np.array([0.8, 0.5, 0.5, 0.4]), "f1_darionet": np.array([0.2, 0.1, 0.5, 0.3])}
     np.savez(target, images=images, columns=columns, group=np.array(["worse", "worse", "better", "better"]),
-             class_name=class_name, image=np.array([f"img_{i:04d}" for i in range(4)]), prediction=np.array(prediction))
+             class_name=class_name, image=np.array([f"img_{i:04d}" for i in range(4)]), prediction=np.array(prediction),
+             **(f1 if with_f1 else {}))
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +146,45 @@ def test_class_label_keeps_first_synonym_and_wraps() -> None:
     assert class_label("clog, geta, patten, sabot") == "clog"
     long = class_label("Greater Swiss Mountain dog with a very long invented name that goes on and on")
     assert all(len(line) <= 25 for line in long.splitlines()) and long.endswith("…")
+
+
+@pytest.fixture
+def figure_texts(output_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Every non-empty text of each figure drawn in the test, keyed by the figure's name."""
+    texts: dict[str, list[str]] = {}
+    save = figures.save_figure
+
+    def recording_save(fig: Figure, profile: str, name: str) -> list[Path]:
+        texts[name] = [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+        return save(fig, profile, name)
+
+    monkeypatch.setattr(figures, "save_figure", recording_save)
+    return texts
+
+
+def test_figures_name_models_and_say_what_they_show(figure_texts: dict[str, list[str]]) -> None:
+    write_history(epochs=2)
+    write_per_class()
+    write_examples()
+    figures.make_all_figures(PROFILE, **FIG1)
+    for name, texts in figure_texts.items():
+        assert not [t for t in texts if re.search(r"\besrgan\b|Pretrained SR", t)], name
+    worse, better = figure_texts["fig6_reconstructions_worse"], figure_texts["fig7_reconstructions_better"]
+    assert "Classes whose F1 DarioNet lowers most (or raises least)\nvs the classifier on the originals" in worse
+    assert "Classes whose F1 DarioNet raises most (or lowers least)\nvs the classifier on the originals" in better
+    for texts in (worse, better):
+        assert {"original", "downsampled", "bicubic", "pretrained SR", "DarioNet"} <= set(texts)
+    assert not [t for t in better if re.search(r"better|improve", t, re.IGNORECASE)]  # it holds a tie and a drop
+    assert any(t.endswith("F1 0.50 → 0.50") for t in better) and any(t.endswith("F1 0.80 → 0.20") for t in worse)
+    assert "DarioNet gets right and the original wrong" in next(t for t in better if "where possible" in t)
+    assert set(figure_texts["fig4_hardest_classes"]) >= {"original", "DarioNet", "bicubic"}
+    assert "F1 difference (DarioNet − original)" in figure_texts["fig3_class_differences"]
+    fig5 = figure_texts["fig5_worse_better"]
+    lowered = sum(t.startswith("Largest drops") for t in fig5)
+    assert lowered == 1 and any(t.endswith(f"of {len(CLASS_NAMES)} classes unchanged)") for t in fig5)
+
+
+def test_examples_without_f1_ask_for_notebook_04(output_root: Path) -> None:
+    write_examples(with_f1=False)
+    with pytest.raises(ValueError, match="rerun notebook 04"):
+        figures.fig6_reconstructions_worse(PROFILE)

@@ -1,9 +1,13 @@
 """Tests of the papermill runner dario_utils.reproduce: notebook selection, errors as one
-line with exit code 2, and a failing notebook named with its cell while figures/<profile>/
-keeps the previous complete results."""
+line with exit code 2, a failing notebook named with its cell while figures/<profile>/
+keeps the previous complete results, and notebooks cleaned for committing (the kernel
+`make lab` installs, outputs as strict nbval compares them)."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -121,3 +125,81 @@ def test_relative_data_root_reaches_the_notebooks_as_an_absolute_path(output_roo
     monkeypatch.setattr("papermill.execute_notebook", lambda *args, parameters, **kwargs: seen.append(parameters))
     assert reproduce.run("imagenet-sample", data_root="data", only=["01"]) == 0
     assert seen == [{"profile": "imagenet-sample", "data_root": str(tmp_path / "data"), "device": None}]
+
+
+def test_kernelspec_is_the_one_make_lab_installs():
+    """The notebooks store the kernel `make lab` installs, or JupyterLab rewrites them on opening."""
+    makefile = (paths.PROJECT_ROOT / "Makefile").read_text()
+    match = re.search(r'ipykernel install .*--name (\S+) --display-name "([^"]+)"', makefile)
+    assert match, "the Makefile installs no named kernel"
+    assert (match[1], match[2]) == (reproduce.KERNELSPEC["name"], reproduce.KERNELSPEC["display_name"])
+
+
+def _stream(name: str, text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_output("stream", name=name, text=text)
+
+
+def test_clean_notebook_stores_the_kernel_and_outputs_as_nbval_compares_them(tmp_path: Path):
+    from nbval.plugin import coalesce_streams, transform_streams_for_comparison
+
+    bar = ["\rtrain:   0%|          | 0/2 [00:00<?, ?batch/s]", "\rtrain:  50%|#####     | 1/2 [00:01<00:01]",
+           "\rtrain: 100%|##########| 2/2 [00:02<00:00]", "\r                              ", "\r"]
+    outputs = [_stream("stderr", bar[0]), _stream("stdout", "epoch 1: loss 0.5\n"),
+               *(_stream("stderr", b) for b in bar[1:]), _stream("stdout", ""), _stream("stdout", "epoch 2: loss 0.4\n"),
+               nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"}),
+               _stream("stderr", "\revaluate: 100%|##########| 3/3\n")]
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.update(kernelspec={"name": "python3", "display_name": "Python 3", "language": "python"},
+                       papermill={"duration": 1.5})
+    cell = nbformat.v4.new_code_cell("train()", execution_count=1, outputs=outputs)
+    cell.metadata.update(papermill={"duration": 1.0}, execution={"iopub.status.busy": "2025-01-01T00:00:00"},
+                         tags=["x"])
+    empty = nbformat.v4.new_code_cell("pass", execution_count=2, outputs=[_stream("stdout", "")])
+    nb.cells = [nbformat.v4.new_markdown_cell("# title"), cell, empty]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+
+    reproduce.clean_notebook(path)
+    cleaned = nbformat.read(path, as_version=4)
+    assert cleaned.metadata["kernelspec"] == reproduce.KERNELSPEC == {
+        "name": "python3", "display_name": "Python 3 (darionet)", "language": "python"}
+    assert "papermill" not in cleaned.metadata
+    assert dict(cleaned.cells[1].metadata) == {"tags": ["x"]}
+    # one output per stream, at its first place; a progress bar keeps only what the terminal shows
+    assert [(o.output_type, o.get("name")) for o in cleaned.cells[1].outputs] == [
+        ("stream", "stderr"), ("stream", "stdout"), ("display_data", None)]
+    stderr, stdout, _ = cleaned.cells[1].outputs
+    assert stdout.text == "epoch 1: loss 0.5\nepoch 2: loss 0.4\n"
+    assert stderr.text == "evaluate: 100%|##########| 3/3\n"
+    assert cleaned.cells[2].outputs == []
+    # strict nbval compares the cleaned cell exactly as it compared the executed one
+    assert (transform_streams_for_comparison(coalesce_streams(cleaned.cells[1].outputs))
+            == transform_streams_for_comparison(coalesce_streams([nbformat.from_dict(o) for o in outputs])))
+    reproduce.clean_notebook(path)
+    assert nbformat.read(path, as_version=4) == cleaned
+
+
+def test_in_place_refresh_passes_strict_nbval(tmp_path: Path, output_root: Path, monkeypatch: pytest.MonkeyPatch):
+    """A notebook refreshed by --in-place (progress bars on stderr, prints on stdout) passes
+    `make test`'s strict nbval check when run again."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "01_bars.ipynb", [nbformat.v4.new_code_cell(
+        "from tqdm.auto import tqdm\n"
+        "for epoch in range(2):\n"
+        "    for _ in tqdm(range(3), desc=f'epoch {epoch} train', leave=False):\n"
+        "        pass\n"
+        "    print('epoch', epoch, 'done')\n"
+        "for _ in tqdm(range(4), desc='evaluate'):\n"
+        "    pass")])
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", notebooks)
+    assert reproduce.run("demo", in_place=True, timeout=120) == 0
+    stored = nbformat.read(notebooks / "01_bars.ipynb", as_version=4)
+    assert stored.metadata["kernelspec"] == reproduce.KERNELSPEC
+    assert [o.get("name") for o in stored.cells[2].outputs] == ["stderr", "stdout"]
+    assert stored.cells[2].outputs[1].text == "epoch 0 done\nepoch 1 done\n"
+    check = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-kernel-name", "python3",
+         "--nbval-sanitize-with", str(paths.PROJECT_ROOT / "notebooks" / "sanitize.cfg"), str(notebooks)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout[-3000:]

@@ -1,6 +1,6 @@
 """The super-resolution network, its checkpoint formats and the frozen teachers."""
 from dario_utils.models.checkpoints import (
-    SCHEMES, SR_NAMES, CheckpointError, SRCheckpoint, detect_scheme, from_basicsr,
+    SCHEMES, SR_NAMES, CheckpointError, CheckpointReadError, SRCheckpoint, detect_scheme, from_basicsr,
     infer_config, load_sr, read_sr_checkpoint, save_sr_checkpoint, to_basicsr,
 )
 from dario_utils.models.ncnn import convert_realesrgan_x4plus
@@ -8,8 +8,8 @@ from dario_utils.models.rrdbnet import RRDBNet
 from dario_utils.models.teachers import TEACHERS, Teacher, TeacherWeightsError, load_teacher
 
 __all__ = [
-    "SCHEMES", "SR_NAMES", "TEACHERS", "CheckpointError", "RRDBNet", "SRCheckpoint", "Teacher",
-    "TeacherWeightsError", "load_teacher",
+    "SCHEMES", "SR_NAMES", "TEACHERS", "CheckpointError", "CheckpointReadError", "RRDBNet", "SRCheckpoint",
+    "Teacher", "TeacherWeightsError", "load_teacher",
     "convert_realesrgan_x4plus", "detect_scheme", "from_basicsr", "infer_config",
     "load_sr", "read_sr_checkpoint", "save_sr_checkpoint", "to_basicsr",
 ]

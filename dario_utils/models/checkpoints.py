@@ -29,7 +29,9 @@ Files without a config get one inferred from the tensor shapes (:func:`infer_con
 """
 from __future__ import annotations
 
+import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -77,10 +79,16 @@ SCHEMES = tuple(_RULES)
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict")
 _STRIPPED_PREFIXES = ("module.", "_orig_mod.")
 _DARIONET_KEYS = ("state_dict", "model_config", "provenance")
+_ZIP_HEAD = b"PK\x03\x04"  # torch.save since PyTorch 1.6
+_LEGACY_HEAD = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # before: its magic number
 
 
 class CheckpointError(ValueError):
     """A checkpoint that fits no known key scheme, or not the architecture asked for."""
+
+
+class CheckpointReadError(CheckpointError):
+    """A file ``torch.load(weights_only=True)`` cannot read: truncated, no PyTorch file, unsafe pickle."""
 
 
 def _regex(template: str) -> re.Pattern[str]:
@@ -231,12 +239,46 @@ def _unwrap(obj: object) -> tuple[StateDict, str, dict | None, dict]:
     return flat, container, config, provenance
 
 
+def _first_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of the first non-empty line of ``text``, at most ``limit`` characters."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    sentence = line.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= limit else sentence[:limit - 3] + "..."
+
+
+def _load_weights_only(path: Path) -> object:
+    """``torch.load(path, weights_only=True)``; :class:`CheckpointReadError` when it fails.
+
+    The reason comes from the file's first bytes (torch writes a zip archive, before
+    PyTorch 1.6 a pickle opened by its magic number) and from torch's error.
+    """
+    with path.open("rb") as file:  # no permission and the like: OSError, passed on as it is
+        head = file.read(len(_LEGACY_HEAD))
+    try:
+        with warnings.catch_warnings():  # one line on stderr: not torch's warning on plain pickles
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load fails with many types: OSError, RuntimeError, KeyError, ...
+        detail = str(err).partition("WeightsUnpickler error:")[2]
+        refused = _first_sentence(detail) if isinstance(err, pickle.UnpicklingError) else ""
+        if not head:
+            reason = "empty file"
+        elif head.startswith((_ZIP_HEAD, _LEGACY_HEAD)):
+            reason = (f"it holds objects that weights_only loading refuses ({refused})" if refused else
+                      f"truncated or corrupt file ({_first_sentence(str(err)) or type(err).__name__})")
+        elif head.startswith(b"\x80") and refused:
+            reason = f"a plain pickle, not a PyTorch file, that weights_only loading refuses ({refused})"
+        else:
+            reason = "not a PyTorch file"
+        raise CheckpointReadError(f"{path} is not a readable checkpoint: {reason}") from None
+
+
 def read_sr_checkpoint(path: str | Path) -> SRCheckpoint:
     """Read any supported RRDBNet checkpoint file (``torch.load(weights_only=True)``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no SR checkpoint at {path}; known names: {', '.join(SR_NAMES)}")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = _load_weights_only(path)
     try:
         flat, container, config, provenance = _unwrap(obj)
         scheme = detect_scheme(flat)

@@ -1,0 +1,190 @@
+"""The runner publishes figures/<profile>/ with its provenance, and refuses to replace the
+results of a fuller run (other data, or Table 1 rows or figures this run lacks) unless
+given --overwrite. Papermill is replaced by a fake study that writes what the notebooks do."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from dario_utils import figures, paths, reproduce
+from dario_utils.runtime import git_commit
+
+PROFILE = "imagenet-sample"
+MODELS = ["original", "bilinear", "bicubic", "esrgan", "darionet"]
+NOTEBOOKS = ["01_data_split", "02_baselines", "03_finetune", "04_evaluation", "05_figures"]
+
+
+def _write_table(folder: Path, models: list[str]) -> None:
+    (folder / "table1.csv").write_text("row,model,top1\n" + "".join(f"{i},{m},0.5\n" for i, m in enumerate(models)))
+
+
+class FakeStudy:
+    """Stands in for ``papermill.execute_notebook``: 01 writes manifests listing the data root's
+    files, 02 Table 1 without DarioNet, 04 Table 1 with ``rows_04``, 05 ``figures_05`` and the README."""
+
+    def __init__(self) -> None:
+        self.rows_04 = MODELS
+        self.figures_05 = [f"fig{i}_panel.png" for i in range(1, 8)]
+
+    def __call__(self, input_path: str, output_path: str, parameters: dict, **kwargs) -> None:
+        profile = parameters.get("profile", "demo")
+        staging = Path(os.environ[reproduce.STAGING_ENV])
+        number = Path(input_path).name[:2]
+        if number == "01":
+            names = sorted(p.name for p in Path(parameters["data_root"]).iterdir())
+            manifests = paths.manifests_dir(profile)
+            manifests.mkdir(parents=True, exist_ok=True)
+            for split in ("train", "val", "test"):
+                (manifests / f"{split}.csv").write_text("path\n" + "".join(f"{name}\n" for name in names))
+        elif number == "02":
+            _write_table(staging, MODELS[:4])
+        elif number == "04":
+            _write_table(staging, self.rows_04)
+        elif number == "05":
+            for name in self.figures_05:
+                (staging / name).write_bytes(b"\x89PNG " + name.encode())
+            figures.figures_readme(profile, f"python -m dario_utils.reproduce --profile {profile}")
+        executed = nbformat.read(input_path, as_version=4)
+        executed.cells.append(nbformat.v4.new_markdown_cell("executed"))
+        nbformat.write(executed, output_path)
+
+
+@pytest.fixture
+def study(tmp_path: Path, output_root: Path, monkeypatch: pytest.MonkeyPatch) -> FakeStudy:
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for name in NOTEBOOKS:
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]),
+                       notebooks / f"{name}.ipynb")
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", notebooks)
+    fake = FakeStudy()
+    monkeypatch.setattr("papermill.execute_notebook", fake)
+    return fake
+
+
+def _data(tmp_path: Path, name: str, images: int) -> Path:
+    root = tmp_path / name
+    root.mkdir()
+    for i in range(images):
+        (root / f"n01440764_{i}.JPEG").write_bytes(b"jpeg")
+    return root
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_full_run_publishes_its_provenance_and_republishes_on_the_same_data(
+        study: FakeStudy, tmp_path: Path, output_root: Path):
+    data = _data(tmp_path, "sample", 150)
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
+    published = output_root / "figures" / PROFILE
+    record = json.loads((published / "provenance.json").read_text())
+    assert record == {
+        "profile": PROFILE, "data_root": str(data.resolve()),
+        "manifests_sha256": reproduce.manifests_fingerprint(PROFILE), "notebooks": NOTEBOOKS,
+        "commit": git_commit(), "date": datetime.now(timezone.utc).date().isoformat(),
+        "table1_models": MODELS, "figures": study.figures_05,
+    }
+    assert re.fullmatch(r"[0-9a-f]{12}", record["manifests_sha256"])
+    readme = (published / "README.md").read_text()
+    made_by = readme[readme.index("\n## Made by\n"):]
+    assert f"data root `{data.resolve()}`" in made_by and f"`{record['manifests_sha256']}`" in made_by
+    assert "Table 1 rows: original, bilinear, bicubic, esrgan, darionet" in made_by
+    assert "fig7_panel.png" in made_by and f"commit `{record['commit']}`" in made_by
+    assert "[table1.csv](table1.csv)" in readme and "provenance.json |" not in readme
+
+    # a full rerun on the same data publishes; only the commit and date lines may differ
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
+    stable = [line for line in (published / "README.md").read_text().splitlines()
+              if not line.startswith(("- commit", "- date"))]
+    assert stable == [line for line in readme.splitlines() if not line.startswith(("- commit", "- date"))]
+
+
+def test_quick_run_on_other_data_is_refused_until_overwrite(
+        study: FakeStudy, tmp_path: Path, output_root: Path, capsys: pytest.CaptureFixture):
+    full, quick = _data(tmp_path, "sample", 150), _data(tmp_path, "quick", 35)
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(full)]) == 0
+    published = output_root / "figures" / PROFILE
+    before = _snapshot(published)
+    capsys.readouterr()
+
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02"]) == reproduce.REFUSED
+    kept = output_root / "runs" / PROFILE / "figures-unpublished"
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"error: figures/{PROFILE}/ holds the results of a fuller run (other data: data root {quick.resolve()}, "
+        f"published {full.resolve()}; rows darionet would be lost); this run's tables and figures are in {kept}: "
+        "pass --overwrite to replace them"]
+    assert _snapshot(published) == before
+    assert reproduce.table1_models(kept) == MODELS[:4]
+    assert json.loads((kept / "provenance.json").read_text())["data_root"] == str(quick.resolve())
+    assert "Table 1 rows: original, bilinear, bicubic, esrgan\n" in (kept / "README.md").read_text()
+
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02", "--overwrite"]) == 0
+    assert reproduce.table1_models(published) == MODELS[:4]
+    assert json.loads((published / "provenance.json").read_text())["notebooks"] == NOTEBOOKS[:2]
+
+
+def test_partial_rerun_on_the_same_data_publishes_but_not_if_it_loses_a_row(
+        study: FakeStudy, tmp_path: Path, output_root: Path, capsys: pytest.CaptureFixture):
+    data = _data(tmp_path, "sample", 20)
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "04,05"]) == 0
+    published = output_root / "figures" / PROFILE
+    assert json.loads((published / "provenance.json").read_text())["notebooks"] == NOTEBOOKS[3:]
+
+    study.rows_04 = MODELS[:3]
+    capsys.readouterr()
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "04"]) == reproduce.REFUSED
+    assert "fuller run (rows esrgan, darionet would be lost)" in capsys.readouterr().err
+    assert reproduce.table1_models(published) == MODELS
+
+
+def test_in_place_does_not_refresh_the_notebooks_when_results_would_be_lost(
+        study: FakeStudy, output_root: Path, capsys: pytest.CaptureFixture):
+    assert reproduce.run("demo", only=["04", "05"], in_place=True) == 0
+    refreshed = nbformat.read(paths.NOTEBOOKS_DIR / "04_evaluation.ipynb", as_version=4)
+    assert refreshed.metadata["kernelspec"] == reproduce.KERNELSPEC and refreshed.cells[-1].source == "executed"
+    record = json.loads((output_root / "figures" / "demo" / "provenance.json").read_text())
+    assert record["data_root"] == "runs/demo/demo_images"  # not where this checkout lies
+
+    stored = {nb.name: nb.read_bytes() for nb in paths.NOTEBOOKS_DIR.iterdir()}
+    study.rows_04 = MODELS[:4]
+    capsys.readouterr()
+    assert reproduce.run("demo", only=["04"], in_place=True) == reproduce.REFUSED
+    assert "fuller run (rows darionet would be lost)" in capsys.readouterr().err
+    assert {nb.name: nb.read_bytes() for nb in paths.NOTEBOOKS_DIR.iterdir()} == stored
+
+
+def test_refusals_compare_rows_figures_and_data(tmp_path: Path):
+    published, staged = tmp_path / "published", tmp_path / "staged"
+    for folder in (published, staged):
+        folder.mkdir()
+        _write_table(folder, MODELS)
+        for i in (1, 2):
+            (folder / f"fig{i}_x.png").write_bytes(b"png")
+    assert reproduce.publish_refusals(staged, published) == []
+
+    (staged / "fig2_x.png").unlink()
+    _write_table(staged, ["darionet", "original", "extra"])
+    assert reproduce.publish_refusals(staged, published) == [
+        "rows bilinear, bicubic, esrgan would be lost", "figures fig2_x.png would be lost"]
+
+    # without provenance.json (an older run) other data alone is no reason
+    _write_table(staged, MODELS)
+    (staged / "fig2_x.png").write_bytes(b"png")
+    record = {"data_root": "/data/a", "manifests_sha256": "aaaaaaaaaaaa"}
+    (staged / "provenance.json").write_text(json.dumps(record))
+    assert reproduce.publish_refusals(staged, published) == []
+    (published / "provenance.json").write_text(json.dumps({**record, "manifests_sha256": "bbbbbbbbbbbb"}))
+    assert reproduce.publish_refusals(staged, published) == [
+        "other data: manifests aaaaaaaaaaaa, published bbbbbbbbbbbb"]
+    (published / "provenance.json").write_text(json.dumps({**record, "data_root": "/data/b"}))
+    assert reproduce.publish_refusals(staged, published) == ["other data: data root /data/a, published /data/b"]
