@@ -40,10 +40,15 @@ def upsample(x: torch.Tensor, size: Size, mode: str = "bilinear") -> torch.Tenso
     return _resize(x, size, mode).clamp(0, 1)
 
 
+def to_size(sr_output: torch.Tensor, size: Size) -> torch.Tensor:
+    """An SR net's output resized (bilinear, antialiased) to ``size``, clamped to [0, 1]."""
+    return _resize(sr_output, size, "bilinear").clamp(0, 1)
+
+
 def reconstruct(sr_model: nn.Module, x_small: torch.Tensor, size: Size) -> torch.Tensor:
-    """``sr_model(x_small)`` resized (bilinear, antialiased) to ``size``, clamped to [0, 1].
+    """``sr_model(x_small)`` brought to ``size`` by :func:`to_size`.
 
     Gradients flow through (the fine-tuning loss uses this); wrap in ``torch.no_grad()``
     or ``torch.inference_mode()`` to evaluate.
     """
-    return _resize(sr_model(x_small), size, "bilinear").clamp(0, 1)
+    return to_size(sr_model(x_small), size)

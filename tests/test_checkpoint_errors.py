@@ -91,7 +91,7 @@ def _assert_one_error_line(err: str, path: Path, reason: str) -> None:
 @pytest.fixture
 def profile_file(tmp_path: Path, output_root: Path, broken: tuple[Path, str]) -> Path:
     """A tiny demo-kind profile starting from the broken file, with manifests of three JPEGs."""
-    raw = yaml.safe_load(paths.profile_file("demo").read_text())
+    raw = yaml.safe_load(paths.profile_file("imagenet-sample").read_text())
     raw.update(profile=PROFILE, num_threads=1)
     raw["data"].update(image_size=32, num_workers=0)
     raw["teacher"]["weights"] = "random"

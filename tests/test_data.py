@@ -1,6 +1,6 @@
 """Tests of dario_utils.data: the report's ILSVRC2012 split on a miniature tree in every
 val layout, manifests (columns, seeded and byte-identical), the sample-folder split on real
-ImageNet JPEGs, the demo split, and ManifestDataset on odd image files."""
+ImageNet JPEGs, the demo's shipped thumbnails, and ManifestDataset on odd image files."""
 from __future__ import annotations
 
 import math
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from conftest import TREE_TRAIN_PER_CLASS, TREE_VAL_PER_CLASS, write_jpeg
-from dario_utils import data
+from dario_utils import data, paths
 from dario_utils.config import load_config
 from dario_utils.imagenet import imagenet_wnids
 
@@ -158,21 +158,31 @@ def test_fractions_must_name_the_three_splits(tmp_path: Path):
         data.split_sample_folder(tmp_path, {"train": 0.5, "test": 0.5})
 
 
-# ---------------------------------------------------------------- demo split
+# ---------------------------------------------------------------- the demo's shipped images
 
 
-def test_split_demo_keeps_each_source_photo_in_one_split():
-    rng = random.Random(0)
-    rows = [{"path": f"g{g}_{k}.png", "group": f"photo{g}", "label": g}
-            for g in range(23) for k in range(rng.randint(1, 6))]
-    splits = data.split_demo(rows, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=2020)
-    groups = {split: {r["group"] for r in chosen} for split, chosen in splits.items()}
-    assert not groups["train"] & groups["val"]
-    assert not groups["train"] & groups["test"]
-    assert not groups["val"] & groups["test"]
-    assert sorted(r["path"] for s in splits.values() for r in s) == sorted(r["path"] for r in rows)
-    assert [len(groups[s]) for s in ("train", "val", "test")] == [round(23 * 0.6), round(23 * 0.2), 23 - 14 - 5]
-    assert data.split_demo(rows, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=2020) == splits
+def test_demo_profile_reads_the_shipped_thumbnails_with_true_labels(output_root: Path):
+    config = load_config("demo")
+    root = data.resolve_data_root(config)
+    assert root == paths.PROJECT_ROOT / "data" / "imagenet-sample-128"
+    frames = data.make_split(config)
+    assert {s: len(f) for s, f in frames.items()} == {"train": 299, "val": 50, "test": 150}
+    test = frames["test"]
+    assert (test["label_source"] == "filename").all() and test["label"].nunique() == 150
+    assert list(test["wnid"]) == [p[:9] for p in test["path"]]
+    assert data.ManifestDataset(test, root, config.data.image_size)[0]["image"].shape == (3, 128, 128)
+
+
+def test_make_thumbnails_resizes_and_keeps_names(tmp_path: Path):
+    source = tmp_path / "src"
+    write_jpeg(source / "n01440764_tench.JPEG", 1, size=(96, 64))
+    write_jpeg(source / "n01443537_goldfish.JPEG", 2, size=(50, 80))
+    (source / "notes.txt").write_text("not an image")
+    before = {p.name: p.read_bytes() for p in source.iterdir()}
+    written = data.make_thumbnails(source, tmp_path / "thumbs", 32)
+    assert sorted(p.name for p in written) == ["n01440764_tench.JPEG", "n01443537_goldfish.JPEG"]
+    assert all(Image.open(p).size == (32, 32) for p in written)
+    assert {p.name: p.read_bytes() for p in source.iterdir()} == before  # the source is never modified
 
 
 # ---------------------------------------------------------------- ManifestDataset

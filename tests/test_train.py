@@ -91,7 +91,7 @@ def tiny_config(start: Path | str, **overrides: object) -> Config:
               "sr.nf": 8, "sr.nb": 1, "sr.gc": 4, "sr.pretrained": str(start),
               "teacher.name": "efficientnet_lite0", "train.batch_size": 4, "train.epochs": 2,
               "train.max_batches": 2, "train.crop": 32, "train.lr": 1e-3}
-    return load_config("demo", {**values, **overrides})
+    return load_config("imagenet-sample", {**values, **overrides})
 
 
 @pytest.fixture
@@ -260,3 +260,96 @@ def test_global_batch_must_split_evenly_over_processes(output_root, start_checkp
     with pytest.raises(ValueError, match="not divisible by the 2 processes"):
         train._train_loader(dataset, 5, 0, config, rank=0, world=2)
 
+
+
+# ---------------------------------------------------------------- frozen head (train.frozen_blocks)
+
+
+def frozen_config(start: Path, **overrides: object) -> Config:
+    """The tiny profile with a 2-block net whose head (conv_first and block 0) stays frozen."""
+    config = tiny_config(start, **{"sr.nb": 2, "train.frozen_blocks": 1, "train.hflip": 0.0, "train.vflip": 0.0,
+                                   **overrides})
+    if "train.crop" not in overrides:
+        config.train.crop = None  # load_config ignores None overrides
+    return config
+
+
+@pytest.fixture(scope="module")
+def two_block_start(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    net = RRDBNet(nf=8, nb=2, gc=4)
+    return save_sr_checkpoint(tmp_path_factory.mktemp("start") / "start.pt", net, {"stage": "test"})
+
+
+@pytest.mark.parametrize("blocks", [0, 1, 2])
+def test_head_then_tail_is_the_whole_net(blocks: int) -> None:
+    torch.manual_seed(0)
+    net = RRDBNet(nf=8, nb=2, gc=4).eval()
+    x = torch.rand(2, 3, 10, 12)
+    with torch.no_grad():
+        assert torch.equal(net.tail(*net.head(x, blocks), blocks), net(x))
+
+
+def test_frozen_head_trains_only_the_tail_on_cached_features(output_root, two_block_start,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from dario_utils import evaluate
+    from dario_utils.metrics import psnr
+
+    config = frozen_config(two_block_start)
+    calls = []
+    original_head = RRDBNet.head
+    monkeypatch.setattr(RRDBNet, "head", lambda self, *a, **k: calls.append(1) or original_head(self, *a, **k))
+    history = train.finetune(config, progress=False)
+    assert len(history) == 2 * config.train.epochs and np.isfinite(history["logit_mse"]).all()
+    start, tuned = load_sr(two_block_start), load_sr(run_file(output_root, "checkpoints", train.LAST_FILE))
+    head_names = [n for n in start.state_dict() if n.startswith(("conv_first.", "body.0."))]
+    assert head_names and all(torch.equal(start.state_dict()[n], tuned.state_dict()[n]) for n in head_names)
+    assert any(not torch.equal(start.state_dict()[n], tuned.state_dict()[n])
+               for n in start.state_dict() if n.startswith(("body.1.", "conv_up1.")))
+    head_calls = len(calls)  # the head ran once per batch of train and val, not once per epoch
+    assert head_calls == sum(-(-len(manifest_dataset(config, s)) // config.eval.batch_size) for s in ("train", "val"))
+    cached = {p.name for p in (output_root / "runs" / PROFILE / "cache").iterdir()}
+    assert cached == {"head-train.pt", "head-val.pt"}
+
+    # evaluation runs the tails on cached features and matches the whole nets' forward pass
+    run = evaluate.evaluate(config, ["esrgan", "darionet"], checkpoint=str(run_file(output_root, "checkpoints",
+                                                                                     train.LAST_FILE)),
+                            progress=False, merge=False)
+    assert len(calls) == head_calls + 1  # one pass over the test split, shared by both nets (same head)
+    dataset = manifest_dataset(config, "test")
+    x = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    with torch.no_grad():
+        recon = reconstruct(tuned, downsample(x, config.data.scale), x.shape[-1])
+    expected = psnr(recon, x).numpy()
+    got = run.per_image[run.per_image["model"] == "darionet"]["psnr"].to_numpy()
+    assert np.allclose(got, expected, atol=1e-3)
+    head_calls = len(calls)
+    evaluate.evaluate(config, ["esrgan"], progress=False, merge=False)
+    assert len(calls) == head_calls  # a second evaluation reads the cache back
+
+
+def test_head_cache_is_recomputed_when_its_inputs_change(output_root, two_block_start) -> None:
+    from dario_utils import trunk
+
+    config = frozen_config(two_block_start)
+    net = load_sr(two_block_start)
+    first = trunk.head_features(config, "val", net, torch.device("cpu"), progress=False)
+    with torch.no_grad():
+        net.body[0].rdb1.conv1.bias.add_(1.0)
+    second = trunk.head_features(config, "val", net, torch.device("cpu"), progress=False)
+    assert not torch.equal(first.trunk, second.trunk)
+    again = trunk.head_features(config, "val", net, torch.device("cpu"), progress=False)
+    assert torch.equal(again.trunk, second.trunk) and again.seconds == second.seconds
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"train.hflip": 0.5}, "flips and crops"),
+    ({"train.crop": 32}, "flips and crops"),
+    ({"train.frozen_blocks": 3}, "between 0 and sr.nb"),
+])
+def test_frozen_head_refuses_what_would_change_its_output(output_root, two_block_start, overrides,
+                                                         message: str) -> None:
+    from dario_utils.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        train.finetune(frozen_config(two_block_start, **overrides), progress=False)

@@ -76,11 +76,23 @@ class RRDBNet(nn.Module):
         """Constructor arguments: ``RRDBNet(**net.config)`` builds the same architecture."""
         return dict(self._config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def head(self, x: torch.Tensor, blocks: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``conv_first`` features and the output of the first ``blocks`` RRDBs (all by default).
+
+        With the head frozen, these two tensors are all the rest of the net needs:
+        ``net.tail(*net.head(x, k), k)`` equals ``net(x)``.
+        """
         if self.unshuffle > 1:
             x = F.pixel_unshuffle(x, self.unshuffle)
         feat = self.conv_first(x)
-        feat = feat + self.conv_body(self.body(feat))
+        return feat, self.body[:len(self.body) if blocks is None else blocks](feat)
+
+    def tail(self, feat: torch.Tensor, trunk: torch.Tensor, blocks: int | None = None) -> torch.Tensor:
+        """The rest of the net after :meth:`head`: RRDBs from ``blocks`` on, trunk conv, upsampler."""
+        feat = feat + self.conv_body(self.body[len(self.body) if blocks is None else blocks:](trunk))
         for conv in (self.conv_up1, self.conv_up2):
             feat = self.lrelu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")))
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(*self.head(x))

@@ -1,0 +1,135 @@
+"""Frozen-head fine-tuning: the SR net's head computed once per image and reused.
+
+In RRDBNet almost all the work is the trunk of residual dense blocks at the small
+resolution (about 93% for the 23-block net). With ``train.frozen_blocks: k`` the head
+(``conv_first`` and the first ``k`` blocks) keeps its pretrained weights, so its output for
+an image never changes: :func:`head_features` computes it once per split and keeps it in
+``runs/<profile>/cache/``, and training, validation and evaluation run only the tail.
+
+The cache is keyed by everything its values depend on (the head's weights, ``k``, the
+image size, the scale and the split's manifest), so a changed input is recomputed, never
+silently reused. Flips and crops would change the head's input, so they are refused with
+a frozen head.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from . import fileio, paths
+from .config import Config, ConfigError
+from .data import collate, manifest_dataset
+from .degrade import downsample, to_size
+from .models import RRDBNet
+
+
+@dataclass
+class HeadFeatures:
+    """The head's two outputs for every image of a split (rows in manifest order)."""
+
+    feat: Tensor  # conv_first features (N, nf, h, w)
+    trunk: Tensor  # output of the first ``blocks`` RRDBs (N, nf, h, w)
+    blocks: int
+    seconds: float  # time it took to compute them
+
+    def select(self, indices: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
+        """The features of the images at dataset ``indices``, on ``device``."""
+        return self.feat[indices].to(device), self.trunk[indices].to(device)
+
+
+class Tail(nn.Module):
+    """The trainable part of a frozen-head student: ``(feat, trunk)`` -> SR image.
+
+    A module of its own so that DistributedDataParallel can wrap it.
+    """
+
+    def __init__(self, net: RRDBNet, blocks: int) -> None:
+        super().__init__()
+        self.net, self.blocks = net, blocks
+
+    def forward(self, feat: Tensor, trunk: Tensor) -> Tensor:
+        return self.net.tail(feat, trunk, self.blocks)
+
+
+def check_frozen(config: Config) -> int | None:
+    """``train.frozen_blocks`` after checking it fits the profile; ``None`` when the whole net trains."""
+    blocks = config.train.frozen_blocks
+    if blocks is None:
+        return None
+    if not 0 <= blocks <= config.sr.nb:
+        raise ConfigError(f"config key 'train.frozen_blocks': {blocks} is not between 0 and sr.nb ({config.sr.nb})")
+    if config.train.hflip or config.train.vflip or config.train.crop:
+        raise ConfigError("train.frozen_blocks reuses the head's output for each image, which flips and crops "
+                          "would change: set train.hflip and train.vflip to 0 and train.crop to null")
+    return blocks
+
+
+def freeze_head(net: RRDBNet, blocks: int) -> list[nn.Parameter]:
+    """Stop gradients to ``conv_first`` and the first ``blocks`` RRDBs; return the trainable parameters."""
+    for module in (net.conv_first, net.body[:blocks]):
+        module.requires_grad_(False)
+    return [p for p in net.parameters() if p.requires_grad]
+
+
+def head_fingerprint(net: RRDBNet, blocks: int) -> str:
+    """SHA-256 of the head's weights (``conv_first`` and the first ``blocks`` RRDBs)."""
+    digest = hashlib.sha256()
+    for module in (net.conv_first, net.body[:blocks]):
+        for name, tensor in module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _cache_key(config: Config, split: str, net: RRDBNet, blocks: int) -> dict[str, object]:
+    manifest = paths.manifests_dir(config.profile) / f"{split}.csv"
+    return {"head": head_fingerprint(net, blocks), "blocks": blocks, "image_size": config.data.image_size,
+            "scale": config.data.scale, "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]}
+
+
+@torch.no_grad()
+def head_features(config: Config, split: str, net: RRDBNet, device: torch.device,
+                  progress: bool = True) -> HeadFeatures:
+    """The head's output for every image of ``split``: from the cache when its key matches,
+    else computed (with a progress bar) and cached. Unreadable images skipped by the data
+    (``data.skip_unreadable``) keep zero rows, which nothing reads."""
+    blocks = check_frozen(config)
+    if blocks is None:
+        raise ConfigError("head features need train.frozen_blocks in the profile")
+    key = _cache_key(config, split, net, blocks)
+    path = paths.run_dir(config.profile) / "cache" / f"head-{split}.pt"
+    if path.is_file():
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+        if cached["key"] == key:
+            return HeadFeatures(cached["feat"], cached["trunk"], blocks, cached["seconds"])
+    dataset = manifest_dataset(config, split)
+    loader = DataLoader(dataset, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate,
+                        num_workers=config.data.num_workers)
+    feat = trunk = None
+    start = time.perf_counter()
+    net.eval()
+    for batch in tqdm(loader, desc=f"SR head, {split} split", unit="batch", disable=not progress, leave=False):
+        if "image" not in batch:
+            continue
+        f, t = net.head(downsample(batch["image"].to(device), config.data.scale), blocks)
+        if feat is None:
+            feat = torch.zeros((len(dataset), *f.shape[1:]), dtype=torch.float32)
+            trunk = torch.zeros_like(feat)
+        feat[batch["index"]], trunk[batch["index"]] = f.float().cpu(), t.float().cpu()
+    if feat is None:
+        raise ValueError(f"no readable image in the {split} split of profile '{config.profile}'")
+    seconds = time.perf_counter() - start
+    fileio.ensure_dir(path.parent)
+    fileio.save_torch({"key": key, "feat": feat, "trunk": trunk, "seconds": seconds}, path)
+    return HeadFeatures(feat, trunk, blocks, seconds)
+
+
+def reconstruct_from_head(tail: nn.Module, features: tuple[Tensor, Tensor], size: int) -> Tensor:
+    """:func:`dario_utils.degrade.reconstruct` for a frozen-head net: its tail on cached features."""
+    return to_size(tail(*features), size)

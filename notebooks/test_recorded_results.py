@@ -1,0 +1,23 @@
+"""Checks run by ``make test`` after nbval has rerun the notebooks on the demo profile
+(it collects this file after the ``NN_*.ipynb`` notebooks): what training produced must be
+within the stated tolerances of the recorded run, and the study's claim must hold.
+See :mod:`dario_utils.recorded`."""
+from __future__ import annotations
+
+import pandas as pd
+
+from dario_utils import evaluate, recorded
+from dario_utils.config import load_config
+
+
+def test_trained_results_are_within_tolerance_of_the_recorded_run():
+    frame = recorded.compare("demo")
+    assert frame["ok"].all(), "outside tolerance:\n" + frame[~frame["ok"]].to_string()
+
+
+def test_the_demo_shows_the_study_claim():
+    config = load_config("demo")
+    run = evaluate.read_results(config)
+    frame = recorded.claims(evaluate.table1(config, run), evaluate.mcnemar_tests(run))
+    assert frame["holds"].all(), "claims that do not hold:\n" + frame[~frame["holds"]].to_string()
+    assert len(frame) == 6 and isinstance(frame, pd.DataFrame)
