@@ -5,16 +5,27 @@
 
 Prints images/s for (a) evaluation of each model (SR + classify), (b) a DarioNet training
 step and (c) the data pipeline (decode + Resize + CenterCrop), each as a plain version and
-the optimised one, with their ratio. Plain = float32, eager, ``torch.no_grad`` for
-evaluation and a teacher whose parameters still require gradients for training. Optimised
-= ``torch.inference_mode``, a frozen teacher, and on CUDA also channels_last, bf16 autocast
-and (``--compile``) ``torch.compile``. Needs the profile's manifests (notebook 01) and, for
-the SR rows, its pretrained SR weights (notebook 02 where the profile pretrains).
+the optimised one, with their ratio and the batch size used. Plain = float32, eager,
+``torch.no_grad`` for evaluation and a teacher whose parameters still require gradients for
+training, every module in the default memory format. Optimised = what the study runs
+(``dario_utils.evaluate`` and ``dario_utils.train``): ``torch.inference_mode`` and a frozen
+teacher; on CUDA the SR net in channels_last under bf16 autocast, the classifier judging in
+float32 (bf16 autocast made the classifier alone slower: 0.71x on an H100), and for the
+training step the teacher in channels_last under bf16 autocast too; with ``--compile`` also
+``torch.compile``. Needs the profile's manifests (notebook 01) and, for the SR rows, its
+pretrained SR weights (notebook 02 where the profile pretrains).
+
+``--batch`` is where each stage starts: on CUDA a stage that runs out of GPU memory is
+measured again at half the batch (plain and optimised at the same size), and the table's
+``batch`` column says which size each stage used. On CUDA each measurement repeats until
+it has run for at least ``--min-seconds``.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import gc
 import time
 from typing import Callable
 
@@ -30,81 +41,152 @@ from dario_utils.runtime import setup_torch
 from dario_utils.train import build_student
 
 
-def rate(step: Callable[[], None], images: int, device: torch.device, repeats: int) -> float:
-    """Images per second of ``step`` (one warm-up call, then ``repeats`` timed calls)."""
+def rate(step: Callable[[], None], images: int, device: torch.device, repeats: int,
+         min_seconds: float = 0.0) -> float:
+    """Images per second of ``step``: one warm-up call, then at least ``repeats`` timed calls
+    and at least ``min_seconds`` of them."""
     step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
+    calls, start = 0, time.perf_counter()
+    while True:
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return images * repeats / (time.perf_counter() - start)
+        calls += 1
+        if calls >= repeats:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                return images * calls / elapsed
 
 
-def optimised_context(device: torch.device) -> contextlib.AbstractContextManager:
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is the GPU running out of memory."""
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
-def main() -> None:
+def with_batch_fallback(measure: Callable[[int], tuple[float, float]], batch: int,
+                        on_retry: Callable[[int, int], None] | None = None) -> tuple[float, float, int]:
+    """``measure(b)`` for ``b = batch``, halved after each out-of-memory error down to 1;
+    returns its two rates and the batch size that fitted. ``on_retry(failed, next)`` is told
+    of each fallback. Other errors, and running out of memory at batch 1, are raised."""
+    b = batch
+    while True:
+        try:
+            plain, fast = measure(b)
+            return plain, fast, b
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as err:
+            if not is_out_of_memory(err) or b == 1:
+                raise
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if on_retry:
+            on_retry(b, b // 2)
+        b //= 2
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--data-root")
     parser.add_argument("--device", choices=["cpu", "cuda"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8, help="batch size each stage starts at (default 8)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls at least (default 3)")
+    parser.add_argument("--min-seconds", type=float, default=None,
+                        help="timed seconds at least per measurement (default 0.5 on CUDA, 0 on CPU)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the optimised models")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     config = load_config(args.profile, {"data_root": args.data_root, "device": args.device})
     device = setup_torch(config)
-    size, b = config.data.image_size, args.batch
+    size = config.data.image_size
     cuda = device.type == "cuda"
-    x = torch.rand(b, 3, size, size, device=device)
-    small = downsample(x, config.data.scale)
+    min_seconds = args.min_seconds if args.min_seconds is not None else (0.5 if cuda else 0.0)
 
-    teacher = load_teacher(config.teacher.name, device=device, weights=config.teacher.weights)
+    teacher = load_teacher(config.teacher.name, device=device, weights=config.teacher.weights,
+                           input_size=config.teacher.input_size)
     sr = build_student(config, device)
-    fast_teacher, fast_sr = teacher, sr
-    if cuda:
-        fast_teacher = teacher.to(memory_format=torch.channels_last)
-        fast_sr = sr.to(memory_format=torch.channels_last)
+    # the optimised copies: Module.to(memory_format=...) converts in place, so copy first
+    fast_sr = copy.deepcopy(sr).to(memory_format=torch.channels_last) if cuda else sr
+    judge = teacher  # the study judges in float32, in the default memory format (dario_utils.evaluate)
+    train_teacher = copy.deepcopy(teacher).to(memory_format=torch.channels_last) if cuda else teacher
     if args.compile:
-        fast_teacher, fast_sr = torch.compile(fast_teacher), torch.compile(fast_sr)
+        fast_sr, judge, train_teacher = torch.compile(fast_sr), torch.compile(judge), torch.compile(train_teacher)
     print(f"device {device} ({torch.cuda.get_device_name() if cuda else f'{torch.get_num_threads()} CPU threads'}), "
-          f"profile {config.profile}, {size} -> {small.shape[-1]} px, batch {b}, teacher {config.teacher.name}, "
-          f"SR nf={config.sr.nf} nb={config.sr.nb}")
-    print(f"{'stage':34s} {'plain img/s':>12s} {'optimised img/s':>16s} {'ratio':>7s}")
+          f"profile {config.profile}, {size} -> {config.small_size} px, batch {args.batch} at most, "
+          f"teacher {config.teacher.name}, SR nf={config.sr.nf} nb={config.sr.nb}, torch {torch.__version__}"
+          + (", torch.compile" if args.compile else ""), flush=True)
+    print(f"{'stage':38s} {'batch':>5s} {'plain img/s':>12s} {'optimised img/s':>16s} {'ratio':>7s}", flush=True)
 
-    def report(name: str, plain: float, fast: float) -> None:
-        print(f"{name:34s} {plain:12.1f} {fast:16.1f} {fast / plain:7.2f}")
+    def report(name: str, plain: float, fast: float, b: int | str) -> None:
+        print(f"{name:38s} {b!s:>5s} {plain:12.1f} {fast:16.1f} {fast / plain:7.2f}", flush=True)
+
+    def retry(name: str) -> Callable[[int, int], None]:
+        return lambda failed, b: print(f"  {name}: out of GPU memory at batch {failed}, trying {b}", flush=True)
+
+    def inputs(b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.rand(b, 3, size, size, device=device)
+        return x, downsample(x, config.data.scale)
+
+    timing = {"device": device, "repeats": args.repeats, "min_seconds": min_seconds}
 
     for model in ("original", "bilinear", "bicubic", "esrgan"):
-        def evaluate_step(t=teacher, s=sr, fast=False, model=model) -> None:
-            ctx = torch.inference_mode() if fast else torch.no_grad()
-            with ctx, (optimised_context(device) if fast else contextlib.nullcontext()):
-                t(apply_model(model, x, downsample(x, config.data.scale), {"esrgan": s}))
-        report(f"evaluate {model}", rate(evaluate_step, b, device, args.repeats),
-               rate(lambda: evaluate_step(fast_teacher, fast_sr, True), b, device, args.repeats))
+        def measure(b: int, model: str = model) -> tuple[float, float]:
+            x, small = inputs(b)
+            fast_small = small.contiguous(memory_format=torch.channels_last) if cuda else small
 
-    optimizer = torch.optim.Adam(sr.parameters(), lr=1e-4)
-    with torch.no_grad():
-        target = teacher(x)
+            def plain_step() -> None:
+                with torch.no_grad():
+                    teacher(apply_model(model, x, small, {"esrgan": sr}))
 
-    def train_step(t, fast: bool) -> None:
-        with optimised_context(device) if fast else contextlib.nullcontext():
-            loss = torch.nn.functional.mse_loss(t(reconstruct(fast_sr if fast else sr, small, size)).float(), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+            def fast_step() -> None:
+                with torch.inference_mode():
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                        image = apply_model(model, x, fast_small if model == "esrgan" else small,
+                                            {"esrgan": fast_sr})
+                    judge(image.float())
 
-    teacher.requires_grad_(True)  # the plain version: the teacher's parameters get gradients too
-    plain = rate(lambda: train_step(teacher, False), b, device, args.repeats)
-    teacher.requires_grad_(False)
-    report("train step (SR + teacher, backward)", plain, rate(lambda: train_step(fast_teacher, True), b, device,
-                                                               args.repeats))
+            return rate(plain_step, b, **timing), rate(fast_step, b, **timing)
+
+        plain, fast, b = with_batch_fallback(measure, args.batch, retry(f"evaluate {model}"))
+        report(f"evaluate {model}", plain, fast, b)
+
+    def measure_train(b: int) -> tuple[float, float]:
+        x, small = inputs(b)
+        with torch.no_grad():
+            target = teacher(x)
+        plain_optimizer = torch.optim.Adam(sr.parameters(), lr=1e-4)
+        fast_optimizer = torch.optim.Adam(fast_sr.parameters(), lr=1e-4)
+        fast_small = small.contiguous(memory_format=torch.channels_last) if cuda else small
+
+        def plain_step() -> None:
+            loss = torch.nn.functional.mse_loss(teacher(reconstruct(sr, small, size)).float(), target)
+            plain_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            plain_optimizer.step()
+
+        def fast_step() -> None:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                loss = torch.nn.functional.mse_loss(train_teacher(reconstruct(fast_sr, fast_small, size)).float(),
+                                                    target)
+            fast_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            fast_optimizer.step()
+
+        teacher.requires_grad_(True)  # the plain version: the teacher's parameters get gradients too
+        try:
+            plain = rate(plain_step, b, **timing)
+        finally:
+            teacher.requires_grad_(False)
+            teacher.zero_grad(set_to_none=True)
+            plain_optimizer.zero_grad(set_to_none=True)
+        return plain, rate(fast_step, b, **timing)
+
+    plain, fast, b = with_batch_fallback(measure_train, args.batch, retry("train step"))
+    report("train step (SR + teacher, backward)", plain, fast, b)
 
     dataset = manifest_dataset(config, "train")
+    b = args.batch
     subset = Subset(dataset, range(min(len(dataset), 8 * b)))
 
     def load(workers: int) -> Callable[[], None]:
@@ -112,7 +194,7 @@ def main() -> None:
 
     workers = max(2, config.data.num_workers)
     report(f"data: decode+resize (0 vs {workers} workers)", rate(load(0), len(subset), device, 1),
-           rate(load(workers), len(subset), device, 1))
+           rate(load(workers), len(subset), device, 1), b)
 
 
 if __name__ == "__main__":

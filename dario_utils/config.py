@@ -30,13 +30,12 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where the images come from and how they are prepared."""
 
-    kind: str = "demo"  # demo | sample_folder | ilsvrc
+    kind: str = "sample_folder"  # sample_folder | ilsvrc
     image_size: int = 256  # Resize + CenterCrop size fed to the classifier
     scale: float = 0.32  # downsampling factor of the report's Scaler
     split_seed: int = 2020
     train_fraction: float = 0.15  # ilsvrc: share of each train class
     fractions: dict = field(default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2})
-    crops_per_photo: int = 12  # demo: random crops cut from each source photo
     skip_unreadable: bool = False  # skip (and count) unreadable images instead of stopping
     num_workers: int = 0
 
@@ -47,6 +46,7 @@ class TeacherConfig:
 
     name: str = "efficientnet_lite0"
     weights: str | None = None  # local weights file; resnet50 also takes "random"
+    input_size: int | None = None  # resize images to this side before the classifier (teacher and judge)
 
 
 @dataclass
@@ -85,6 +85,8 @@ class TrainConfig:
     feature_weight: float = 0.0  # optional teacher feature-map loss, off as in the report
     seed: int = 1337
     amp: bool = True  # bf16 autocast on CUDA
+    frozen_blocks: int | None = None  # keep conv_first and the first k RRDBs frozen, their output cached
+    checkpoint_every: int = 1  # write darionet_last.pt (and a pending best) every N epochs and at the end
 
 
 @dataclass

@@ -1,16 +1,15 @@
 """Data: the report's split, the manifests between stages, and the Dataset that reads them.
 
-Three sources, one manifest format (``runs/<profile>/manifests/{train,val,test}.csv``,
+Two sources, one manifest format (``runs/<profile>/manifests/{train,val,test}.csv``,
 columns :data:`MANIFEST_COLUMNS`, paths relative to the data root in ``meta.json``):
 
 - ``ilsvrc``: ILSVRC2012 as users keep it (``train/<wnid>/*.JPEG``; ``val/<wnid>/`` or a
   flat ``val/`` with ``LOC_val_solution.csv`` or the devkit's ground truth), split as the
   report did: ``ceil(15%)`` of each train class; each val class shuffled and halved.
-- ``sample_folder``: a flat folder of ``<wnid>_*.JPEG`` files, seeded split by fractions.
-- ``demo``: crops of real photos shipped inside installed packages, built at run time,
-  split by source photo so that no photo feeds both training and test.
+- ``sample_folder``: a flat folder of ``<wnid>_*.JPEG`` files, seeded split by fractions
+  (the demo's shipped thumbnails ``data/imagenet-sample-128``, or ImageNet sample images).
 
-Images are never copied (the demo's crops are generated, under ``runs/demo/``).
+Images are never copied or modified.
 """
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ import json
 import math
 import random
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -64,11 +62,14 @@ def load_rgb(path: Path) -> Image.Image:
     return rgb
 
 
+def _resize_crop(img: Image.Image, size: int) -> Image.Image:
+    img = TF.resize(img, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(img, [size, size])
+
+
 def resize_center_crop(img: Image.Image, size: int) -> torch.Tensor:
     """``Resize(size)`` then ``CenterCrop(size)``; a float tensor (3, size, size) in [0, 1]."""
-    img = TF.resize(img, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-    img = TF.center_crop(img, [size, size])
-    return TF.pil_to_tensor(img).float().div_(255.0).contiguous()
+    return TF.pil_to_tensor(_resize_crop(img, size)).float().div_(255.0).contiguous()
 
 
 class ManifestDataset(Dataset):
@@ -247,108 +248,22 @@ def split_sample_folder(root: Path, fractions: dict[str, float], seed: int = 202
             for split, chunk in _cut(files, fractions).items()}
 
 
-# ---------------------------------------------------------------- demo data
-
-
-@dataclass
-class SourcePhoto:
-    """A real photo shipped inside an installed package."""
-
-    name: str
-    load: Callable[[], Image.Image]
-    label: int | None = None  # ImageNet class index where the source states it
-
-
-def demo_photos() -> list[SourcePhoto]:
-    """Real photos inside installed packages: scikit-image, scikit-learn, matplotlib, foolbox."""
-    import importlib.metadata as md
-
-    import matplotlib.cbook
-    import skimage.data
-    from sklearn.datasets import load_sample_image
-
-    photos = [SourcePhoto(f"skimage_{name}", lambda n=name: Image.fromarray(getattr(skimage.data, n)()))
-              for name in ("astronaut", "camera", "chelsea", "coffee", "rocket", "hubble_deep_field",
-                           "immunohistochemistry", "retina")]
-    photos.append(SourcePhoto("skimage_motorcycle", lambda: Image.fromarray(skimage.data.stereo_motorcycle()[0])))
-    photos += [SourcePhoto(f"sklearn_{Path(name).stem}", lambda n=name: Image.fromarray(load_sample_image(n)))
-               for name in ("china.jpg", "flower.jpg")]
-    photos.append(SourcePhoto("matplotlib_grace_hopper",
-                              lambda: Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg"))))
-    for entry in sorted(md.files("foolbox") or [], key=str):
-        match = re.search(r"data/imagenet_(\d+)_(\d+)\.jpg$", str(entry))
-        if match:
-            photos.append(SourcePhoto(f"foolbox_imagenet_{match.group(1)}", lambda e=entry: Image.open(e.locate()),
-                                      label=int(match.group(2))))
-    return photos
-
-
-def build_demo_images(out_dir: Path, image_size: int, crops_per_photo: int, seed: int,
-                      teacher: torch.nn.Module) -> list[dict]:
-    """Cut seeded square crops from every demo photo into ``out_dir`` (PNG, at most twice
-    ``image_size`` on a side) and label them.
-
-    Label = the ImageNet class the source states (foolbox's labelled photos), else the
-    teacher's top-1 on the full-resolution crop; ``label_source`` records which.
-    """
-    wnids = imagenet_wnids()
-    rng = random.Random(seed)
-    fileio.ensure_dir(out_dir)
-    rows, unlabelled = [], []
-    for photo in tqdm(demo_photos(), desc="demo crops", unit="photo"):
-        img = photo.load().convert("RGB")
-        side_max = min(img.size)
-        for k in range(crops_per_photo):
-            side = rng.randint(max(min(image_size, side_max), side_max // 2), side_max)
-            left = rng.randint(0, img.size[0] - side)
-            top = rng.randint(0, img.size[1] - side)
-            crop = img.crop((left, top, left + side, top + side))
-            if side > 2 * image_size:  # keep files small: the Dataset resizes to image_size anyway
-                side = 2 * image_size
-                crop = crop.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=None)
-            name = f"{photo.name}_{k:02d}.png"
-            with fileio.atomic_path(out_dir / name) as tmp:
-                crop.save(tmp, format="PNG", compress_level=1)
-            rows.append({"path": name, "wnid": "", "label": photo.label, "width": side, "height": side,
-                         "label_source": "teacher" if photo.label is None else "source", "group": photo.name})
-            if photo.label is None:
-                unlabelled.append((rows[-1], resize_center_crop(crop, image_size)))
-    with torch.no_grad():
-        for start in range(0, len(unlabelled), 32):
-            chunk = unlabelled[start:start + 32]
-            labels = teacher(torch.stack([image for _, image in chunk])).argmax(1).tolist()
-            for (row, _), label in zip(chunk, labels):
-                row["label"] = label
-    for row in rows:
-        row["wnid"] = wnids[row["label"]]
-    return rows
-
-
-def split_demo(rows: list[dict], fractions: dict[str, float], seed: int) -> dict[str, list[dict]]:
-    """Split demo crops by source photo: no photo feeds two splits."""
-    groups = sorted({row["group"] for row in rows})
-    random.Random(seed).shuffle(groups)
-    cut = _cut(groups, fractions)
-    return {split: [row for row in rows if row["group"] in set(chosen)] for split, chosen in cut.items()}
-
-
 # ---------------------------------------------------------------- manifests
 
 
 def resolve_data_root(config: Config) -> Path:
-    """The folder the manifests' paths are relative to; demo data is generated."""
-    if config.data.kind == "demo":
-        return paths.run_dir(config.profile) / "demo_images"
+    """The folder the manifests' paths are relative to (a relative ``data_root`` is relative to
+    the project root: the demo's shipped images)."""
     if not config.data_root:
         raise DataError(f"profile '{config.profile}' needs a data root: pass --data-root DIR "
                         f"(or DATA=DIR to make, or data_root in the profile)")
-    root = Path(config.data_root).expanduser().resolve()
+    root = (paths.PROJECT_ROOT / Path(config.data_root).expanduser()).resolve()
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist or is not a folder; check --data-root")
     return root
 
 
-def make_split(config: Config, teacher: torch.nn.Module | None = None) -> dict[str, pd.DataFrame]:
+def make_split(config: Config) -> dict[str, pd.DataFrame]:
     """Compute the profile's split (nothing is written; see :func:`write_manifests`)."""
     root = resolve_data_root(config)
     kind = config.data.kind
@@ -356,14 +271,8 @@ def make_split(config: Config, teacher: torch.nn.Module | None = None) -> dict[s
         splits = split_ilsvrc(root, config.data.train_fraction, config.data.split_seed)
     elif kind == "sample_folder":
         splits = split_sample_folder(root, config.data.fractions, config.data.split_seed)
-    elif kind == "demo":
-        if teacher is None:
-            raise ValueError("the demo split labels crops with the teacher: pass teacher=")
-        rows = build_demo_images(root, config.data.image_size, config.data.crops_per_photo,
-                                 config.data.split_seed, teacher)
-        splits = split_demo(rows, config.data.fractions, config.data.split_seed)
     else:
-        raise DataError(f"data.kind '{kind}' is unknown: use demo, sample_folder or ilsvrc")
+        raise DataError(f"data.kind '{kind}' is unknown: use sample_folder or ilsvrc")
     frames = {split: pd.DataFrame(rows, columns=MANIFEST_COLUMNS) for split, rows in splits.items()}
     for split, frame in frames.items():
         if frame.empty:
@@ -395,7 +304,7 @@ def read_manifest(profile: str, split: str) -> tuple[pd.DataFrame, Path]:
 def manifest_dataset(config: Config, split: str) -> ManifestDataset:
     """The Dataset of one split of the profile's manifests."""
     frame, root = read_manifest(config.profile, split)
-    given = resolve_data_root(config) if config.data.kind != "demo" and config.data_root else root
+    given = resolve_data_root(config) if config.data_root else root
     if given != root:
         raise DataError(f"the manifests of profile '{config.profile}' list images under {root}, not under the "
                         f"data root given ({given}): rerun notebook 01 with that data root "
@@ -420,3 +329,23 @@ def class_names_of(labels: Iterable[int]) -> list[str]:
     names = imagenet_class_names()
     return [names[int(label)] for label in labels]
 
+
+
+def make_thumbnails(source: Path, target: Path, size: int, quality: int = 90) -> list[Path]:
+    """Write a ``size`` px copy (Resize + CenterCrop, as the study prepares images) of every
+    ``<wnid>_*.JPEG`` in ``source`` to ``target`` under the same name, as JPEG ``quality``.
+
+    How the demo's shipped images (``data/imagenet-sample-128``) and the GPU bundle's
+    256 px images are made; ``source`` is never modified.
+    """
+    files = [p for p in _image_files(source) if WNID_PATTERN.match(p.name)]
+    if not files:
+        raise DataError(f"no <wnid>_*.JPEG images in {source}")
+    fileio.ensure_dir(target)
+    written = []
+    for path in tqdm(files, desc=f"thumbnails {size} px", unit="img"):
+        image = _resize_crop(load_rgb(path), size)
+        with fileio.atomic_path(target / path.name) as tmp:
+            image.save(tmp, format="JPEG", quality=quality)
+        written.append(target / path.name)
+    return written

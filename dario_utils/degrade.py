@@ -18,7 +18,8 @@ UPSAMPLERS = ("bilinear", "bicubic")
 Size = int | tuple[int, int]
 
 
-def _resize(x: torch.Tensor, size: Size, mode: str) -> torch.Tensor:
+def resize(x: torch.Tensor, size: Size, mode: str = "bilinear") -> torch.Tensor:
+    """torchvision's antialiased resize of a batch to ``size`` (a side or (height, width))."""
     hw = [size, size] if isinstance(size, int) else list(size)
     return TF.resize(x, hw, interpolation=TF.InterpolationMode(mode), antialias=True)
 
@@ -30,19 +31,19 @@ def downsample(x: torch.Tensor, scale: float = DEFAULT_SCALE) -> torch.Tensor:
     """
     h, w = x.shape[-2:]
     blurred = TF.gaussian_blur(x, [BLUR_KERNEL, BLUR_KERNEL], [BLUR_SIGMA, BLUR_SIGMA])
-    return _resize(blurred, (int(h * scale), int(w * scale)), "bilinear")
+    return resize(blurred, (int(h * scale), int(w * scale)), "bilinear")
 
 
 def upsample(x: torch.Tensor, size: Size, mode: str = "bilinear") -> torch.Tensor:
     """Classical interpolation (one of :data:`UPSAMPLERS`) to ``size``, clamped to [0, 1]."""
     if mode not in UPSAMPLERS:
         raise ValueError(f"unknown upsampler {mode!r}; known: {', '.join(UPSAMPLERS)}")
-    return _resize(x, size, mode).clamp(0, 1)
+    return resize(x, size, mode).clamp(0, 1)
 
 
 def to_size(sr_output: torch.Tensor, size: Size) -> torch.Tensor:
     """An SR net's output resized (bilinear, antialiased) to ``size``, clamped to [0, 1]."""
-    return _resize(sr_output, size, "bilinear").clamp(0, 1)
+    return resize(sr_output, size, "bilinear").clamp(0, 1)
 
 
 def reconstruct(sr_model: nn.Module, x_small: torch.Tensor, size: Size) -> torch.Tensor:

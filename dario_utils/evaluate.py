@@ -33,7 +33,8 @@ from .data import class_names_of, collate, manifest_dataset, read_manifest
 from .degrade import downsample, reconstruct, upsample
 from .imagenet import imagenet_class_names, imagenet_wnids
 from .models import load_sr, load_teacher
-from .runtime import setup_torch
+from .runtime import progress_enabled, setup_torch
+from .trunk import Tail, check_frozen, head_features, reconstruct_from_head
 
 MODELS = ("original", "bilinear", "bicubic", "esrgan", "darionet")
 BASELINES = MODELS[:4]
@@ -106,7 +107,7 @@ def load_sr_models(config: Config, models: list[str], device: torch.device,
 def load_judge(config: Config, device: torch.device) -> nn.Module:
     """The classifier that evaluates: the teacher (with its weights) unless ``eval.judge`` names another."""
     weights = config.teacher.weights if config.judge == config.teacher.name else None
-    return load_teacher(config.judge, device=device, weights=weights)
+    return load_teacher(config.judge, device=device, weights=weights, input_size=config.teacher.input_size)
 
 
 def apply_model(model: str, x: torch.Tensor, small: torch.Tensor, nets: dict[str, nn.Module]) -> torch.Tensor:
@@ -117,6 +118,25 @@ def apply_model(model: str, x: torch.Tensor, small: torch.Tensor, nets: dict[str
     if model in ("bilinear", "bicubic"):
         return upsample(small, size, model)
     return reconstruct(nets[model], small, size)
+
+
+@torch.no_grad()
+def _warm_up(config: Config, models: list[str], nets: dict[str, nn.Module], heads: dict, judge: nn.Module,
+             device: torch.device, batch: int) -> None:
+    """Run every model once on a blank batch, untimed (CUDA: kernel loading and cuDNN's choices
+    would otherwise count against the first model timed)."""
+    size = config.data.image_size
+    x = torch.zeros(batch, 3, size, size, device=device)
+    small = downsample(x, config.data.scale)
+    judge(x)
+    for model in models:
+        if model in heads:
+            continue
+        source = small.contiguous(memory_format=torch.channels_last) if model in nets else small
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            image = apply_model(model, x, source, nets)
+        judge(image.float())
+    torch.cuda.synchronize()
 
 
 @dataclass
@@ -145,11 +165,18 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
                         num_workers=config.data.num_workers)
     judge = load_judge(config, device)
     nets = load_sr_models(config, models, device, checkpoint)
+    blocks = check_frozen(config)  # frozen-head nets run their tails on the head's cached output
+    heads = {} if blocks is None else {m: head_features(config, split, net, device, progress) for m, net in nets.items()}
+    tails = {m: Tail(nets[m], blocks) for m in heads}
+    for net in nets.values():  # channels-last convolutions: faster on CUDA and CPU
+        net.to(memory_format=torch.channels_last)
+    if device.type == "cuda":  # a first untimed pass pays CUDA's start-up costs
+        _warm_up(config, models, nets, heads, judge, device, min(config.eval.batch_size, len(dataset)))
     manifest = dataset.manifest
     records: dict[str, list[dict]] = {m: [] for m in models}
-    seconds = dict.fromkeys(models, 0.0)
+    seconds = {m: heads[m].seconds if m in heads else 0.0 for m in models}
     skipped: list[str] = []
-    bar = tqdm(loader, desc=f"evaluate {split}", unit="batch", disable=not progress)
+    bar = tqdm(loader, desc=f"evaluate {split}", unit="batch", disable=not progress_enabled(progress))
     for batch in bar:
         skipped += batch["skipped"]
         if "image" not in batch:
@@ -161,11 +188,15 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
         reference_logits = judge(x)
         shared = time.perf_counter() - start
         reference_top1 = reference_logits.argmax(1)
+        sr_input = small.contiguous(memory_format=torch.channels_last)
         for model in models:
             start = time.perf_counter()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                image = apply_model(model, x, small, nets)
-                logits = (judge(image) if model != "original" else reference_logits).float()
+                image = (reconstruct_from_head(tails[model], heads[model].select(batch["index"], device),
+                                               x.shape[-1]) if model in heads else
+                         apply_model(model, x, sr_input if model in nets else small, nets))
+            # the judge sees every image in float32, as the originals (bf16 slows the classifier alone)
+            logits = (judge(image.float()) if model != "original" else reference_logits).float()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds[model] += time.perf_counter() - start + (shared if model == "original" else 0.0)
@@ -350,7 +381,7 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
     dataset = manifest_dataset(config, config.eval.split)
     position = {path: i for i, path in enumerate(dataset.manifest["path"])}
     images, predictions = [], []
-    for _, _, image_id, _, _ in tqdm(chosen, desc="examples", disable=not progress):
+    for _, _, image_id, _, _ in tqdm(chosen, desc="examples", disable=not progress_enabled(progress)):
         x = dataset[position[image_id]]["image"][None].to(device)
         small = downsample(x, config.data.scale)
         size = x.shape[-1]

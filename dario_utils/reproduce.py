@@ -1,9 +1,13 @@
-"""Run the study's numbered notebooks in order with papermill.
+"""Run the study's numbered notebooks in order with papermill (or, without Jupyter, in this process).
 
     python -m dario_utils.reproduce --profile demo
     python -m dario_utils.reproduce --profile imagenet-sample --data-root ../shared/imagenet-sample-dev
     python -m dario_utils.reproduce --profile demo --in-place   # refresh the committed notebooks
                                                                 # (once every notebook succeeded)
+    python -m dario_utils.reproduce --profile imagenet-sample-gpu --engine inline   # no papermill needed
+
+Where papermill is not installed (or with ``--engine inline``) the notebooks run in this
+process by :mod:`dario_utils.inline`, which needs no Jupyter package; failures are reported alike.
 
 Executed copies go to ``runs/<profile>/notebooks/``. Tables and figures are written to a
 staging folder and replace ``figures/<profile>/`` only when every notebook succeeded, so
@@ -31,13 +35,20 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import paths
+from . import paths, recorded
 from .config import Config, ConfigError, load_config
 from .fileio import write_text
 
 STAGING_ENV = "DARIO_FIGURES_STAGING"
+NO_PROGRESS_ENV = "TQDM_DISABLE"
 REFUSED = 3
 """Exit code of a run whose results were kept unpublished."""
+
+ENGINES = ("auto", "papermill", "inline")
+ENGINE_ENV = "DARIO_NOTEBOOK_ENGINE"
+"""Names the engine where ``--engine`` is not given: ``papermill`` (a Jupyter kernel per notebook),
+``inline`` (:mod:`dario_utils.inline`, in this process, without Jupyter) or ``auto`` (papermill
+where it can be imported, else inline)."""
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (darionet)", "language": "python"}
 """The kernel ``make lab`` installs (the Makefile's ``--name`` and ``--display-name``); stored in
@@ -139,12 +150,12 @@ def figure_files(folder: Path) -> list[str]:
 
 
 def _data_root(config: Config) -> str:
-    """The data root as recorded: absolute, or relative to the output root where it lies inside it
-    (the demo profile's generated images), so that a committed folder does not name the checkout's place."""
+    """The data root as recorded: absolute, or relative to the project root where it lies inside it
+    (the demo profile's shipped images), so that a committed folder does not name the checkout's place."""
     from .data import resolve_data_root
 
-    root, output_root = resolve_data_root(config), paths.output_root()
-    return root.relative_to(output_root).as_posix() if root.is_relative_to(output_root) else str(root)
+    root = resolve_data_root(config)
+    return root.relative_to(paths.PROJECT_ROOT).as_posix() if root.is_relative_to(paths.PROJECT_ROOT) else str(root)
 
 
 def provenance(config: Config, selected: list[Path], folder: Path) -> dict:
@@ -223,12 +234,38 @@ def _publish_figures(config: Config, selected: list[Path], staging: Path, overwr
     return True
 
 
+def choose_engine(engine: str | None = None) -> str:
+    """``papermill`` or ``inline``: ``engine``, else ``$DARIO_NOTEBOOK_ENGINE``, else ``auto``
+    (papermill where it can be imported)."""
+    engine = engine or os.environ.get(ENGINE_ENV) or "auto"
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown notebook engine '{engine}' (from --engine or {ENGINE_ENV}): "
+                          f"choose from {', '.join(ENGINES)}")
+    if engine == "auto":
+        try:
+            import papermill  # noqa: F401
+        except ImportError:
+            return "inline"
+        return "papermill"
+    return engine
+
+
 def run(profile: str, data_root: str | None = None, device: str | None = None, only: list[str] | None = None,
-        in_place: bool = False, timeout: int = 7200, overwrite: bool = False) -> int:
+        in_place: bool = False, timeout: int = 7200, overwrite: bool = False, engine: str | None = None) -> int:
     """Execute the notebooks and publish their tables and figures; return 0 on success, 1 if a
-    notebook failed, :data:`REFUSED` if the results were kept unpublished (see the module's docstring)."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+    notebook failed, :data:`REFUSED` if the results were kept unpublished (see the module's docstring).
+    ``engine``: see :data:`ENGINE_ENV`."""
+    engine = choose_engine(engine)
+    if engine == "papermill":
+        import papermill as executor
+        from papermill.exceptions import PapermillExecutionError as CellError
+    else:
+        if in_place:
+            raise ConfigError("--in-place stores Jupyter kernels' outputs in the committed notebooks: it needs "
+                              "the papermill engine (pip install papermill), not the inline one")
+        from . import inline as executor
+        from .inline import CellExecutionError as CellError
+        print("notebooks run in this process (engine inline: dario_utils.inline, no Jupyter kernel)", flush=True)
 
     if data_root:  # the notebooks run in notebooks/: pass the data root as an absolute path
         data_root = str(Path(data_root).expanduser().resolve())
@@ -245,17 +282,18 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
     parameters = {"profile": profile, "data_root": data_root, "device": device}
     staging = _stage_figures(config.profile)
     os.environ[STAGING_ENV] = str(staging)
+    os.environ[NO_PROGRESS_ENV] = "1"  # nobody sees the kernels' progress bars; keep them out of the outputs
     try:
         for nb in selected:
             out = executed_dir / nb.name
             print(f"[{nb.name}] running (profile {config.profile})", flush=True)
             start = time.perf_counter()
             try:
-                papermill.execute_notebook(
+                executor.execute_notebook(
                     str(nb), str(out), parameters={} if in_place else parameters, cwd=str(paths.NOTEBOOKS_DIR),
                     kernel_name=KERNELSPEC["name"], execution_timeout=timeout, progress_bar=False, log_output=False,
                 )
-            except PapermillExecutionError as err:
+            except CellError as err:
                 first_line = (err.source or "").strip().splitlines()[:1]
                 print(f"error: notebook {nb.name} failed in cell {err.cell_index} "
                       f"(execution count {err.exec_count}): {err.ename}: {err.evalue}\n"
@@ -266,6 +304,7 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
             print(f"[{nb.name}] done in {time.perf_counter() - start:.0f} s", flush=True)
     finally:
         os.environ.pop(STAGING_ENV, None)
+        os.environ.pop(NO_PROGRESS_ENV, None)
     if not _publish_figures(config, selected, staging, overwrite):
         return REFUSED
     if in_place:  # only once every notebook succeeded and the results were published
@@ -273,6 +312,10 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
             clean_notebook(executed_dir / nb.name)
             shutil.copyfile(executed_dir / nb.name, nb)
         print(f"refreshed the outputs stored in {', '.join(nb.name for nb in selected)}")
+        try:
+            print(f"recorded the trained results in {recorded.record(config.profile).name}")
+        except FileNotFoundError as err:  # a run without notebooks 03-04 has no trained results
+            print(f"no trained results recorded: {err}")
     print(f"tables and figures: {paths.figures_dir(config.profile)}")
     return 0
 
@@ -287,10 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace figures/<profile>/ even with other data or fewer rows or figures")
     parser.add_argument("--timeout", type=int, default=7200, help="seconds a cell may run (default 7200)")
+    parser.add_argument("--engine", choices=ENGINES,
+                        help=f"how notebooks run: papermill (Jupyter kernels), inline (in this process, no Jupyter "
+                             f"needed) or auto, papermill where installed (default: ${ENGINE_ENV} or auto)")
     args = parser.parse_args(argv)
     only = [part.strip().zfill(2) for part in args.only.split(",")] if args.only else None
     try:
-        return run(args.profile, args.data_root, args.device, only, args.in_place, args.timeout, args.overwrite)
+        return run(args.profile, args.data_root, args.device, only, args.in_place, args.timeout, args.overwrite,
+                   args.engine)
     except (ConfigError, FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from .config import Config, ConfigError
 from .data import collate, manifest_dataset
 from .degrade import downsample, to_size
 from .models import RRDBNet
+from .runtime import progress_enabled
 
 
 @dataclass
@@ -39,8 +40,9 @@ class HeadFeatures:
     seconds: float  # time it took to compute them
 
     def select(self, indices: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
-        """The features of the images at dataset ``indices``, on ``device``."""
-        return self.feat[indices].to(device), self.trunk[indices].to(device)
+        """The features of the images at dataset ``indices``, on ``device``, channels-last."""
+        return tuple(t[indices].to(device).contiguous(memory_format=torch.channels_last)
+                     for t in (self.feat, self.trunk))  # type: ignore[return-value]
 
 
 class Tail(nn.Module):
@@ -113,11 +115,12 @@ def head_features(config: Config, split: str, net: RRDBNet, device: torch.device
                         num_workers=config.data.num_workers)
     feat = trunk = None
     start = time.perf_counter()
-    net.eval()
-    for batch in tqdm(loader, desc=f"SR head, {split} split", unit="batch", disable=not progress, leave=False):
+    net.eval().to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN) and CUDA
+    for batch in tqdm(loader, desc=f"SR head, {split} split", unit="batch", disable=not progress_enabled(progress), leave=False):
         if "image" not in batch:
             continue
-        f, t = net.head(downsample(batch["image"].to(device), config.data.scale), blocks)
+        small = downsample(batch["image"].to(device), config.data.scale)
+        f, t = net.head(small.contiguous(memory_format=torch.channels_last), blocks)
         if feat is None:
             feat = torch.zeros((len(dataset), *f.shape[1:]), dtype=torch.float32)
             trunk = torch.zeros_like(feat)

@@ -166,9 +166,9 @@ def test_demo_profile_reads_the_shipped_thumbnails_with_true_labels(output_root:
     root = data.resolve_data_root(config)
     assert root == paths.PROJECT_ROOT / "data" / "imagenet-sample-128"
     frames = data.make_split(config)
-    assert {s: len(f) for s, f in frames.items()} == {"train": 299, "val": 50, "test": 150}
+    assert {s: len(f) for s, f in frames.items()} == {"train": 200, "val": 50, "test": 249}
     test = frames["test"]
-    assert (test["label_source"] == "filename").all() and test["label"].nunique() == 150
+    assert (test["label_source"] == "filename").all() and test["label"].nunique() == 249
     assert list(test["wnid"]) == [p[:9] for p in test["path"]]
     assert data.ManifestDataset(test, root, config.data.image_size)[0]["image"].shape == (3, 128, 128)
 

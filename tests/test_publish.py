@@ -153,7 +153,7 @@ def test_in_place_does_not_refresh_the_notebooks_when_results_would_be_lost(
     refreshed = nbformat.read(paths.NOTEBOOKS_DIR / "04_evaluation.ipynb", as_version=4)
     assert refreshed.metadata["kernelspec"] == reproduce.KERNELSPEC and refreshed.cells[-1].source == "executed"
     record = json.loads((output_root / "figures" / "demo" / "provenance.json").read_text())
-    assert record["data_root"] == "runs/demo/demo_images"  # not where this checkout lies
+    assert record["data_root"] == "data/imagenet-sample-128"  # not where this checkout lies
 
     stored = {nb.name: nb.read_bytes() for nb in paths.NOTEBOOKS_DIR.iterdir()}
     study.rows_04 = MODELS[:4]

@@ -27,6 +27,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from dario_utils.degrade import resize
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
@@ -42,10 +44,11 @@ class Teacher(nn.Module):
     """A frozen classifier with its input normalisation built in; always in eval mode."""
 
     def __init__(self, name: str, net: nn.Module, mean: tuple[float, ...],
-                 std: tuple[float, ...]) -> None:
+                 std: tuple[float, ...], input_size: int | None = None) -> None:
         super().__init__()
         self.name = name
         self.net = net
+        self.input_size = input_size
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.requires_grad_(False)
@@ -56,7 +59,10 @@ class Teacher(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B, 1000) of RGB images ``x`` in [0, 1], shape (B, 3, H, W)."""
+        """Logits (B, 1000) of RGB images ``x`` in [0, 1], shape (B, 3, H, W); resized first
+        (antialiased bilinear) to ``input_size`` where one is set."""
+        if self.input_size and x.shape[-2:] != (self.input_size, self.input_size):
+            x = resize(x, self.input_size)
         return self.net((x - self.mean) / self.std)
 
 
@@ -123,8 +129,9 @@ TEACHERS: dict[str, TeacherSpec] = {
 
 
 def load_teacher(name: str, device: str | torch.device = "cpu",
-                 weights: str | Path | None = None) -> Teacher:
-    """The frozen teacher ``name`` (a key of :data:`TEACHERS`) on ``device``."""
+                 weights: str | Path | None = None, input_size: int | None = None) -> Teacher:
+    """The frozen teacher ``name`` (a key of :data:`TEACHERS`) on ``device``; with ``input_size``
+    it resizes every image to that side first (the classifier's own resolution)."""
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS)}")
     spec = TEACHERS[name]
@@ -138,4 +145,4 @@ def load_teacher(name: str, device: str | torch.device = "cpu",
         if not path.is_file():
             raise TeacherWeightsError(f"no weight file for teacher {name} at {path}")
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return Teacher(name, net, spec.mean, spec.std).to(device)
+    return Teacher(name, net, spec.mean, spec.std, input_size).to(device)

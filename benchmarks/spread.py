@@ -1,0 +1,101 @@
+"""How much the demo's trained results move with the training seed, the CPU's kernels and
+the thread count, and whether the study's claim holds in every case.
+
+Each variant reruns notebooks 03-04 (fine-tuning, evaluation) through the runner in an
+output folder of its own, starting from a copy of a finished run's ``runs/<profile>/``
+(the split, the baselines and the cached head features, which training does not change),
+and prints one line per variant: DarioNet's top-1, agreement, CE, the share of the gap
+recovered, McNemar's p against bicubic and whether every claim of
+:func:`dario_utils.recorded.claims` holds.
+
+    python benchmarks/spread.py --seeds 1337,1,2 --isa default,SSE41 --threads 2,1
+
+A variant is (seed, ONEDNN_MAX_CPU_ISA, threads); the first value of each list is combined
+with every value of the others (one factor at a time), so the default call runs 5 variants.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from dario_utils import evaluate, paths, recorded
+from dario_utils.config import load_config
+
+
+def variants(seeds: list[int], isas: list[str], threads: list[int]) -> list[tuple[int, str, int]]:
+    """One factor at a time around the first value of each list."""
+    base = (seeds[0], isas[0], threads[0])
+    out = [base]
+    out += [(s, base[1], base[2]) for s in seeds[1:]]
+    out += [(base[0], i, base[2]) for i in isas[1:]]
+    out += [(base[0], base[1], t) for t in threads[1:]]
+    return out
+
+
+def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, threads: int) -> dict:
+    """Fine-tune and evaluate one variant in ``folder``; its Table 1 numbers and claims."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    run_dir = folder / "runs" / profile
+    shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns("checkpoints", "notebooks", "figures-*"))
+    raw = yaml.safe_load(paths.profile_file(profile).read_text())
+    raw["train"]["seed"], raw["num_threads"] = seed, threads
+    profile_file = folder / f"{profile}.yaml"
+    profile_file.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "DARIO_OUTPUT_ROOT": str(folder)}
+    if isa != "default":
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dario_utils.reproduce", "--profile", str(profile_file), "--only", "03,04"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    os.environ["DARIO_OUTPUT_ROOT"] = str(folder)
+    try:
+        config = load_config(profile_file)
+        run = evaluate.read_results(config)
+        table, tests = evaluate.table1(config, run), evaluate.mcnemar_tests(run)
+    finally:
+        del os.environ["DARIO_OUTPUT_ROOT"]
+    dario = table.set_index("model").loc["darionet"]
+    claims = recorded.claims(table, tests)
+    return {"seed": seed, "isa": isa, "threads": threads, "top1": dario.top1, "agreement": dario.agreement,
+            "avg_ce": dario.avg_ce, "avg_psnr": dario.avg_psnr, "gap_recovered": evaluate.gap_closed(table),
+            "p_vs_bicubic": float(tests.set_index("baseline").loc["bicubic", "p_value"]),
+            "claims_hold": bool(claims["holds"].all()), "seconds_03_04": seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("--seeds", default="1337,1,2")
+    parser.add_argument("--isa", default="default,SSE41", help="ONEDNN_MAX_CPU_ISA values (default: unset)")
+    parser.add_argument("--threads", default="2,1")
+    parser.add_argument("--out", default="/tmp/darionet-spread")
+    args = parser.parse_args(argv)
+    source = paths.run_dir(args.profile)
+    if not (source / "cache").is_dir():
+        print(f"error: no finished run at {source}: run the notebooks of profile '{args.profile}' first", file=sys.stderr)
+        return 2
+    rows = []
+    for seed, isa, threads in variants([int(s) for s in args.seeds.split(",")], args.isa.split(","),
+                                       [int(t) for t in args.threads.split(",")]):
+        rows.append(run_variant(args.profile, source, Path(args.out) / f"seed{seed}-{isa}-t{threads}", seed, isa,
+                                threads))
+        print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
+    frame = pd.DataFrame(rows)
+    print("\nspread (max - min):", ", ".join(f"{c} {frame[c].max() - frame[c].min():.4f}"
+                                             for c in ("top1", "agreement", "avg_ce", "avg_psnr", "gap_recovered")))
+    print("claims hold in every variant:", bool(frame["claims_hold"].all()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
