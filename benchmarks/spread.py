@@ -69,7 +69,7 @@ def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, t
     return {"seed": seed, "isa": isa, "threads": threads, "top1": dario.top1, "agreement": dario.agreement,
             "avg_ce": dario.avg_ce, "avg_psnr": dario.avg_psnr, "gap_recovered": evaluate.gap_closed(table),
             "p_vs_bicubic": float(tests.set_index("baseline").loc["bicubic", "p_value"]),
-            "claims_hold": bool(claims["holds"].all()), "seconds_03_04": seconds}
+            "claims_hold": bool(claims.loc[claims["kind"] == "required", "holds"].all()), "seconds_03_04": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
