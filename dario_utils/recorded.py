@@ -24,13 +24,14 @@ from .evaluate import gap_closed
 RECORD_FILE = paths.NOTEBOOKS_DIR / "recorded_results.json"
 TRAINED_MODELS = ("darionet",)
 TOLERANCES = {
-    "table1": {"top1": 0.04, "top5": 0.04, "agreement": 0.04, "avg_ce": 0.08, "avg_psnr": 0.10, "avg_ssim": 0.005},
-    "best_val": {"val_loss": 0.10, "agreement": 0.06, "psnr": 0.10},
+    "table1": {"top1": 0.04, "top5": 0.04, "agreement": 0.04, "avg_ce": 0.10, "avg_psnr": 0.30, "avg_ssim": 0.01},
+    "best_val": {"val_loss": 0.15, "agreement": 0.10, "psnr": 0.30},
 }
 """Largest absolute difference allowed from the recorded run, for what training produced.
-Top-1, top-5 and agreement: 0.04 is 6 of the demo's 150 test images (3 of its 50
-validation images for 0.06). Measured spread (README, Notebooks): under other kernels and
-thread counts, and across training seeds."""
+Top-1, top-5 and agreement: 0.04 is 10 of the demo's 249 test images; 0.10 is 5 of its 50
+validation images. Set from the measured spread (README, Notebooks): with oneDNN limited to
+SSE4.1 the same seed gave the same top-1, agreement -0.024, CE -0.056, PSNR -0.125 dB, and
+a best epoch 0.06 higher in validation agreement and 0.16 dB lower in PSNR."""
 GAP_GOAL = 0.5
 """Share of the top-1 lost to downsampling that DarioNet should recover on the demo (a goal:
 the demo's recorded run recovers about a third; the report 82% with far more compute)."""
@@ -70,7 +71,7 @@ def compare(profile: str) -> pd.DataFrame:
               "tolerance": TOLERANCES["table1"][k]}
              for model, values in recorded["table1"].items() for k, v in values.items()]
     frame = pd.DataFrame(rows)
-    frame["ok"] = (frame["this run"] - frame["recorded"]).abs() <= frame["tolerance"]
+    frame["ok"] = (frame["this run"] - frame["recorded"]).abs() <= frame["tolerance"] + 1e-9  # float round-off
     return frame
 
 
