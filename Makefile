@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make reproduce [PROFILE=demo|imagenet-sample|paper] [DATA=<dir>] [DEVICE=cpu|cuda]
 #   make test
+# and, after make reproduce, the demo's notebook 06 (beyond the report; part of the other profiles' runs):
+#   make beyond [PROFILE=...] [DATA=<dir>] [DEVICE=cpu|cuda]
 PROFILE ?= demo
 DATA ?=
 DEVICE ?=
@@ -11,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: install reproduce test unit-tests notebook-tests notebooks lab clean-runs
+.PHONY: install reproduce beyond test unit-tests notebook-tests notebooks lab clean-runs
 
 install: $(STAMP)
 
@@ -22,8 +24,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (darionet)" >/dev/null
 	touch $(STAMP)
 
+RUN_OPTIONS = --profile $(PROFILE) $(if $(DATA),--data-root $(DATA)) $(if $(DEVICE),--device $(DEVICE))
+
 reproduce: install
-	$(PY) -m dario_utils.reproduce --profile $(PROFILE) $(if $(DATA),--data-root $(DATA)) $(if $(DEVICE),--device $(DEVICE))
+	$(PY) -m dario_utils.reproduce $(RUN_OPTIONS)
+
+beyond: install
+	$(PY) -m dario_utils.reproduce $(RUN_OPTIONS) --only 06
 
 # Unit tests, then the committed notebooks re-run on the demo profile and compared
 # cell by cell with their stored outputs (strict nbval, sanitised for timings; cells whose
@@ -41,9 +48,9 @@ notebook-tests:
 	DARIO_OUTPUT_ROOT=$(abspath .test-output) TQDM_DISABLE=1 $(PY) -m pytest -q --nbval notebooks \
 		--nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name python3 --nbval-cell-timeout 1800
 
-# Refresh the outputs stored in notebooks/ (and figures/demo/) from a demo run.
+# Refresh the outputs stored in notebooks/ (and figures/demo/) from a demo run of every notebook.
 notebooks: install
-	$(PY) -m dario_utils.reproduce --profile demo --in-place
+	$(PY) -m dario_utils.reproduce --profile demo --all --in-place
 
 lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -13,7 +13,9 @@ library only and runs every step as a subprocess:
    cache for ``DARIO_WEIGHTS_CACHE`` and a folder put first on ``PYTHONPATH``;
 2. record the versions, the device and ``nvidia-smi``;
 3. run notebooks 01-05 through the runner (``python -m dario_utils.reproduce``, engine
-   ``inline``: in-process, no Jupyter) on the profile ``imagenet-sample-gpu``;
+   ``inline``: in-process, no Jupyter) on the profile ``imagenet-sample-gpu``; notebook 06
+   (beyond the report) follows as its own step, after the checks below, where
+   :data:`BEYOND_MIN_SECONDS` are left (``--no-beyond`` skips it);
 4. ``benchmarks/bench.py`` (batch 64 at most, halved where the GPU runs out of memory);
 5. ``torchrun --nproc_per_node=1 -m dario_utils.train`` for the first epochs in a separate
    output folder, compared with the same epochs of step 3;
@@ -48,6 +50,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "imagenet-sample-gpu"
+STUDY_NOTEBOOKS = "01,02,03,04,05"
+"""The report's notebooks, run first; notebook 06 (beyond the report) follows as a step of its own,
+so that a run out of time keeps the headline published."""
+BEYOND_MIN_SECONDS = 240
+"""Seconds that must be left for notebook 06's step to start."""
 RETURN_FILE_LIMIT = 15 * (1 << 20)
 """The device tool returns files of at most 16 MiB: the packed results stay under 15."""
 
@@ -132,6 +139,7 @@ def tiny_profile(source: Path, work: Path, images: Path, device: str, count: int
     tree["data"].update(image_size=64, num_workers=2)
     tree["train"].update(epochs=1, batch_size=4, checkpoint_every=1)
     tree["eval"].update(batch_size=8, bootstrap=200)
+    tree.setdefault("beyond", {}).update(ablation_epochs=1)
     path = work / f"{tree['profile']}.yaml"
     path.write_text(yaml.safe_dump(tree, sort_keys=False))
     return path
@@ -229,6 +237,12 @@ def summary(result: Path, profile: str, timings: dict, versions: dict, bundle: d
         for row in mcnemar:
             lines.append(f"- McNemar vs {row['baseline']}: DarioNet alone right on {row['b']}, "
                          f"{row['baseline']} alone on {row['c']}; p = {float(row['p_value']):.3g}")
+    for name, title in (("table2_judge_transfer", "Notebook 06: Table 2, another judge"),
+                        ("scale_sweep", "Notebook 06: other downsampling factors"),
+                        ("loss_ablation", "Notebook 06: the loss ablation")):
+        table_md = figures / f"{name}.md"
+        if table_md.is_file():
+            lines += ["", f"## {title}", "", table_md.read_text().strip()]
     bench = result / "bench.txt"
     if bench.is_file():
         lines += ["", "## bench.py", "", "```", bench.read_text().strip(), "```"]
@@ -282,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-batch", type=int, help="bench.py's starting batch (default 64; 4 with --tiny)")
     parser.add_argument("--torchrun-epochs", type=int, default=2, help="epochs of the torchrun check (0: skip)")
     parser.add_argument("--python", default=sys.executable, help="the Python that runs the steps")
+    parser.add_argument("--no-beyond", dest="beyond", action="store_false",
+                        help=f"skip notebook 06 (run by default after the checks where {BEYOND_MIN_SECONDS} s are left)")
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     started = time.time()
@@ -334,9 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     runner.log(f"device: {versions.get('device')}, torch {versions.get('torch')}")
 
     data_args = ["--data-root", data_root] if data_root else []
-    code = runner.step("reproduce", [py, "-m", "dario_utils.reproduce", "--profile", profile_arg, "--device",
-                                     args.device, "--engine", "inline", "--overwrite", *data_args],
-                       "reproduce.log", reserve=25.0)
+    reproduce = [py, "-m", "dario_utils.reproduce", "--profile", profile_arg, "--device", args.device,
+                 "--engine", "inline", "--overwrite", *data_args]
+    code = runner.step("reproduce", [*reproduce, "--only", STUDY_NOTEBOOKS], "reproduce.log", reserve=25.0)
     notebook_times = {m[1]: float(m[2]) for m in re.finditer(r"^\[(\d\d_\w+)\.ipynb\] done in (\d+) s",
                                                                (result / "reproduce.log").read_text(), re.MULTILINE)}
     runner.timings["notebooks"] = notebook_times
@@ -365,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
                                                                  / "history.csv", epochs)}
             (result / "torchrun_check.json").write_text(json.dumps(torchrun, indent=2) + "\n")
 
+    if args.beyond and code == 0 and (runner.left() > BEYOND_MIN_SECONDS or args.tiny):
+        runner.step("beyond", [*reproduce, "--only", "06"], "beyond.log", reserve=25.0)
+    elif args.beyond:
+        runner.log(f"notebook 06: not run ({runner.left():.0f} s left, notebooks 01-05 exit code {code}); it needs "
+                   f"this run's output: python -m dario_utils.reproduce --profile {profile_name} --only 06")
+
     # collect: everything into the one folder, then one tarball
     runs = output / "runs" / profile_name
     published = output / "figures" / profile_name
@@ -373,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(figures, result / "figures" / profile_name)
     for folder in ("results", "manifests", "notebooks"):
         if (runs / folder).is_dir():
-            shutil.copytree(runs / folder, result / folder, ignore=shutil.ignore_patterns("*.npz"))
+            shutil.copytree(runs / folder, result / folder, ignore=shutil.ignore_patterns("*.npz", "*.pt"))
     runner.timings["total"] = {"seconds": round(time.time() - started, 1)}
     (result / "timings.json").write_text(json.dumps(runner.timings, indent=2) + "\n")
     text = summary(result, profile_name, runner.timings, versions, bundle_manifest, args, torchrun)

@@ -34,7 +34,7 @@ from .degrade import downsample, reconstruct, upsample
 from .imagenet import imagenet_class_names, imagenet_wnids
 from .models import load_sr, load_teacher
 from .runtime import progress_enabled, setup_torch
-from .trunk import Tail, check_frozen, head_features, reconstruct_from_head
+from .trunk import HeadFeatures, Tail, check_frozen, head_features, head_fingerprint, reconstruct_from_head
 
 MODELS = ("original", "bilinear", "bicubic", "esrgan", "darionet")
 BASELINES = MODELS[:4]
@@ -139,6 +139,18 @@ def _warm_up(config: Config, models: list[str], nets: dict[str, nn.Module], head
     torch.cuda.synchronize()
 
 
+def _shared_heads(config: Config, split: str, nets: dict[str, nn.Module], blocks: int, device: torch.device,
+                  progress: bool) -> dict[str, HeadFeatures]:
+    """The cached head features of each frozen-head net, read once for nets whose heads are
+    the same (DarioNet and the pretrained SR net it started from)."""
+    by_fingerprint: dict[str, HeadFeatures] = {}
+    for net in nets.values():
+        fingerprint = head_fingerprint(net, blocks)
+        if fingerprint not in by_fingerprint:
+            by_fingerprint[fingerprint] = head_features(config, split, net, device, progress)
+    return {m: by_fingerprint[head_fingerprint(net, blocks)] for m, net in nets.items()}
+
+
 @dataclass
 class EvalRun:
     """What one evaluation pass produced."""
@@ -148,12 +160,13 @@ class EvalRun:
 
 
 @torch.no_grad()
-def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | None = None,
-             progress: bool = True, merge: bool = True) -> EvalRun:
+def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | Path | None = None,
+             progress: bool = True, merge: bool = True, save: bool = True) -> EvalRun:
     """Score ``models`` on the split ``config.eval.split`` and write the profile's result files
     (see :func:`suffix`): with ``merge`` their rows replace those of the same models and the
     other models' rows are kept; without it (notebook 02, a new baseline run) the files hold
-    only these models, so no result of an earlier run survives."""
+    only these models, so no result of an earlier run survives. Without ``save`` nothing is
+    written (notebook 06 scores variants of the study's models and keeps its own files)."""
     models = list(models or MODELS)
     unknown = set(models) - set(MODELS)
     if unknown:
@@ -166,7 +179,7 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
     judge = load_judge(config, device)
     nets = load_sr_models(config, models, device, checkpoint)
     blocks = check_frozen(config)  # frozen-head nets run their tails on the head's cached output
-    heads = {} if blocks is None else {m: head_features(config, split, net, device, progress) for m, net in nets.items()}
+    heads = {} if blocks is None else _shared_heads(config, split, nets, blocks, device, progress)
     tails = {m: Tail(nets[m], blocks) for m in heads}
     for net in nets.values():  # channels-last convolutions: faster on CUDA and CPU
         net.to(memory_format=torch.channels_last)
@@ -226,6 +239,8 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
                             "n_images": [int(n[m]) for m in models], "skipped": len(skipped),
                             "seconds": [seconds[m] for m in models]})
     summary["images_per_s"] = summary["n_images"] / summary["seconds"].clip(lower=1e-9)
+    if not save:
+        return EvalRun(per_image, summary)
     return EvalRun(_merge(config, "per_image", per_image, models, merge),
                    _merge(config, "summary", summary, models, merge))
 

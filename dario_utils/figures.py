@@ -59,6 +59,12 @@ CAPTIONS: dict[str, str] = {
     "(or raises least) against the original images, reconstructed by every model, with each prediction.",
     "fig7_reconstructions_better": "One test image of each class whose F1 DarioNet raises most "
     "(or lowers least) against the original images, reconstructed by every model, with each prediction.",
+    "fig8_judge_transfer": "Top-1 and agreement of every model judged by the teacher and by a classifier "
+    "DarioNet never saw, with the share of the downsampling gap DarioNet recovers under each (notebook 06).",
+    "fig9_scale_sweep": "Top-1 and agreement against the downsampling factor for bilinear, bicubic, the "
+    "pretrained SR net and DarioNet trained at the study's factor (notebook 06).",
+    "fig10_loss_ablation": "DarioNet fine-tuned with other losses at the same budget: top-1, agreement "
+    "and PSNR, with bicubic and the pretrained SR net for reference (notebook 06).",
 }
 """One-line caption of each figure, keyed by its file name without extension."""
 
@@ -66,6 +72,13 @@ TABLE_CAPTIONS: dict[str, str] = {
     "table1.md": "Table 1: cross-entropy, PSNR, top-1 accuracy and time of every model (Markdown).",
     "table1.csv": "Table 1 as CSV.",
     "mcnemar.csv": "McNemar's test of DarioNet's top-1 hits against each other model, image by image.",
+    "table2_judge_transfer.md": "Table 2: every model judged by the teacher and by an unseen classifier, "
+    "with the gap DarioNet recovers under each (Markdown).",
+    "table2_judge_transfer.csv": "Table 2 as CSV, one row per judge and model.",
+    "scale_sweep.md": "Top-1 of each method at each downsampling factor (Markdown).",
+    "scale_sweep.csv": "Top-1, agreement, CE and PSNR of each method at each downsampling factor.",
+    "loss_ablation.md": "DarioNet fine-tuned with each loss at the same budget (Markdown).",
+    "loss_ablation.csv": "The loss ablation as CSV, with each run's best epoch and training time.",
 }
 """One-line caption of each table file other than the per-class reports."""
 
@@ -423,6 +436,105 @@ def fig7_reconstructions_better(profile: str) -> list[Path]:
                                 "DarioNet gets right and the original wrong", "fig7_reconstructions_better")
 
 
+# --------------------------------------------------------------------------- Figures 8-10 (notebook 06)
+
+
+def _read_beyond(profile: str, name: str) -> pd.DataFrame:
+    """A table of notebook 06; :class:`MissingResultError` naming it where it is missing."""
+    from dario_utils.beyond import BEYOND_NOTEBOOK, table_path
+
+    return pd.read_csv(_require(table_path(profile, name), BEYOND_NOTEBOOK))
+
+
+def fig8_judge_transfer(profile: str) -> list[Path]:
+    """Figure 8: top-1 and agreement of every model under the teacher and the unseen judge
+    (Table 2), bars side by side; the legend gives the gap DarioNet recovers under each."""
+    table2 = _read_beyond(profile, "table2_judge_transfer")
+    names = list(dict.fromkeys(table2["name"]))
+    roles = list(dict.fromkeys(table2["role"]))
+    shades = {"teacher": "#7f8c8d", "unseen judge": PALETTE["darionet"]}
+    with styled():
+        fig = new_figure(10, 3.8)
+        axes = fig.subplots(1, 2)
+        width = 0.8 / len(roles)
+        for ax, (column, title) in zip(axes, (("top1", "Top-1 accuracy"),
+                                              ("agreement", "Agreement with the judge on the originals"))):
+            for k, role in enumerate(roles):
+                rows = table2[table2["role"] == role].set_index("name").reindex(names)
+                gap = rows["gap_recovered"].dropna()
+                label = f"{rows['judge'].iloc[0]} ({role})" + (f": DarioNet recovers {gap.iloc[0]:.0%} of the gap"
+                                                                if len(gap) else "")
+                x = np.arange(len(names)) + (k - (len(roles) - 1) / 2) * width
+                ax.bar(x, rows[column], width, color=shades.get(role, "#555555"), label=label)
+            ax.set_xticks(np.arange(len(names)), names)
+            ax.set(title=title, ylim=(0, 1))
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper center", ncols=1)
+        return save_figure(fig, profile, "fig8_judge_transfer")
+
+
+def fig9_scale_sweep(profile: str) -> list[Path]:
+    """Figure 9: top-1 and agreement against the downsampling factor, one line per method; the
+    originals' top-1 dashed, the factor DarioNet was trained at dotted."""
+    sweep = _read_beyond(profile, "scale_sweep")
+    trained_at = float(sweep["trained_at"].iloc[0])
+    with styled():
+        fig = new_figure(10, 3.8)
+        axes = fig.subplots(1, 2, sharex=True)
+        for ax, (column, title) in zip(axes, (("top1", "Top-1 accuracy"),
+                                              ("agreement", "Agreement with the classifier on the originals"))):
+            for model, rows in sweep[sweep["model"] != "original"].groupby("model", sort=False):
+                ax.plot(rows["scale"], rows[column], marker="o", color=PALETTE.get(model, "#8e44ad"),
+                        linestyle="-" if model in PALETTE else "--", label=rows["name"].iloc[0])
+            if column == "top1":
+                original = sweep[sweep["model"] == "original"]["top1"]
+                ax.axhline(original.iloc[0], color=PALETTE["original"], linestyle="--", linewidth=1.2,
+                           label="original images")
+            ax.axvline(trained_at, color="#555555", linestyle=":", linewidth=1.2,
+                       label=f"DarioNet trained at {trained_at:g}")
+            ax.set(title=title, xlabel="downsampling factor", ylim=(0, 1))
+            ax.set_xticks(sorted(sweep["scale"].unique()))
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper center", ncols=3)
+        return save_figure(fig, profile, "fig9_scale_sweep")
+
+
+def fig10_loss_ablation(profile: str) -> list[Path]:
+    """Figure 10: top-1, agreement and PSNR of DarioNet trained with each loss of the ablation;
+    bicubic and the pretrained SR net of Table 1 as vertical reference lines."""
+    ablation = _read_beyond(profile, "loss_ablation")
+    table1 = pd.read_csv(_require(paths.figures_dir(profile) / "table1.csv", EVALUATION_NOTEBOOK)).set_index("model")
+    labels = ablation["label"].tolist()[::-1]
+    with styled():
+        fig = new_figure(11, 0.45 * len(labels) + 1.8)
+        axes = fig.subplots(1, 3, sharey=True)
+        for ax, (column, title) in zip(axes, (("top1", "Top-1 accuracy"), ("agreement", "Agreement"),
+                                              ("avg_psnr", "PSNR (dB)"))):
+            values = ablation.set_index("label").loc[labels, column]
+            bars = ax.barh(labels, values, color=PALETTE["darionet"], height=0.6)
+            ax.bar_label(bars, fmt="%.2f" if column == "avg_psnr" else "%.3f", padding=2, fontsize=8)
+            for model in ("bicubic", "esrgan"):
+                if model in table1.index and np.isfinite(table1.loc[model, column]):
+                    ax.axvline(table1.loc[model, column], color=PALETTE[model], linestyle="--", linewidth=1.4,
+                               label=display_name(model))
+            low = min(values.min(), *(table1.loc[m, column] for m in ("bicubic", "esrgan") if m in table1.index))
+            ax.set(title=title, xlim=(0 if column != "avg_psnr" else low - 1.0, None))
+        handles, legend = axes[0].get_legend_handles_labels()
+        epochs = int(ablation["epochs"].iloc[0])
+        fig.legend(handles, legend, loc="outside upper center", ncols=2,
+                   title=f"each loss: {epochs} epoch{'s' if epochs != 1 else ''} of fine-tuning, best epoch by validation")
+        return save_figure(fig, profile, "fig10_loss_ablation")
+
+
+BEYOND_FIGURES = ("fig8_judge_transfer", "fig9_scale_sweep", "fig10_loss_ablation")
+"""The figures of notebook 06 (:func:`beyond_figures`); the others are the report's (:func:`make_all_figures`)."""
+
+
+def beyond_figures(profile: str) -> list[Path]:
+    """Figures 8-10 of notebook 06, from its tables."""
+    return fig8_judge_transfer(profile) + fig9_scale_sweep(profile) + fig10_loss_ablation(profile)
+
+
 # --------------------------------------------------------------------------- all of them
 
 
@@ -435,6 +547,14 @@ def _file_caption(file_name: str) -> str | None:
         model = display_name(stem.removeprefix("per_class_"))
         return f"Per-class precision, recall, F1 and support of the classifier on {model} images."
     return TABLE_CAPTIONS.get(file_name)
+
+
+def reproduce_command(profile: str, data_root: str | None = None, beyond_apart: bool = False) -> str:
+    """The command that remakes ``figures/<p>/``: the runner on ``profile`` (with ``--data-root DIR``
+    where the run was given one) and, with ``beyond_apart`` (a profile whose notebook 06 runs on
+    its own), the same with ``--only 06`` after it."""
+    command = f"python -m dario_utils.reproduce --profile {profile}" + (" --data-root DIR" if data_root else "")
+    return command + (f" && {command} --only 06" if beyond_apart else "")
 
 
 def figures_readme(profile: str, command: str) -> Path:

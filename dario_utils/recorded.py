@@ -7,8 +7,9 @@ committed notebooks store (:func:`record`, ``notebooks/recorded_results.json``);
 ``make test`` reruns the notebooks and then (``notebooks/test_recorded_results.py``):
 
 - compares what does not depend on training exactly: nbval, cell by cell;
-- compares what does (DarioNet's row of Table 1, the best validation epoch) within
-  :data:`TOLERANCES` of the recorded values (:func:`compare`);
+- compares what does (DarioNet's row of Table 1, the best validation epoch and, where
+  notebook 06 ran, its trained models' rows) within :data:`TOLERANCES` of the recorded
+  values (:func:`compare`);
 - requires the study's claim (:func:`claims`, its ``required`` checks) to hold on the rerun.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ TRAINED_MODELS = ("darionet",)
 TOLERANCES = {
     "table1": {"top1": 0.04, "top5": 0.04, "agreement": 0.04, "avg_ce": 0.10, "avg_psnr": 0.30, "avg_ssim": 0.01},
     "best_val": {"val_loss": 0.15, "agreement": 0.10, "psnr": 0.30},
+    "beyond": {"top1": 0.04, "agreement": 0.04, "avg_psnr": 0.30},
 }
 """Largest absolute difference allowed from the recorded run, for what training produced.
 Top-1, top-5 and agreement: 0.04 is 10 of the demo's 249 test images; 0.10 is 5 of its 50
@@ -53,9 +55,29 @@ def _results(profile: str) -> dict:
             "best_val": {k: float(best[k]) for k in TOLERANCES["best_val"]}}
 
 
+def _beyond_results(profile: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Notebook 06's trained rows (:data:`TOLERANCES` ``beyond``): DarioNet under the unseen judge,
+    at each downsampling factor, and each loss of the ablation; {} where 06 has not run."""
+    from . import beyond
+
+    if not beyond.table_path(profile, beyond.LOSS_ABLATION).is_file():
+        return {}
+    metrics = list(TOLERANCES["beyond"])
+    table2 = beyond.read_table(profile, beyond.TABLE2)
+    sweep = beyond.read_table(profile, beyond.SCALE_SWEEP)
+    ablation = beyond.read_table(profile, beyond.LOSS_ABLATION)
+    rows = {"unseen judge": table2[(table2["role"] == "unseen judge") & (table2["model"] == "darionet")]}
+    trained = sweep[sweep["model"].str.startswith("darionet")]
+    for (scale, model), group in trained.groupby(["scale", "model"], sort=False):
+        rows[f"factor {scale:g}" + ("" if model == "darionet" else f", {model}")] = group
+    rows.update({f"loss {key}": ablation[ablation["loss"] == key] for key in ablation["loss"]})
+    return {"beyond": {what: {k: float(frame[k].iloc[0]) for k in metrics} for what, frame in rows.items()}}
+
+
 def record(profile: str) -> Path:
     """Write the finished run's trained results as the recorded ones (``make notebooks``)."""
-    return fileio.write_text(RECORD_FILE, json.dumps({"profile": profile, **_results(profile)}, indent=2) + "\n")
+    values = {"profile": profile, **_results(profile), **_beyond_results(profile)}
+    return fileio.write_text(RECORD_FILE, json.dumps(values, indent=2) + "\n")
 
 
 def compare(profile: str) -> pd.DataFrame:
@@ -70,6 +92,14 @@ def compare(profile: str) -> pd.DataFrame:
     rows += [{"what": f"Table 1, {model}", "metric": k, "recorded": v, "this run": current["table1"][model][k],
               "tolerance": TOLERANCES["table1"][k]}
              for model, values in recorded["table1"].items() for k, v in values.items()]
+    if "beyond" in recorded:  # notebook 06 ran for the record: its rerun must match too
+        beyond = _beyond_results(profile).get("beyond")
+        if beyond is None:
+            raise FileNotFoundError(f"{RECORD_FILE} records notebook 06's results, but this run has none: "
+                                    f"run notebook 06 (python -m dario_utils.reproduce --profile {profile} --only 06)")
+        rows += [{"what": f"06, DarioNet, {what}", "metric": k, "recorded": v,
+                  "this run": beyond.get(what, {}).get(k, float("nan")), "tolerance": TOLERANCES["beyond"][k]}
+                 for what, values in recorded["beyond"].items() for k, v in values.items()]
     frame = pd.DataFrame(rows)
     frame["ok"] = (frame["this run"] - frame["recorded"]).abs() <= frame["tolerance"] + 1e-9  # float round-off
     return frame

@@ -2,8 +2,10 @@
 
     python -m dario_utils.reproduce --profile demo
     python -m dario_utils.reproduce --profile imagenet-sample --data-root ../shared/imagenet-sample-dev
-    python -m dario_utils.reproduce --profile demo --in-place   # refresh the committed notebooks
-                                                                # (once every notebook succeeded)
+    python -m dario_utils.reproduce --profile demo --only 06    # notebook 06, beyond the report
+                                                                # (not in the demo's default run)
+    python -m dario_utils.reproduce --profile demo --all --in-place   # refresh the committed notebooks
+                                                                      # (once every notebook succeeded)
     python -m dario_utils.reproduce --profile imagenet-sample-gpu --engine inline   # no papermill needed
 
 Where papermill is not installed (or with ``--engine inline``) the notebooks run in this
@@ -56,6 +58,19 @@ the committed notebooks so that opening them in JupyterLab changes nothing."""
 
 _OVERWRITTEN = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
 """A line's text up to its last carriage return not ending it (nbval's pattern: what a terminal overwrites)."""
+
+
+BEYOND = "06"
+"""Number of the notebook beyond the report, left out of the default run of a profile whose
+``beyond.with_study`` is false (the demo: it would double the run's time; ``make beyond``)."""
+
+
+def default_notebooks(config: Config) -> list[str] | None:
+    """The notebook numbers a run without ``--only`` or ``--all`` executes: every one (None), or
+    all but :data:`BEYOND` where the profile's ``beyond.with_study`` is false."""
+    if config.beyond.with_study:
+        return None
+    return [nb.name[:2] for nb in notebooks() if nb.name[:2] != BEYOND]
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -159,14 +174,20 @@ def _data_root(config: Config) -> str:
 
 
 def provenance(config: Config, selected: list[Path], folder: Path) -> dict:
-    """What made the tables and figures in ``folder``: see the module's docstring."""
+    """What made the tables and figures in ``folder``: see the module's docstring. The notebooks
+    listed are those of this run and, where ``folder`` holds an earlier run's results on the same
+    data (the demo's notebook 06 runs on its own), those of that run too."""
     from .runtime import git_commit
 
+    ran = [nb.stem for nb in selected]
+    earlier = _read_provenance(folder) or {}
+    same_data = (earlier.get("data_root") == _data_root(config)
+                 and earlier.get("manifests_sha256") == manifests_fingerprint(config.profile))
     return {
         "profile": config.profile,
         "data_root": _data_root(config),
         "manifests_sha256": manifests_fingerprint(config.profile),
-        "notebooks": [nb.stem for nb in selected],
+        "notebooks": sorted(set(ran) | set(earlier.get("notebooks", []))) if same_data else ran,
         "commit": git_commit(),
         "date": datetime.now(timezone.utc).date().isoformat(),
         "table1_models": table1_models(folder),
@@ -251,9 +272,11 @@ def choose_engine(engine: str | None = None) -> str:
 
 
 def run(profile: str, data_root: str | None = None, device: str | None = None, only: list[str] | None = None,
-        in_place: bool = False, timeout: int = 7200, overwrite: bool = False, engine: str | None = None) -> int:
+        in_place: bool = False, timeout: int = 7200, overwrite: bool = False, engine: str | None = None,
+        run_all: bool = False) -> int:
     """Execute the notebooks and publish their tables and figures; return 0 on success, 1 if a
     notebook failed, :data:`REFUSED` if the results were kept unpublished (see the module's docstring).
+    ``only``: notebook numbers; else every notebook with ``run_all``, else :func:`default_notebooks`.
     ``engine``: see :data:`ENGINE_ENV`."""
     engine = choose_engine(engine)
     if engine == "papermill":
@@ -276,6 +299,12 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
         from .data import resolve_data_root
 
         resolve_data_root(config)  # fail now, with a clear message, on a wrong data root
+    if only is None and not run_all:
+        only = default_notebooks(config)
+        if only is not None:
+            print(f"notebook {BEYOND} (beyond the report) is not part of profile {config.profile}'s default run "
+                  f"(beyond.with_study: false): run it with --only {BEYOND} (make beyond) or everything with --all",
+                  flush=True)
     selected = notebooks(only)
     executed_dir = paths.run_dir(config.profile) / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
@@ -325,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="demo", help="profile name in profiles/ (default demo)")
     parser.add_argument("--data-root", help="data folder for the imagenet-sample and paper profiles")
     parser.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,02")
+    parser.add_argument("--all", action="store_true", dest="run_all",
+                        help=f"every notebook, {BEYOND} included where the profile's default run leaves it out")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="override the profile's device")
     parser.add_argument("--in-place", action="store_true", help="write outputs into notebooks/ (demo only)")
     parser.add_argument("--overwrite", action="store_true",
@@ -336,8 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     only = [part.strip().zfill(2) for part in args.only.split(",")] if args.only else None
     try:
+        if only and args.run_all:
+            raise ConfigError("--only and --all exclude each other")
         return run(args.profile, args.data_root, args.device, only, args.in_place, args.timeout, args.overwrite,
-                   args.engine)
+                   args.engine, args.run_all)
     except (ConfigError, FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -445,21 +445,40 @@ def _reconstruct(model: nn.Module, x: Tensor, indices: Tensor, scale: float,
     return reconstruct_from_head(model, head.select(indices, x.device), x.shape[-1])
 
 
+LOSSES = ("mse", "kl")
+"""Losses on the teacher's logits (``train.loss``)."""
+
+
+def logit_loss(logits: Tensor, reference: Tensor, kind: str = "mse", temperature: float = 1.0) -> Tensor:
+    """The distillation loss between the student's ``logits`` and the teacher's ``reference``:
+    ``mse``, their mean squared difference (the report's), or ``kl``, the KL divergence of the
+    student's softmax from the teacher's at ``temperature``, times ``temperature**2`` (Hinton et
+    al.), averaged over the batch."""
+    if kind == "mse":
+        return F.mse_loss(logits, reference)
+    if kind == "kl":
+        if temperature <= 0:
+            raise ValueError(f"config key 'train.temperature': {temperature} must be positive")
+        return F.kl_div(F.log_softmax(logits / temperature, 1), F.log_softmax(reference / temperature, 1),
+                        log_target=True, reduction="batchmean") * temperature ** 2
+    raise ValueError(f"config key 'train.loss': unknown loss {kind!r}; choose from {', '.join(LOSSES)}")
+
+
 def _forward_batch(model: nn.Module, x: Tensor, labels: Tensor, indices: Tensor, *, teacher: nn.Module,
                    scale: float, train: TrainConfig, tap: _FeatureTap | None,
                    head: HeadFeatures | None) -> tuple[Tensor, Tensor]:
     """DarioNet's loss on one batch and its per-image :data:`STATS`.
 
-    Loss: MSE between the teacher's logits on the reconstruction and on the original,
-    plus ``l1_weight`` * pixel L1 and ``feature_weight`` * MSE of the teacher's last
-    feature maps (both off in the report).
+    Loss: :func:`logit_loss` between the teacher's logits on the reconstruction and on the
+    original (the report's MSE by default), plus ``l1_weight`` * pixel L1 and
+    ``feature_weight`` * MSE of the teacher's last feature maps (both off in the report).
     """
     with torch.no_grad():
         reference = teacher(x).float()
         reference_features = tap.features if tap else None
     recon = _reconstruct(model, x, indices, scale, head)
     logits = teacher(recon).float()
-    loss = F.mse_loss(logits, reference)
+    loss = logit_loss(logits, reference, train.loss, train.temperature)
     if train.l1_weight:
         loss = loss + train.l1_weight * F.l1_loss(recon.float(), x.float())
     if tap is not None:
@@ -643,8 +662,12 @@ def pretrain_l1(config: Config, progress: bool = True) -> Path:
     return path
 
 
-def finetune(config: Config, resume: bool = False, progress: bool = True) -> pd.DataFrame:
+def finetune(config: Config, resume: bool = False, progress: bool = True,
+             out_dir: Path | None = None) -> pd.DataFrame:
     """Fine-tune DarioNet with the teacher's logits; return the history (:data:`HISTORY_COLUMNS`).
+
+    Checkpoints go to ``runs/<p>/checkpoints/`` and the history to ``runs/<p>/results/``, or
+    both to ``out_dir`` (a variant of the study's run, such as notebook 06's loss ablation).
 
     Starts from :func:`build_student`, or with ``resume`` from ``darionet_last.pt`` (the
     epoch it was in when killed is redone). Under ``torch.distributed`` each process takes
@@ -658,7 +681,10 @@ def finetune(config: Config, resume: bool = False, progress: bool = True) -> pd.
     batch = config.train.batch_size
     train_loader = _train_loader(manifest_dataset(config, "train"), batch, config.train.seed, config, rank, world)
     val_loader = _shard_loader(manifest_dataset(config, "val"), batch, config, rank, world)
-    folder, results = paths.checkpoints_dir(config.profile), paths.results_dir(config.profile)
+    if config.train.loss not in LOSSES:
+        raise ValueError(f"config key 'train.loss': unknown loss {config.train.loss!r}; choose from {', '.join(LOSSES)}")
+    folder, results = ((out_dir, out_dir) if out_dir is not None else
+                       (paths.checkpoints_dir(config.profile), paths.results_dir(config.profile)))
     net, optimizer, history = _start(config, device, folder / LAST_FILE if resume else None, show)
     teacher = _channels_last(load_teacher(config.teacher.name, device, config.teacher.weights,
                                           config.teacher.input_size), device)

@@ -4,7 +4,7 @@ In RRDBNet almost all the work is the trunk of residual dense blocks at the smal
 resolution (about 93% for the 23-block net). With ``train.frozen_blocks: k`` the head
 (``conv_first`` and the first ``k`` blocks) keeps its pretrained weights, so its output for
 an image never changes: :func:`head_features` computes it once per split and keeps it in
-``runs/<profile>/cache/``, and training, validation and evaluation run only the tail.
+``runs/<profile>/cache/`` (one file per split and downsampling factor), and training, validation and evaluation run only the tail.
 
 The cache is keyed by everything its values depend on (the head's weights, ``k``, the
 image size, the scale and the split's manifest), so a changed input is recomputed, never
@@ -105,7 +105,7 @@ def head_features(config: Config, split: str, net: RRDBNet, device: torch.device
     if blocks is None:
         raise ConfigError("head features need train.frozen_blocks in the profile")
     key = _cache_key(config, split, net, blocks)
-    path = paths.run_dir(config.profile) / "cache" / f"head-{split}.pt"
+    path = paths.run_dir(config.profile) / "cache" / f"head-{split}-{config.data.scale:g}.pt"
     if path.is_file():
         cached = torch.load(path, map_location="cpu", weights_only=True)
         if cached["key"] == key:

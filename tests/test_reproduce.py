@@ -20,8 +20,8 @@ from dario_utils.config import ConfigError
 def test_notebooks_are_numbered_and_ordered():
     found = reproduce.notebooks()
     names = [nb.name for nb in found]
-    assert names == sorted(names) and len(names) == 5
-    assert [n[:2] for n in names] == ["01", "02", "03", "04", "05"]
+    assert names == sorted(names) and len(names) == 6
+    assert [n[:2] for n in names] == ["01", "02", "03", "04", "05", "06"]
     assert all(nb.parent == paths.NOTEBOOKS_DIR for nb in found)
 
 

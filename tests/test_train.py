@@ -309,7 +309,7 @@ def test_frozen_head_trains_only_the_tail_on_cached_features(output_root, two_bl
     head_calls = len(calls)  # the head ran once per batch of train and val, not once per epoch
     assert head_calls == sum(-(-len(manifest_dataset(config, s)) // config.eval.batch_size) for s in ("train", "val"))
     cached = {p.name for p in (output_root / "runs" / PROFILE / "cache").iterdir()}
-    assert cached == {"head-train.pt", "head-val.pt"}
+    assert cached == {f"head-{s}-{config.data.scale:g}.pt" for s in ("train", "val")}
 
     # evaluation runs the tails on cached features and matches the whole nets' forward pass
     run = evaluate.evaluate(config, ["esrgan", "darionet"], checkpoint=str(run_file(output_root, "checkpoints",

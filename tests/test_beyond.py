@@ -1,0 +1,184 @@
+"""Tests of notebook 06's logic (dario_utils.beyond, figures 8-10, the runner's default run, the
+recorded check) on CPU in seconds: 12 of the shipped demo thumbnails at 64 px, an RRDBNet with
+nf 8, nb 2, gc 4 whose first block stays frozen, efficientnet_lite0 as the teacher and
+efficientnet_lite2 as the unseen judge, one batch per epoch."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dario_utils import beyond, data, evaluate, figures, paths, recorded, reproduce, train
+from dario_utils.config import Config, ConfigError, load_config, with_overrides
+from dario_utils.models import RRDBNet, load_sr, save_sr_checkpoint
+
+DEMO_IMAGES = paths.PROJECT_ROOT / "data" / "imagenet-sample-128"
+N_IMAGES = 12
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Config]:
+    """Notebooks 01-04 of a tiny demo, done: manifests, a fine-tuned DarioNet, Table 1."""
+    root = tmp_path_factory.mktemp("beyond")
+    images = root / "images"
+    images.mkdir()
+    for path in sorted(DEMO_IMAGES.glob("*.JPEG"))[::40][:N_IMAGES]:
+        (images / path.name).symlink_to(path)
+    torch.manual_seed(0)
+    start = save_sr_checkpoint(root / "start.pt", RRDBNet(nf=8, nb=2, gc=4), {"stage": "test"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DARIO_OUTPUT_ROOT", str(root / "out"))
+        mp.delenv("DARIO_FIGURES_STAGING", raising=False)
+        config = load_config("demo", {
+            "data_root": str(images), "num_threads": 1, "data.image_size": 64,
+            "data.fractions": {"train": 0.34, "val": 0.33, "test": 0.33}, "teacher.input_size": 64,
+            "sr.nf": 8, "sr.nb": 2, "sr.gc": 4, "sr.pretrained": str(start), "train.frozen_blocks": 1,
+            "train.batch_size": 4, "train.epochs": 2, "train.max_batches": 1, "train.lr": 1e-3,
+            "eval.batch_size": 4, "eval.bootstrap": 50, "beyond.scales": [0.25, 0.5],
+            "beyond.ablation_epochs": 1, "beyond.ablation_temperatures": [2.0]})
+        data.write_manifests(config, data.make_split(config))
+        train.finetune(config, progress=False)
+        run = evaluate.evaluate(config, progress=False)
+        evaluate.write_tables(config, run)
+    return root / "out", config
+
+
+@pytest.fixture
+def in_study(study, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(study[0]))
+    monkeypatch.delenv("DARIO_FIGURES_STAGING", raising=False)
+    return study[1]
+
+
+def test_judge_transfer_scores_every_model_under_both_judges(in_study: Config) -> None:
+    table2 = beyond.judge_transfer(in_study, progress=False)
+    assert list(table2["judge"].unique()) == ["efficientnet_lite0", "efficientnet_lite2"]
+    assert list(table2["role"].unique()) == ["teacher", "unseen judge"]
+    for role, rows in table2.groupby("role"):
+        assert list(rows["model"]) == list(evaluate.MODELS), role
+        assert rows["n_images"].nunique() == 1
+    table1 = pd.read_csv(paths.figures_dir(in_study.profile) / "table1.csv").set_index("model")
+    teacher = table2[table2["role"] == "teacher"].set_index("model")
+    assert np.allclose(teacher["top1"], table1.loc[teacher.index, "top1"])
+    assert set(table2.loc[table2["gap_recovered"].notna(), "model"]) <= {"darionet"}  # NaN where undefined
+    unseen = table2[table2["role"] == "unseen judge"].set_index("model")
+    assert (unseen.loc["original", "agreement"] == 1.0) and np.isinf(unseen.loc["original", "avg_psnr"])
+    expected = evaluate.gap_closed(unseen.reset_index())
+    found = beyond.gaps(table2)["unseen judge"]
+    assert np.isnan(found) if expected is None else found == pytest.approx(expected)
+    markdown = (paths.figures_dir(in_study.profile) / "table2_judge_transfer.md").read_text()
+    assert "top-1, efficientnet_lite2" in markdown and "DarioNet" in markdown and "esrgan" not in markdown
+
+
+def test_judge_transfer_refuses_the_teacher_as_judge(in_study: Config) -> None:
+    with pytest.raises(ValueError, match="is the teacher"):
+        beyond.judge_transfer(with_overrides(in_study, {"beyond.judge": "efficientnet_lite0"}), progress=False)
+
+
+@pytest.mark.parametrize("teacher, unseen, applies, holds", [
+    (0.85, 0.80, True, True), (0.85, 0.60, True, False), (0.40, 0.10, False, None)])
+def test_transfer_check_applies_only_where_the_teacher_recovers_enough(teacher, unseen, applies, holds) -> None:
+    table2 = pd.DataFrame({"role": ["teacher", "unseen judge"], "model": ["darionet", "darionet"],
+                           "gap_recovered": [teacher, unseen]})
+    check = beyond.transfer_check(table2).iloc[0]
+    assert check["applies"] == applies and check["holds"] == holds
+
+
+def test_scale_sweep_scores_each_factor_with_its_own_head_cache(in_study: Config) -> None:
+    sweep = beyond.scale_sweep(in_study, progress=False)
+    assert sorted(sweep["scale"].unique()) == [0.25, 0.5]  # data.scale 0.32 is not in this profile's list
+    for scale, rows in sweep.groupby("scale"):
+        assert list(rows["model"]) == ["original", *beyond.SWEEP_MODELS]
+        assert (rows["small_size"] == int(64 * scale)).all()
+    assert sweep.groupby("model")["top1"].nunique()["original"] == 1  # the originals do not depend on the factor
+    cached = {p.name for p in (paths.run_dir(in_study.profile) / "cache").iterdir()}
+    assert {"head-test-0.25.pt", "head-test-0.5.pt", "head-test-0.32.pt"} <= cached
+    with_study = beyond.scale_sweep(with_overrides(in_study, {"beyond.scales": [0.32]}), progress=False)
+    table1 = pd.read_csv(paths.figures_dir(in_study.profile) / "table1.csv").set_index("model")
+    at_study = with_study.set_index("model")
+    assert np.allclose(at_study["top1"], table1.loc[at_study.index, "top1"])  # notebook 04's rows, reused
+
+
+def test_loss_ablation_trains_each_loss_apart_from_the_study(in_study: Config) -> None:
+    study_checkpoint = evaluate.darionet_checkpoint(in_study)
+    before = study_checkpoint.read_bytes()
+    ablation = beyond.loss_ablation(in_study, progress=False)
+    assert list(ablation["loss"]) == ["mse", "kl_t2", "mse_l1", "mse_features"]
+    assert (ablation["epochs"] == 1).all() and (ablation["best_epoch"] == 1).all()
+    assert study_checkpoint.read_bytes() == before  # the study's DarioNet is left as it was
+    weights = {key: load_sr(beyond.results_dir(in_study.profile) / f"loss-{key}" / train.BEST_FILE).state_dict()
+               for key in ablation["loss"]}
+    last = "conv_last.weight"
+    assert not any(torch.equal(weights["mse"][last], weights[key][last]) for key in ("kl_t2", "mse_l1", "mse_features"))
+    assert ablation["top1"].between(0, 1).all() and np.isfinite(ablation["avg_psnr"]).all()
+
+
+def test_the_study_budget_reuses_the_study_run_for_logit_mse(in_study: Config) -> None:
+    config = with_overrides(in_study, {"beyond.ablation_epochs": None, "beyond.ablation_temperatures": []})
+    ablation = beyond.loss_ablation(config, progress=False)
+    table1 = pd.read_csv(paths.figures_dir(config.profile) / "table1.csv").set_index("model")
+    mse = ablation.set_index("loss").loc["mse"]
+    assert mse["epochs"] == config.train.epochs and mse["top1"] == pytest.approx(table1.loc["darionet", "top1"])
+
+
+def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
+        step(in_study, progress=False)
+    written = figures.beyond_figures(in_study.profile)
+    assert sorted(p.name for p in written) == sorted(f"{name}.{ext}" for ext in ("png", "pdf")
+                                                     for name in figures.BEYOND_FIGURES)
+    assert set(figures.BEYOND_FIGURES) <= set(figures.CAPTIONS)
+    first = {p.name: p.read_bytes() for p in written}
+    assert {p.name: p.read_bytes() for p in figures.beyond_figures(in_study.profile)} == first
+    text = beyond.answers(in_study.profile)
+    assert "efficientnet_lite2" in text and "at 0.25 (16 px)" in text and "logit MSE" in text
+
+    monkeypatch.setattr(recorded, "RECORD_FILE", tmp_path / "recorded.json")
+    monkeypatch.setattr(recorded, "_results", lambda profile: {"table1": {}, "best_val": {}})
+    recorded.record(in_study.profile)
+    saved = json.loads(recorded.RECORD_FILE.read_text())["beyond"]
+    assert set(saved) == {"unseen judge", "factor 0.25", "factor 0.5", "loss mse", "loss kl_t2", "loss mse_l1",
+                          "loss mse_features"}
+    assert recorded.compare(in_study.profile)["ok"].all()
+    saved["loss mse"]["top1"] += 0.2
+    recorded.RECORD_FILE.write_text(json.dumps({"profile": in_study.profile, "table1": {}, "best_val": {},
+                                                "beyond": saved}))
+    frame = recorded.compare(in_study.profile)
+    assert list(frame.loc[~frame["ok"], "what"]) == ["06, DarioNet, loss mse"]
+
+
+def test_beyond_needs_the_study_first(output_root: Path) -> None:
+    config = load_config("demo")
+    with pytest.raises(evaluate.MissingCheckpointError, match="run notebooks 01-05 first"):
+        beyond.judge_transfer(config, progress=False)
+
+
+def test_logit_losses() -> None:
+    torch.manual_seed(0)
+    logits, reference = torch.randn(4, 10), torch.randn(4, 10)
+    assert train.logit_loss(logits, reference) == pytest.approx(((logits - reference) ** 2).mean().item())
+    assert train.logit_loss(reference, reference, "kl", 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    p, q = torch.softmax(reference / 4, 1), torch.softmax(logits / 4, 1)
+    expected = 16 * (p * (p.log() - q.log())).sum(1).mean()
+    assert train.logit_loss(logits, reference, "kl", 4.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="train.loss"):
+        train.logit_loss(logits, reference, "hinge")
+
+
+def test_demo_default_run_leaves_06_out_and_says_so() -> None:
+    assert reproduce.default_notebooks(load_config("demo")) == ["01", "02", "03", "04", "05"]
+    assert reproduce.default_notebooks(load_config("imagenet-sample")) is None
+    assert [nb.name[:2] for nb in reproduce.notebooks()] == ["01", "02", "03", "04", "05", "06"]
+    assert reproduce.main(["--profile", "demo", "--only", "01", "--all"]) == 2
+
+
+def test_with_overrides_checks_types() -> None:
+    config = load_config("demo")
+    assert with_overrides(config, {"data.scale": 0.5}).small_size == 64 and config.small_size == 40
+    with pytest.raises(ConfigError, match="beyond.ablation_epochs"):
+        with_overrides(config, {"beyond.ablation_epochs": "two"})
