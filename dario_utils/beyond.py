@@ -96,7 +96,8 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
 def judge_transfer(config: Config, progress: bool = True) -> pd.DataFrame:
     """Table 2: every model of Table 1 judged by the teacher (notebooks 02 and 04) and by
     ``beyond.judge``, with the share of the top-1 lost to downsampling that DarioNet recovers
-    under each (``gap_recovered``, on DarioNet's rows). Agreement is with the same judge's
+    under each (``gap_recovered``, on DarioNet's rows) and McNemar's p of DarioNet's top-1 hits
+    against each other model's under the same judge (``mcnemar_p``). Agreement is with the same judge's
     prediction on the original image. Writes ``figures/<p>/table2_judge_transfer.{csv,md}``
     and the unseen judge's per-image results (``results/per_image_judge-<judge>.csv``)."""
     _require_study(config)
@@ -113,6 +114,8 @@ def judge_transfer(config: Config, progress: bool = True) -> pd.DataFrame:
         scores.insert(0, "judge", run.per_image["judge"].iloc[0])
         scores.insert(1, "role", role)
         scores["gap_recovered"] = [gap if m == "darionet" else float("nan") for m in scores["model"]]
+        tests = evaluate.mcnemar_tests(run).set_index("baseline")
+        scores["mcnemar_p"] = [tests["p_value"].get(name, float("nan")) for name in scores["name"]]
         frames.append(scores)
     table2 = pd.concat(frames, ignore_index=True)
     return _write(config, TABLE2, table2, table2_markdown(table2))
@@ -125,14 +128,17 @@ def gaps(table2: pd.DataFrame) -> dict[str, float]:
 
 
 def table2_markdown(table2: pd.DataFrame) -> str:
-    """Table 2 side by side: one row per model, top-1, agreement and CE under each judge."""
+    """Table 2 side by side: one row per model, top-1, agreement, CE and McNemar's p under each judge."""
     judges = dict(zip(table2["role"], table2["judge"]))
-    wide = table2.pivot(index="name", columns="role", values=["top1", "agreement", "avg_ce"])
+    wide = table2.pivot(index="name", columns="role", values=["top1", "agreement", "avg_ce", "mcnemar_p"])
     wide = wide.reindex(table2.drop_duplicates("name")["name"])
     columns = {}
-    for metric, label in (("top1", "top-1"), ("agreement", "agreement"), ("avg_ce", "CE")):
+    for metric, label in (("top1", "top-1"), ("agreement", "agreement"), ("avg_ce", "CE"),
+                          ("mcnemar_p", "McNemar p, DarioNet vs row")):
         for role in ("teacher", "unseen judge"):
-            columns[f"{label}, {judges[role]}"] = wide[(metric, role)]
+            values = wide[(metric, role)]
+            columns[f"{label}, {judges[role]}"] = (values.map(lambda v: "n/a" if pd.isna(v) else f"{v:.2g}")
+                                                  if metric == "mcnemar_p" else values)
     frame = pd.DataFrame(columns).reset_index().rename(columns={"name": "model"})
     lines = [_markdown(frame), "Share of the top-1 lost to downsampling (original vs bicubic) that DarioNet recovers:"]
     lines += [f"- judged by {judges[role]} ({role}): {gap:.1%}" for role, gap in gaps(table2).items()]
@@ -251,7 +257,8 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame:
         val = history[history["phase"] == "val"]
         best = val.loc[val["val_loss"].idxmin()]
         scores = _scores(config, run).drop(columns=["model", "name"]).iloc[0].to_dict()
-        rows.append({"loss": loss.key, "label": loss.label, "epochs": epochs, **scores,
+        rows.append({"loss": loss.key, "label": loss.label, "epochs": epochs, "study_epochs": config.train.epochs,
+                     **scores,
                      "best_epoch": int(best["epoch"]), "best_val_loss": float(best["val_loss"]),
                      "train_seconds": float(history.loc[history["phase"] == "train", "seconds"].sum())})
     ablation = pd.DataFrame(rows)
@@ -270,6 +277,7 @@ def answers(profile: str) -> str:
     found = gaps(table2)
     check = transfer_check(table2).iloc[0]
     unseen = table2[table2["role"] == "unseen judge"].set_index("model")
+    p = unseen["mcnemar_p"]
     goal = ("holds" if check["holds"] else "does not hold") if check["applies"] else \
         f"does not apply here (the teacher's gap recovered is below {TEACHER_GAP_CONDITION:.0%})"
     top1 = sweep.pivot(index="scale", columns="model", values="top1")
@@ -282,8 +290,9 @@ def answers(profile: str) -> str:
     epochs = int(ablation["epochs"].iloc[0])
     return "\n".join([
         f"1. **Another judge.** Judged by {unseen['judge'].iloc[0]}, which it never saw, DarioNet's top-1 is "
-        f"{unseen.loc['darionet', 'top1']:.3f} (bicubic {unseen.loc['bicubic', 'top1']:.3f}, pretrained SR "
-        f"{unseen.loc['esrgan', 'top1']:.3f}, originals {unseen.loc['original', 'top1']:.3f}): it recovers "
+        f"{unseen.loc['darionet', 'top1']:.3f} (bicubic {unseen.loc['bicubic', 'top1']:.3f}, McNemar p = "
+        f"{p['bicubic']:.2g}; pretrained SR {unseen.loc['esrgan', 'top1']:.3f}, p = {p['esrgan']:.2g}; originals "
+        f"{unseen.loc['original', 'top1']:.3f}): it recovers "
         f"{found['unseen judge']:.1%} of the gap, against {found['teacher']:.1%} under its teacher "
         f"({check['unseen / teacher']} of it). The goal of {TRANSFER_GOAL:.0%} {goal}.",
         f"2. **Other factors.** DarioNet's top-1 (trained at {sweep['trained_at'].iloc[0]:g}) and its margins over "

@@ -64,7 +64,7 @@ CAPTIONS: dict[str, str] = {
     "fig9_scale_sweep": "Top-1 and agreement against the downsampling factor for bilinear, bicubic, the "
     "pretrained SR net and DarioNet trained at the study's factor (notebook 06).",
     "fig10_loss_ablation": "DarioNet fine-tuned with other losses at the same budget: top-1, agreement "
-    "and PSNR, with bicubic and the pretrained SR net for reference (notebook 06).",
+    "and PSNR, with bicubic, the pretrained SR net and Table 1's DarioNet for reference (notebook 06).",
 }
 """One-line caption of each figure, keyed by its file name without extension."""
 
@@ -501,10 +501,11 @@ def fig9_scale_sweep(profile: str) -> list[Path]:
 
 def fig10_loss_ablation(profile: str) -> list[Path]:
     """Figure 10: top-1, agreement and PSNR of DarioNet trained with each loss of the ablation;
-    bicubic and the pretrained SR net of Table 1 as vertical reference lines."""
+    bicubic, the pretrained SR net and the study's DarioNet of Table 1 as vertical reference lines."""
     ablation = _read_beyond(profile, "loss_ablation")
     table1 = pd.read_csv(_require(paths.figures_dir(profile) / "table1.csv", EVALUATION_NOTEBOOK)).set_index("model")
     labels = ablation["label"].tolist()[::-1]
+    study_epochs = int(ablation["study_epochs"].iloc[0])
     with styled():
         fig = new_figure(11, 0.45 * len(labels) + 1.8)
         axes = fig.subplots(1, 3, sharey=True)
@@ -513,15 +514,17 @@ def fig10_loss_ablation(profile: str) -> list[Path]:
             values = ablation.set_index("label").loc[labels, column]
             bars = ax.barh(labels, values, color=PALETTE["darionet"], height=0.6)
             ax.bar_label(bars, fmt="%.2f" if column == "avg_psnr" else "%.3f", padding=2, fontsize=8)
-            for model in ("bicubic", "esrgan"):
+            for model in ("bicubic", "esrgan", "darionet"):
                 if model in table1.index and np.isfinite(table1.loc[model, column]):
-                    ax.axvline(table1.loc[model, column], color=PALETTE[model], linestyle="--", linewidth=1.4,
-                               label=display_name(model))
+                    ax.axvline(table1.loc[model, column], color=PALETTE[model] if model != "darionet" else "#555555",
+                               linestyle="--" if model != "darionet" else ":", linewidth=1.4,
+                               label=display_name(model) + (f" of Table 1 ({study_epochs} epochs of logit MSE)"
+                                                            if model == "darionet" else ""))
             low = min(values.min(), *(table1.loc[m, column] for m in ("bicubic", "esrgan") if m in table1.index))
             ax.set(title=title, xlim=(0 if column != "avg_psnr" else low - 1.0, None))
         handles, legend = axes[0].get_legend_handles_labels()
         epochs = int(ablation["epochs"].iloc[0])
-        fig.legend(handles, legend, loc="outside upper center", ncols=2,
+        fig.legend(handles, legend, loc="outside upper center", ncols=3,
                    title=f"each loss: {epochs} epoch{'s' if epochs != 1 else ''} of fine-tuning, best epoch by validation")
         return save_figure(fig, profile, "fig10_loss_ablation")
 
