@@ -18,6 +18,7 @@ Models are named as everywhere else, by :func:`dario_utils.evaluate.display_name
 """
 from __future__ import annotations
 
+import re
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -560,6 +561,12 @@ def reproduce_command(profile: str, data_root: str | None = None, beyond_apart: 
     return command + (f" && {command} --only 06" if beyond_apart else "")
 
 
+def by_figure_number(file_name: str) -> tuple[int, str]:
+    """Sort key of a ``figures/<p>/`` file: figures by their number (fig2 before fig10), then the rest by name."""
+    match = re.match(r"fig(\d+)", file_name)
+    return (int(match[1]) if match else 1 << 30, file_name)
+
+
 def figures_readme(profile: str, command: str) -> Path:
     """Write ``figures/<p>/README.md``: each figure and table present, captioned, and how they were made.
 
@@ -569,7 +576,7 @@ def figures_readme(profile: str, command: str) -> Path:
     the command or the provenance do.
     """
     folder = paths.figures_dir(profile)
-    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    present = sorted((p.name for p in folder.iterdir()), key=by_figure_number) if folder.is_dir() else []
     lines = [
         f"# Figures and tables of profile `{profile}`",
         "",
@@ -614,7 +621,7 @@ def readme_made_by(folder: Path) -> Path | None:
         f"- profile `{record['profile']}`, data root `{record['data_root']}`, "
         f"manifests sha256 `{record['manifests_sha256']}`",
         f"- notebooks run: {', '.join(record['notebooks'])}",
-        f"- Table 1 rows: {', '.join(record['table1_models']) or 'none'}",
+        f"- Table 1 rows: {', '.join(display_name(m) for m in record['table1_models']) or 'none'}",
         f"- figures: {', '.join(record['figures']) or 'none'}",
         f"- commit `{record['commit']}`",
         f"- date {record['date']} (UTC)",

@@ -160,8 +160,10 @@ def table1_models(folder: Path) -> list[str]:
 
 
 def figure_files(folder: Path) -> list[str]:
-    """The figures of ``folder``: its ``fig*.png`` file names, sorted."""
-    return sorted(p.name for p in folder.glob("fig*.png"))
+    """The figures of ``folder``: its ``fig*.png`` file names, by figure number."""
+    from .figures import by_figure_number
+
+    return sorted((p.name for p in folder.glob("fig*.png")), key=by_figure_number)
 
 
 def _data_root(config: Config) -> str:

@@ -96,7 +96,7 @@ def test_full_run_publishes_its_provenance_and_republishes_on_the_same_data(
     readme = (published / "README.md").read_text()
     made_by = readme[readme.index("\n## Made by\n"):]
     assert f"data root `{data.resolve()}`" in made_by and f"`{record['manifests_sha256']}`" in made_by
-    assert "Table 1 rows: original, bilinear, bicubic, esrgan, darionet" in made_by
+    assert "Table 1 rows: original, bilinear, bicubic, pretrained SR, DarioNet" in made_by
     assert "fig7_panel.png" in made_by and f"commit `{record['commit']}`" in made_by
     assert "[table1.csv](table1.csv)" in readme and "provenance.json |" not in readme
 
@@ -125,7 +125,7 @@ def test_quick_run_on_other_data_is_refused_until_overwrite(
     assert _snapshot(published) == before
     assert reproduce.table1_models(kept) == MODELS[:4]
     assert json.loads((kept / "provenance.json").read_text())["data_root"] == str(quick.resolve())
-    assert "Table 1 rows: original, bilinear, bicubic, esrgan\n" in (kept / "README.md").read_text()
+    assert "Table 1 rows: original, bilinear, bicubic, pretrained SR\n" in (kept / "README.md").read_text()
 
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02", "--overwrite"]) == 0
     assert reproduce.table1_models(published) == MODELS[:4]
