@@ -177,7 +177,7 @@ def scale_sweep(config: Config, progress: bool = True) -> pd.DataFrame:
     with the originals' top-1 beside them. At ``data.scale`` the rows are notebook 04's;
     elsewhere the models are scored anew (``results/beyond/scale-<s>.csv``). DarioNet is the
     one trained at ``data.scale``; with ``beyond.train_per_scale`` a DarioNet fine-tuned at
-    each other factor is added (model ``darionet_at_scale``). Writes ``figures/<p>/scale_sweep.{csv,md}``."""
+    each factor is added (model ``darionet_at_scale``; at ``data.scale`` the study's). Writes ``figures/<p>/scale_sweep.{csv,md}``."""
     _require_study(config)
     study = evaluate.read_results(config)
     frames = []
@@ -191,10 +191,14 @@ def scale_sweep(config: Config, progress: bool = True) -> pd.DataFrame:
             run = evaluate.evaluate(scaled, ["original", *SWEEP_MODELS], progress=progress, save=False)
             fileio.write_csv(run.per_image, results_dir(config.profile) / f"scale-{scale:g}.csv")
         scores = _scores(scaled, run)
-        if config.beyond.train_per_scale and scale != config.data.scale:
-            checkpoint, _ = _train_variant(config, f"train-scale-{scale:g}", {"data.scale": scale}, progress)
-            tuned = evaluate.evaluate(scaled, ["darionet"], checkpoint=checkpoint, progress=progress, save=False)
-            row = _scores(scaled, tuned).assign(model="darionet_at_scale", name="DarioNet trained at this factor")
+        if config.beyond.train_per_scale:  # at data.scale that DarioNet is the study's
+            if scale == config.data.scale:
+                tuned = scores[scores["model"] == "darionet"]
+            else:
+                checkpoint, _ = _train_variant(config, f"train-scale-{scale:g}", {"data.scale": scale}, progress)
+                tuned = _scores(scaled, evaluate.evaluate(scaled, ["darionet"], checkpoint=checkpoint,
+                                                          progress=progress, save=False))
+            row = tuned.assign(model="darionet_at_scale", name="DarioNet trained at this factor")
             scores = pd.concat([scores, row], ignore_index=True)
         scores.insert(0, "scale", scale)
         scores.insert(1, "small_size", scaled.small_size)

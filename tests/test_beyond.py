@@ -182,3 +182,12 @@ def test_with_overrides_checks_types() -> None:
     assert with_overrides(config, {"data.scale": 0.5}).small_size == 64 and config.small_size == 40
     with pytest.raises(ConfigError, match="beyond.ablation_epochs"):
         with_overrides(config, {"beyond.ablation_epochs": "two"})
+
+
+def test_scale_sweep_can_train_a_darionet_at_each_factor(in_study: Config) -> None:
+    config = with_overrides(in_study, {"beyond.scales": [0.25, 0.32], "beyond.train_per_scale": True})
+    sweep = beyond.scale_sweep(config, progress=False).set_index(["scale", "model"])
+    assert sweep.loc[(0.32, "darionet_at_scale"), "top1"] == sweep.loc[(0.32, "darionet"), "top1"]  # the study's
+    assert (beyond.results_dir(config.profile) / "train-scale-0.25" / train.BEST_FILE).is_file()
+    assert sweep.loc[(0.25, "darionet_at_scale"), "name"] == "DarioNet trained at this factor"
+    assert "head-train-0.25.pt" in {p.name for p in (paths.run_dir(config.profile) / "cache").iterdir()}
