@@ -28,12 +28,17 @@ TOLERANCES = {
     "table1": {"top1": 0.04, "top5": 0.04, "agreement": 0.04, "avg_ce": 0.10, "avg_psnr": 0.30, "avg_ssim": 0.01},
     "best_val": {"val_loss": 0.15, "agreement": 0.10, "psnr": 0.30},
     "beyond": {"top1": 0.04, "agreement": 0.04, "avg_psnr": 0.30},
+    "ablation": {"top1": 0.06, "agreement": 0.06, "avg_psnr": 2.0},
 }
 """Largest absolute difference allowed from the recorded run, for what training produced.
 Top-1, top-5 and agreement: 0.04 is 10 of the demo's 249 test images; 0.10 is 5 of its 50
 validation images. Set from the measured spread (README, Notebooks): with oneDNN limited to
 SSE4.1 the same seed gave the same top-1, agreement -0.024, CE -0.056, PSNR -0.125 dB, and
-a best epoch 0.06 higher in validation agreement and 0.16 dB lower in PSNR."""
+a best epoch 0.06 higher in validation agreement and 0.16 dB lower in PSNR. Notebook 06:
+``beyond`` for the study's DarioNet under the unseen judge and at each factor (as Table 1);
+``ablation`` for its one-epoch fine-tunings, whose first epoch is far less stable: under
+SSE4.1 the logit-MSE run ended with a validation PSNR 1.67 dB higher (23.93 vs 22.27 dB)
+and the KL (T = 2) run 0.21 dB higher with validation agreement 0.04 lower."""
 GAP_GOAL = 0.5
 """Share of the top-1 lost to downsampling that DarioNet should recover on the demo (a goal:
 the demo's recorded run recovers about a third; the report 82% with far more compute)."""
@@ -98,7 +103,8 @@ def compare(profile: str) -> pd.DataFrame:
             raise FileNotFoundError(f"{RECORD_FILE} records notebook 06's results, but this run has none: "
                                     f"run notebook 06 (python -m dario_utils.reproduce --profile {profile} --only 06)")
         rows += [{"what": f"06, DarioNet, {what}", "metric": k, "recorded": v,
-                  "this run": beyond.get(what, {}).get(k, float("nan")), "tolerance": TOLERANCES["beyond"][k]}
+                  "this run": beyond.get(what, {}).get(k, float("nan")),
+                  "tolerance": TOLERANCES["ablation" if what.startswith("loss ") else "beyond"][k]}
                  for what, values in recorded["beyond"].items() for k, v in values.items()]
     frame = pd.DataFrame(rows)
     frame["ok"] = (frame["this run"] - frame["recorded"]).abs() <= frame["tolerance"] + 1e-9  # float round-off
