@@ -143,12 +143,12 @@ def _shared_heads(config: Config, split: str, nets: dict[str, nn.Module], blocks
                   progress: bool) -> dict[str, HeadFeatures]:
     """The cached head features of each frozen-head net, read once for nets whose heads are
     the same (DarioNet and the pretrained SR net it started from)."""
+    fingerprints = {m: head_fingerprint(net, blocks) for m, net in nets.items()}
     by_fingerprint: dict[str, HeadFeatures] = {}
-    for net in nets.values():
-        fingerprint = head_fingerprint(net, blocks)
-        if fingerprint not in by_fingerprint:
-            by_fingerprint[fingerprint] = head_features(config, split, net, device, progress)
-    return {m: by_fingerprint[head_fingerprint(net, blocks)] for m, net in nets.items()}
+    for m, net in nets.items():
+        if fingerprints[m] not in by_fingerprint:
+            by_fingerprint[fingerprints[m]] = head_features(config, split, net, device, progress)
+    return {m: by_fingerprint[fingerprints[m]] for m in nets}
 
 
 @dataclass
