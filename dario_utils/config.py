@@ -77,6 +77,7 @@ class TrainConfig:
     epochs: int = 3
     batch_size: int = 10
     lr: float = 1e-4
+    lr_schedule: str = "constant"  # "constant", or "cosine": decays per step from lr to 0 over train.epochs
     hflip: float = 0.5
     vflip: float = 0.1
     crop: int | None = None  # random crop of the original for speed (the SR net is convolutional)

@@ -355,6 +355,8 @@ class _Trainer:
     max_batches: int | None
     show: bool
     world: int
+    schedule: Callable[[float], float] = lambda progress: 1.0  # lr factor at a fraction of training done
+    epochs: int = 1  # of the whole run, for ``schedule``
 
     def run_epoch(self, epoch: int) -> _Totals:
         """Train one epoch (1-based); :class:`TrainingError` on a non-finite loss.
@@ -370,10 +372,14 @@ class _Trainer:
         deferred = self.device.type == "cuda"
         first_bad = torch.zeros((), dtype=torch.long, device=self.device)  # 0: none yet
         bad_loss = torch.zeros((), dtype=torch.float32, device=self.device)
+        base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in self.optimizer.param_groups]
         for number, batch in enumerate(itertools.islice(self.loader, n), start=1):
             meter.skipped += len(batch["skipped"])
             if "image" not in batch:
                 continue
+            factor = self.schedule((epoch - 1 + (number - 1) / n) / self.epochs)
+            for group, base in zip(self.optimizer.param_groups, base_lrs):
+                group["lr"] = base * factor
             x = _to_device(self.augment(batch["image"], batch["index"], epoch), self.device)
             with _autocast(self.device, self.amp):
                 loss, stats = self.step(self.model, x, batch["label"].to(self.device, non_blocking=True),
@@ -443,6 +449,21 @@ def _reconstruct(model: nn.Module, x: Tensor, indices: Tensor, scale: float,
     if head is None:
         return reconstruct(model, downsample(x, scale), x.shape[-1])
     return reconstruct_from_head(model, head.select(indices, x.device), x.shape[-1])
+
+
+LR_SCHEDULES = ("constant", "cosine")
+"""Learning-rate schedules (``train.lr_schedule``)."""
+
+
+def lr_schedule(kind: str) -> Callable[[float], float]:
+    """The factor on ``train.lr`` at a fraction ``progress`` in [0, 1) of the whole run: 1 throughout
+    (``constant``), or a cosine from 1 down towards 0 (``cosine``). A function of the step alone, so a
+    resumed run follows the same schedule."""
+    if kind == "constant":
+        return lambda progress: 1.0
+    if kind == "cosine":
+        return lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"config key 'train.lr_schedule': unknown schedule {kind!r}; choose from {', '.join(LR_SCHEDULES)}")
 
 
 LOSSES = ("mse", "kl")
@@ -711,7 +732,8 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
                                  train=config.train, tap=tap, head=train_head)
         trainer = _Trainer(_parallel(student, device, world), optimizer, train_loader,
                            _augment(config, config.train.seed, config.train.crop), step, STATS, device,
-                           config.train.amp, config.train.max_batches, show, world)
+                           config.train.amp, config.train.max_batches, show, world,
+                           lr_schedule(config.train.lr_schedule), config.train.epochs)
         for epoch in range(start, config.train.epochs + 1):
             try:
                 train_row = trainer.run_epoch(epoch).row(epoch, "train")

@@ -22,7 +22,7 @@ import yaml
 from PIL import Image
 
 from dario_utils import paths, train
-from dario_utils.config import Config, load_config
+from dario_utils.config import Config, load_config, with_overrides
 from dario_utils.data import DataError, ManifestDataset, manifest_dataset
 from dario_utils.degrade import downsample, reconstruct
 from dario_utils.models import CheckpointError, RRDBNet, load_sr, read_sr_checkpoint, save_sr_checkpoint
@@ -91,7 +91,9 @@ def tiny_config(start: Path | str, **overrides: object) -> Config:
               "sr.nf": 8, "sr.nb": 1, "sr.gc": 4, "sr.pretrained": str(start),
               "teacher.name": "efficientnet_lite0", "train.batch_size": 4, "train.epochs": 2,
               "train.max_batches": 2, "train.crop": 32, "train.lr": 1e-3}
-    return load_config("imagenet-sample", {**values, **overrides})
+    # the profile's frozen head and cosine schedule off unless asked for: crops and the plain loop are tested here
+    return with_overrides(load_config("imagenet-sample", values),
+                          {"train.frozen_blocks": None, "train.lr_schedule": "constant", **overrides})
 
 
 @pytest.fixture
