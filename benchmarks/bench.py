@@ -13,7 +13,7 @@ teacher; on CUDA the SR net in channels_last under bf16 autocast, the classifier
 float32 (bf16 autocast made the classifier alone slower: 0.71x on an H100), and for the
 training step the teacher in channels_last under bf16 autocast too; with ``--compile`` also
 ``torch.compile``. Needs the profile's manifests (notebook 01) and, for the SR rows, its
-pretrained SR weights (notebook 02 where the profile pretrains).
+pretrained SR weights (``sr.pretrained``).
 
 ``--batch`` is where each stage starts: on CUDA a stage that runs out of GPU memory is
 measured again at half the batch (plain and optimised at the same size), and the table's
@@ -23,7 +23,6 @@ it has run for at least ``--min-seconds``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import gc
 import time
@@ -36,9 +35,8 @@ from dario_utils.config import load_config
 from dario_utils.data import collate, manifest_dataset
 from dario_utils.degrade import downsample, reconstruct
 from dario_utils.evaluate import apply_model
-from dario_utils.models import load_teacher
+from dario_utils.models import build_student, load_teacher
 from dario_utils.runtime import setup_torch
-from dario_utils.train import build_student
 
 
 def rate(step: Callable[[], None], images: int, device: torch.device, repeats: int,

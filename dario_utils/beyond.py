@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import evaluate, fileio, paths
-from .config import Config, with_overrides
+from .config import Config, check_config, with_overrides
 from .metrics import format_metric
 from .train import BEST_FILE, HISTORY_FILE, finetune
 
@@ -100,10 +100,9 @@ def judge_transfer(config: Config, progress: bool = True) -> pd.DataFrame:
     against each other model's under the same judge (``mcnemar_p``). Agreement is with the same judge's
     prediction on the original image. Writes ``figures/<p>/table2_judge_transfer.{csv,md}``
     and the unseen judge's per-image results (``results/per_image_judge-<judge>.csv``)."""
+    check_config(config)
     _require_study(config)
     judge = config.beyond.judge
-    if judge == config.teacher.name:
-        raise ValueError(f"config key 'beyond.judge': {judge} is the teacher; name a classifier DarioNet never saw")
     judged = with_overrides(config, {"eval.judge": judge})
     runs = {"teacher": evaluate.read_results(config), "unseen judge": evaluate.evaluate(judged, merge=False,
                                                                                         progress=progress)}

@@ -4,7 +4,11 @@ A profile (``profiles/<name>.yaml``) holds sections matching the dataclasses bel
 The same file is passed to papermill with ``-f`` (its top-level keys ``profile``,
 ``data_root`` and ``device`` are also the notebooks' parameters) and read here by
 :func:`load_config`. Unknown keys and values of the wrong type are errors that name
-the key and what was expected.
+the key and what was expected. Whether the values fit together (a frozen head and flips,
+a crop larger than the image, an unknown loss...) is :func:`check_config`'s, which every entry
+point (:func:`dario_utils.train.finetune`, :func:`dario_utils.evaluate.evaluate`, notebook
+06's judge transfer) calls before it reads any data: loading does not, so that a config can
+be assembled in steps and a partial one (e.g. only to build the student) stays usable.
 
 Overrides use dotted keys: ``load_config("demo", {"train.epochs": 2})``.
 """
@@ -15,7 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -23,7 +27,13 @@ from . import paths
 
 
 class ConfigError(ValueError):
-    """A profile is missing, or one of its keys is unknown or of the wrong type."""
+    """A profile is missing, a key is unknown or of the wrong type, or values do not fit together."""
+
+
+LOSSES = ("mse", "kl")
+"""Losses on the teacher's logits (``train.loss``)."""
+LR_SCHEDULES = ("constant", "cosine")
+"""Learning-rate schedules (``train.lr_schedule``)."""
 
 
 @dataclass
@@ -57,17 +67,7 @@ class SRConfig:
     nb: int = 23
     gc: int = 32
     sr_scale: int = 4
-    pretrained: str = "realesrgan-x4plus"  # a load_sr name or file, or "l1" (pretrain here)
-
-
-@dataclass
-class PretrainConfig:
-    """L1 pretraining of an SR net that has no published weights (notebook 02)."""
-
-    epochs: int = 0
-    batch_size: int = 16
-    lr: float = 2e-4
-    crop: int | None = None
+    pretrained: str = "realesrgan-x4plus"  # a load_sr name, a checkpoint file or a file in the weights cache
 
 
 @dataclass
@@ -129,7 +129,6 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     sr: SRConfig = field(default_factory=SRConfig)
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     beyond: BeyondConfig = field(default_factory=BeyondConfig)
@@ -141,8 +140,8 @@ class Config:
 
     @property
     def sr_start(self) -> str:
-        """Where the SR net's weights start, in words (``L1-pretrained here`` or the file/name)."""
-        return "L1-pretrained here" if self.sr.pretrained == "l1" else Path(self.sr.pretrained).name
+        """Where the SR net's weights start, in words: the name or file name of ``sr.pretrained``."""
+        return Path(self.sr.pretrained).name
 
     @property
     def judge(self) -> str:
@@ -211,6 +210,53 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def check_choice(key: str, value: str, choices: Sequence[str], what: str) -> str:
+    """``value`` if it is one of ``choices``, else :class:`ConfigError` naming ``key``."""
+    if value not in choices:
+        raise ConfigError(f"config key '{key}': unknown {what} {value!r}; choose from {', '.join(choices)}")
+    return value
+
+
+def check_positive(key: str, value: float) -> float:
+    """``value`` if it is above 0, else :class:`ConfigError` naming ``key``."""
+    if value <= 0:
+        raise ConfigError(f"config key '{key}': {value} must be positive")
+    return value
+
+
+def check_config(config: Config) -> Config:
+    """``config`` after checking that its values fit together; else :class:`ConfigError`.
+
+    Every check that needs no data, no model file and no process count: the loss and the
+    learning-rate schedule by name, a positive ``train.temperature`` for ``kl``,
+    ``train.checkpoint_every`` of at least 1, the training crop against ``data.image_size``, a
+    frozen head (``train.frozen_blocks``) that fits ``sr.nb`` and comes without flips and
+    crops, and a ``beyond.judge`` that is not the teacher. Whether the batch splits evenly
+    over the processes is checked when training starts.
+    """
+    train = config.train
+    check_choice("train.loss", train.loss, LOSSES, "loss")
+    blocks = train.frozen_blocks
+    if blocks is not None:
+        if not 0 <= blocks <= config.sr.nb:
+            raise ConfigError(f"config key 'train.frozen_blocks': {blocks} is not between 0 and "
+                              f"sr.nb ({config.sr.nb})")
+        if train.hflip or train.vflip or train.crop:
+            raise ConfigError("train.frozen_blocks reuses the head's output for each image, which flips and crops "
+                              "would change: set train.hflip and train.vflip to 0 and train.crop to null")
+    if train.checkpoint_every < 1:
+        raise ConfigError(f"config key 'train.checkpoint_every': {train.checkpoint_every} must be at least 1")
+    if train.crop is not None and not 1 <= train.crop <= config.data.image_size:
+        raise ConfigError(f"crop {train.crop} must be between 1 and data.image_size ({config.data.image_size})")
+    check_choice("train.lr_schedule", train.lr_schedule, LR_SCHEDULES, "schedule")
+    if train.loss == "kl":
+        check_positive("train.temperature", train.temperature)
+    if config.beyond.judge == config.teacher.name:
+        raise ConfigError(f"config key 'beyond.judge': {config.beyond.judge} is the teacher; "
+                          "name a classifier DarioNet never saw")
+    return config
+
+
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in paths.PROFILES_DIR.glob("*.yaml"))
 
@@ -240,8 +286,8 @@ def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | Non
 
 
 def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
-    """A copy of ``config`` with dotted ``overrides`` applied and checked as in :func:`load_config`
-    (``None`` values set keys to null here: an override is meant)."""
+    """A copy of ``config`` with dotted ``overrides`` applied, keys and types checked as in
+    :func:`load_config` (``None`` values set keys to null here: an override is meant)."""
     tree = config.to_dict()
     for dotted, value in overrides.items():
         _set_dotted(tree, dotted, value)

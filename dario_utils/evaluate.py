@@ -28,13 +28,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import fileio, metrics, paths
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, check_config, load_config
 from .data import class_names_of, collate, manifest_dataset, read_manifest
 from .degrade import downsample, reconstruct, upsample
+from .head_cache import HeadFeatures, Tail, head_features, head_fingerprint, reconstruct_from_head
 from .imagenet import imagenet_class_names, imagenet_wnids
-from .models import load_sr, load_teacher
+from .models import build_student, load_sr, load_teacher
 from .runtime import progress_enabled, setup_torch
-from .trunk import HeadFeatures, Tail, check_frozen, head_features, head_fingerprint, reconstruct_from_head
 
 MODELS = ("original", "bilinear", "bicubic", "esrgan", "darionet")
 BASELINES = MODELS[:4]
@@ -87,8 +87,6 @@ def suffix(config: Config) -> str:
 def load_sr_models(config: Config, models: list[str], device: torch.device,
                    checkpoint: str | None = None) -> dict[str, nn.Module]:
     """The SR networks among ``models``: the profile's pretrained SR and DarioNet."""
-    from .train import build_student
-
     nets = {}
     if "esrgan" in models:
         nets["esrgan"] = build_student(config, device)
@@ -167,6 +165,7 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
     other models' rows are kept; without it (notebook 02, a new baseline run) the files hold
     only these models, so no result of an earlier run survives. Without ``save`` nothing is
     written (notebook 06 scores variants of the study's models and keeps its own files)."""
+    check_config(config)
     models = list(models or MODELS)
     unknown = set(models) - set(MODELS)
     if unknown:
@@ -178,7 +177,7 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
                         num_workers=config.data.num_workers)
     judge = load_judge(config, device)
     nets = load_sr_models(config, models, device, checkpoint)
-    blocks = check_frozen(config)  # frozen-head nets run their tails on the head's cached output
+    blocks = config.train.frozen_blocks  # frozen-head nets run their tails on the head's cached output
     heads = {} if blocks is None else _shared_heads(config, split, nets, blocks, device, progress)
     tails = {m: Tail(nets[m], blocks) for m in heads}
     for net in nets.values():  # channels-last convolutions: faster on CUDA and CPU

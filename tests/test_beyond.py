@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dario_utils import beyond, data, evaluate, figures, paths, recorded, reproduce, train
+from dario_utils import beyond, data, evaluate, figures, losses, paths, recorded, reproduce, train
 from dario_utils.config import Config, ConfigError, load_config, with_overrides
 from dario_utils.models import RRDBNet, load_sr, save_sr_checkpoint
 
@@ -161,13 +161,13 @@ def test_beyond_needs_the_study_first(output_root: Path) -> None:
 def test_logit_losses() -> None:
     torch.manual_seed(0)
     logits, reference = torch.randn(4, 10), torch.randn(4, 10)
-    assert train.logit_loss(logits, reference) == pytest.approx(((logits - reference) ** 2).mean().item())
-    assert train.logit_loss(reference, reference, "kl", 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.logit_loss(logits, reference) == pytest.approx(((logits - reference) ** 2).mean().item())
+    assert losses.logit_loss(reference, reference, "kl", 2.0).item() == pytest.approx(0.0, abs=1e-6)
     p, q = torch.softmax(reference / 4, 1), torch.softmax(logits / 4, 1)
     expected = 16 * (p * (p.log() - q.log())).sum(1).mean()
-    assert train.logit_loss(logits, reference, "kl", 4.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert losses.logit_loss(logits, reference, "kl", 4.0).item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="train.loss"):
-        train.logit_loss(logits, reference, "hinge")
+        losses.logit_loss(logits, reference, "hinge")
 
 
 def test_demo_default_run_leaves_06_out_and_says_so() -> None:

@@ -96,7 +96,7 @@ def profile_file(tmp_path: Path, output_root: Path, broken: tuple[Path, str]) ->
     raw["data"].update(image_size=32, num_workers=0)
     raw["teacher"]["weights"] = "random"
     raw["sr"].update(**TINY, pretrained=str(broken[0]))
-    raw["train"].update(epochs=1, batch_size=2, max_batches=1, crop=32)
+    raw["train"].update(epochs=1, batch_size=2, max_batches=1, crop=32, frozen_blocks=None)  # a 1-block net
     raw["eval"].update(batch_size=2, bootstrap=10)
     path = tmp_path / f"{PROFILE}.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -1,5 +1,6 @@
-"""Tests of dario_utils.config: every profile loads; unknown keys and wrong types are
-errors naming the dotted key; dotted overrides; unknown profile names."""
+"""Tests of dario_utils.config: every profile loads and passes check_config; unknown keys and
+wrong types are errors naming the dotted key; values that do not fit together; dotted
+overrides; unknown profile names."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 import yaml
 
 from dario_utils import paths
-from dario_utils.config import Config, ConfigError, available_profiles, load_config
+from dario_utils.config import Config, ConfigError, available_profiles, check_config, load_config, with_overrides
 
 PROFILES = sorted(p.stem for p in paths.PROFILES_DIR.glob("*.yaml"))
 
@@ -32,6 +33,7 @@ def test_every_profile_loads(name: str):
         else:
             assert getattr(config, section) == values, f"{name}: {section}"
     assert 0 < config.small_size < config.data.image_size
+    assert check_config(config) is config
 
 
 def test_profile_yaml_path_loads(tmp_path: Path):
@@ -125,3 +127,27 @@ def test_invalid_yaml_is_config_error(tmp_path: Path):
     path.write_text("train: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(path)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"train.loss": "hinge"}, r"'train\.loss': unknown loss 'hinge'; choose from mse, kl$"),
+    ({"train.loss": "kl", "train.temperature": 0}, r"'train\.temperature': 0\.0 must be positive"),
+    ({"train.lr_schedule": "step"}, r"'train\.lr_schedule': unknown schedule 'step'; choose from constant, cosine$"),
+    ({"train.checkpoint_every": 0}, r"'train\.checkpoint_every': 0 must be at least 1"),
+    ({"train.frozen_blocks": None, "train.crop": 129}, r"crop 129 must be between 1 and data\.image_size \(128\)"),
+    ({"train.frozen_blocks": None, "train.crop": 0}, r"crop 0 must be between 1 and data\.image_size"),
+    ({"train.frozen_blocks": 24}, r"'train\.frozen_blocks': 24 is not between 0 and sr\.nb \(23\)"),
+    ({"train.hflip": 0.5}, "flips and crops would change"),
+    ({"train.crop": 64}, "flips and crops would change"),
+    ({"beyond.judge": "efficientnet_lite0"}, "'beyond.judge': efficientnet_lite0 is the teacher"),
+])
+def test_check_config_refuses_values_that_do_not_fit(overrides: dict, message: str):
+    config = with_overrides(load_config("demo"), overrides)  # loading does not check: entry points do
+    with pytest.raises(ConfigError, match=message):
+        check_config(config)
+
+
+def test_check_config_accepts_a_whole_net_with_flips_and_crops():
+    config = with_overrides(load_config("demo"), {"train.frozen_blocks": None, "train.hflip": 0.5,
+                                                 "train.crop": 128, "train.loss": "kl", "train.temperature": 2})
+    assert check_config(config) is config

@@ -4,7 +4,6 @@ epochs of two batches."""
 from __future__ import annotations
 
 import json
-import shutil
 import os
 import signal
 import socket
@@ -21,17 +20,17 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from dario_utils import paths, train
+from dario_utils import head_cache, paths, train
 from dario_utils.config import Config, load_config, with_overrides
 from dario_utils.data import DataError, ManifestDataset, manifest_dataset
 from dario_utils.degrade import downsample, reconstruct
-from dario_utils.models import CheckpointError, RRDBNet, load_sr, read_sr_checkpoint, save_sr_checkpoint
+from dario_utils.models import CheckpointError, RRDBNet, build_student, load_sr, read_sr_checkpoint, save_sr_checkpoint
 
 PROFILE = "tiny"
 PHOTOS = ("astronaut", "chelsea", "coffee")
 CROPS_PER_PHOTO = 8
 SPLIT_SIZES = {"train": 16, "val": 4, "test": 4}
-PRETRAIN_EPOCHS = 20
+START_STEPS = 40  # L1 steps that give the start checkpoint
 
 
 # ---------------------------------------------------------------- fixtures
@@ -73,16 +72,28 @@ def write_manifests(output_root: Path, image_rows: tuple[Path, pd.DataFrame],
 
 @pytest.fixture(scope="module")
 def start_checkpoint(tmp_path_factory: pytest.TempPathFactory, image_rows) -> Path:
-    """Where fine-tuning starts: a tiny RRDBNet briefly L1-pretrained by ``pretrain_l1``
+    """Where fine-tuning starts: a tiny RRDBNet briefly fitted with pixel L1 to the train split
     (a freshly initialised one outputs a nearly flat image, through which the teacher
     passes almost no gradient at 32 px)."""
-    root = tmp_path_factory.mktemp("pretrain")
+    root = tmp_path_factory.mktemp("start")
     write_manifests(root, image_rows)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DARIO_OUTPUT_ROOT", str(root))
-        config = tiny_config("l1", **{"pretrain.epochs": PRETRAIN_EPOCHS, "pretrain.batch_size": 8,
-                                      "pretrain.lr": 5e-3, "pretrain.crop": 32})
-        return train.pretrain_l1(config, progress=False)
+        config = tiny_config(root / "start.pt")  # the file made here
+        dataset = manifest_dataset(config, "train")
+        images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    small = downsample(images, config.data.scale)
+    torch.manual_seed(0)
+    net = RRDBNet(nf=8, nb=1, gc=4)
+    with torch.no_grad():
+        net.conv_last.bias.fill_(0.5)  # mid-grey: no colour channel starts below reconstruct's clamp
+    optimizer = torch.optim.Adam(net.parameters(), lr=5e-3)
+    for _ in range(START_STEPS):
+        loss = F.l1_loss(reconstruct(net, small, images.shape[-1]), images)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return save_sr_checkpoint(root / "start.pt", net, {"stage": "test start"})
 
 
 def tiny_config(start: Path | str, **overrides: object) -> Config:
@@ -202,16 +213,27 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, image_rows, start_c
 def test_start_checkpoint_of_another_shape_is_a_clear_error(output_root, tmp_path: Path) -> None:
     other = save_sr_checkpoint(tmp_path / "other.pt", RRDBNet(nf=16, nb=1, gc=4), {"stage": "test"})
     with pytest.raises(CheckpointError, match=r"nf=16 \(requested 8\).*sr\.nf"):
-        train.build_student(tiny_config(other), "cpu")
+        build_student(tiny_config(other), "cpu")
 
 
 def test_missing_start_weights_say_where_they_come_from(output_root, monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="run notebook 02"):
-        train.build_student(tiny_config("l1"), "cpu")
     monkeypatch.setenv("DARIO_WEIGHTS_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "cache" / "mine.pt")):
-        train.build_student(tiny_config("mine.pt"), "cpu")
+        build_student(tiny_config("mine.pt"), "cpu")
+
+
+@pytest.mark.parametrize("stage", ["finetune", "evaluate"])
+def test_config_is_checked_before_any_data_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   stage: str) -> None:
+    from dario_utils import evaluate
+    from dario_utils.config import ConfigError
+
+    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))  # no manifests, no start weights here
+    config = tiny_config(tmp_path / "missing.pt", **{"train.loss": "hinge"})
+    run = {"finetune": train.finetune, "evaluate": evaluate.evaluate}[stage]
+    with pytest.raises(ConfigError, match="unknown loss 'hinge'"):
+        run(config, progress=False)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(output_root, start_checkpoint,
@@ -228,23 +250,6 @@ def test_an_empty_split_is_a_clear_error(output_root, image_rows, start_checkpoi
     write_manifests(output_root, image_rows, {"train": 16, "val": 0, "test": 8})
     with pytest.raises(DataError, match="val split .* has no images"):
         train.finetune(tiny_config(start_checkpoint), progress=False)
-
-
-def test_pretrain_l1_learns_and_is_where_profile_l1_starts(start_checkpoint, output_root) -> None:
-    provenance = read_sr_checkpoint(start_checkpoint).provenance
-    assert start_checkpoint.name == "sr_pretrained.pt"
-    assert provenance["stage"] == "l1-pretrain" and provenance["epoch"] == PRETRAIN_EPOCHS
-    config = tiny_config("l1")
-    images = torch.stack([manifest_dataset(config, "val")[i]["image"] for i in range(4)])
-    small = downsample(images, config.data.scale)
-    with torch.no_grad():
-        fresh, pretrained = (F.l1_loss(reconstruct(net, small, 40), images).item()
-                             for net in (train._fresh_sr(config, torch.device("cpu")), load_sr(start_checkpoint)))
-    assert pretrained < 0.6 * fresh
-    target = paths.checkpoints_dir(PROFILE) / "sr_pretrained.pt"
-    target.parent.mkdir(parents=True)
-    shutil.copy(start_checkpoint, target)
-    assert train.build_student(config, "cpu").config == load_sr(start_checkpoint).config
 
 
 def test_augmentation_depends_on_the_sample_not_the_batch() -> None:
@@ -331,16 +336,14 @@ def test_frozen_head_trains_only_the_tail_on_cached_features(output_root, two_bl
 
 
 def test_head_cache_is_recomputed_when_its_inputs_change(output_root, two_block_start) -> None:
-    from dario_utils import trunk
-
     config = frozen_config(two_block_start)
     net = load_sr(two_block_start)
-    first = trunk.head_features(config, "val", net, torch.device("cpu"), progress=False)
+    first = head_cache.head_features(config, "val", net, torch.device("cpu"), progress=False)
     with torch.no_grad():
         net.body[0].rdb1.conv1.bias.add_(1.0)
-    second = trunk.head_features(config, "val", net, torch.device("cpu"), progress=False)
+    second = head_cache.head_features(config, "val", net, torch.device("cpu"), progress=False)
     assert not torch.equal(first.trunk, second.trunk)
-    again = trunk.head_features(config, "val", net, torch.device("cpu"), progress=False)
+    again = head_cache.head_features(config, "val", net, torch.device("cpu"), progress=False)
     assert torch.equal(again.trunk, second.trunk) and again.seconds == second.seconds
 
 

@@ -26,16 +26,20 @@ study's own checkpoint written by :func:`save_sr_checkpoint`::
      "provenance": {profile, teacher, commit, epoch, ...}, <extra: optimizer, ...>}
 
 Files without a config get one inferred from the tensor shapes (:func:`infer_config`).
+Training adds what a resumed run needs: the optimizer's state and :func:`rng_state`; an
+epoch's weights wait in memory as a :class:`Snapshot` until they are written.
 """
 from __future__ import annotations
 
 import pickle
+import random
 import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -336,3 +340,37 @@ def save_sr_checkpoint(path: str | Path, model: nn.Module, provenance: dict[str,
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     return save_torch({"state_dict": state, "model_config": net.config,
                        "provenance": dict(provenance), **extra}, Path(path))
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states, in types ``torch.load(weights_only=True)`` reads."""
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    numpy_state["state"]["key"] = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(state["torch"])
+
+
+@dataclass
+class Snapshot:
+    """A net's weights kept in memory until written; saved by :func:`save_sr_checkpoint` like the net."""
+
+    state: StateDict
+    config: dict[str, int]
+    provenance: dict[str, Any]
+
+    @classmethod
+    def of(cls, net: nn.Module, provenance: dict[str, Any]) -> Snapshot:
+        """A copy of the weights of ``net`` (possibly wrapped: DDP's ``.module``) as they are now."""
+        model = getattr(net, "module", net)
+        return cls({k: v.detach().clone() for k, v in model.state_dict().items()}, model.config, provenance)
+
+    def state_dict(self) -> StateDict:
+        return self.state

@@ -1,15 +1,16 @@
-"""Frozen-head fine-tuning: the SR net's head computed once per image and reused.
+"""The frozen head's cache: the SR net's head computed once per image and reused.
 
 In RRDBNet almost all the work is the trunk of residual dense blocks at the small
 resolution (about 93% for the 23-block net). With ``train.frozen_blocks: k`` the head
 (``conv_first`` and the first ``k`` blocks) keeps its pretrained weights, so its output for
 an image never changes: :func:`head_features` computes it once per split and keeps it in
-``runs/<profile>/cache/`` (one file per split and downsampling factor), and training, validation and evaluation run only the tail.
+``runs/<profile>/cache/`` (one file per split and downsampling factor), and training,
+validation and evaluation run only the tail.
 
 The cache is keyed by everything its values depend on (the head's weights, ``k``, the
 image size, the scale and the split's manifest), so a changed input is recomputed, never
-silently reused. Flips and crops would change the head's input, so they are refused with
-a frozen head.
+silently reused. Flips and crops would change the head's input, so
+:func:`dario_utils.config.check_config` refuses them with a frozen head.
 """
 from __future__ import annotations
 
@@ -59,19 +60,6 @@ class Tail(nn.Module):
         return self.net.tail(feat, trunk, self.blocks)
 
 
-def check_frozen(config: Config) -> int | None:
-    """``train.frozen_blocks`` after checking it fits the profile; ``None`` when the whole net trains."""
-    blocks = config.train.frozen_blocks
-    if blocks is None:
-        return None
-    if not 0 <= blocks <= config.sr.nb:
-        raise ConfigError(f"config key 'train.frozen_blocks': {blocks} is not between 0 and sr.nb ({config.sr.nb})")
-    if config.train.hflip or config.train.vflip or config.train.crop:
-        raise ConfigError("train.frozen_blocks reuses the head's output for each image, which flips and crops "
-                          "would change: set train.hflip and train.vflip to 0 and train.crop to null")
-    return blocks
-
-
 def freeze_head(net: RRDBNet, blocks: int) -> list[nn.Parameter]:
     """Stop gradients to ``conv_first`` and the first ``blocks`` RRDBs; return the trainable parameters."""
     for module in (net.conv_first, net.body[:blocks]):
@@ -100,8 +88,9 @@ def head_features(config: Config, split: str, net: RRDBNet, device: torch.device
                   progress: bool = True) -> HeadFeatures:
     """The head's output for every image of ``split``: from the cache when its key matches,
     else computed (with a progress bar) and cached. Unreadable images skipped by the data
-    (``data.skip_unreadable``) keep zero rows, which nothing reads."""
-    blocks = check_frozen(config)
+    (``data.skip_unreadable``) keep zero rows, which nothing reads. ``config`` has passed
+    :func:`dario_utils.config.check_config`."""
+    blocks = config.train.frozen_blocks
     if blocks is None:
         raise ConfigError("head features need train.frozen_blocks in the profile")
     key = _cache_key(config, split, net, blocks)
