@@ -6,7 +6,7 @@ output folder of its own, starting from a copy of a finished run's ``runs/<profi
 (the split, the baselines and the cached head features, which training does not change),
 and prints one line per variant: DarioNet's top-1, agreement, CE, the share of the gap
 recovered, McNemar's p against bicubic and whether every claim of
-:func:`dario_utils.recorded.claims` holds.
+:func:`dario_utils.tables.claims` holds.
 
     python benchmarks/spread.py --seeds 1337,1,2 --isa default,SSE41 --threads 2,1
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dario_utils import evaluate, paths, recorded
+from dario_utils import paths, result_files, tables
 from dario_utils.config import load_config
 
 
@@ -60,14 +60,14 @@ def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, t
     os.environ["DARIO_OUTPUT_ROOT"] = str(folder)
     try:
         config = load_config(profile_file)
-        run = evaluate.read_results(config)
-        table, tests = evaluate.table1(config, run), evaluate.mcnemar_tests(run)
+        run = result_files.read_results(config)
+        table, tests = tables.table1(config, run), tables.mcnemar_tests(run)
     finally:
         del os.environ["DARIO_OUTPUT_ROOT"]
     dario = table.set_index("model").loc["darionet"]
-    claims = recorded.claims(table, tests)
+    claims = tables.claims(table, tests)
     return {"seed": seed, "isa": isa, "threads": threads, "top1": dario.top1, "agreement": dario.agreement,
-            "avg_ce": dario.avg_ce, "avg_psnr": dario.avg_psnr, "gap_recovered": evaluate.gap_closed(table),
+            "avg_ce": dario.avg_ce, "avg_psnr": dario.avg_psnr, "gap_recovered": tables.gap_closed(table),
             "p_vs_bicubic": float(tests.set_index("baseline").loc["bicubic", "p_value"]),
             "claims_hold": bool(claims.loc[claims["kind"] == "required", "holds"].all()), "seconds_03_04": seconds}
 

@@ -12,25 +12,21 @@ models of notebooks 02-04 (run those first):
    ``beyond.ablation_epochs`` epochs, everything else as in notebook 03 (figure 10).
 
 Each writes its table to ``figures/<p>/`` (CSV and Markdown) and what it trained or scored
-to ``runs/<p>/results/beyond/``; figures 8-10 (:mod:`dario_utils.figures`) read only the tables.
+to ``runs/<p>/results/beyond/``; figures 8-10 (:mod:`dario_utils.beyond_figures`) read only the tables.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from . import evaluate, fileio, paths
+from . import evaluate, fileio, paths, tables
 from .config import Config, check_config, with_overrides
-from .metrics import format_metric
-from .train import BEST_FILE, HISTORY_FILE, finetune
+from .result_files import (BEYOND_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE2, EvalRun, best_epoch_row, history_path,
+                           read_results, read_table)
+from .train import BEST_FILE, finetune
 
-BEYOND_NOTEBOOK = "06 (beyond the report)"
-TABLE2 = "table2_judge_transfer"
-SCALE_SWEEP = "scale_sweep"
-LOSS_ABLATION = "loss_ablation"
 SWEEP_MODELS = ("bilinear", "bicubic", "esrgan", "darionet")
 TRANSFER_GOAL = 0.75
 """Share of the gap DarioNet should recover under the unseen judge (the issue's goal) ..."""
@@ -44,19 +40,6 @@ def results_dir(profile: str) -> Path:
     return paths.results_dir(profile) / "beyond"
 
 
-def table_path(profile: str, name: str) -> Path:
-    """``figures/<p>/<name>.csv``: one of notebook 06's tables."""
-    return paths.figures_dir(profile) / f"{name}.csv"
-
-
-def read_table(profile: str, name: str) -> pd.DataFrame:
-    """One of notebook 06's tables; :class:`FileNotFoundError` naming the notebook where it is missing."""
-    path = table_path(profile, name)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run notebook {BEYOND_NOTEBOOK} for this profile")
-    return pd.read_csv(path)
-
-
 def _require_study(config: Config) -> None:
     """Fail, saying what to run, where notebooks 02-04 have not run for this profile."""
     checkpoint = evaluate.darionet_checkpoint(config)
@@ -64,30 +47,18 @@ def _require_study(config: Config) -> None:
         raise evaluate.MissingCheckpointError(
             f"notebook 06 builds on the study's run, and {checkpoint} is missing: run notebooks 01-05 first "
             f"(make reproduce PROFILE={config.profile}, or python -m dario_utils.reproduce --profile {config.profile})")
-    evaluate.read_results(config)
+    read_results(config)
 
 
-def _scores(config: Config, run: evaluate.EvalRun) -> pd.DataFrame:
+def _scores(config: Config, run: EvalRun) -> pd.DataFrame:
     """Table 1's metric columns of every model of ``run``."""
-    return evaluate.table1(config, run)[["model", "name", *METRICS, "n_images"]]
+    return tables.table1(config, run)[["model", "name", *METRICS, "n_images"]]
 
 
 def _write(config: Config, name: str, frame: pd.DataFrame, markdown: str) -> pd.DataFrame:
     """Write a table as ``figures/<p>/<name>.csv`` and ``.md``; return it."""
-    folder = paths.figures_dir(config.profile)
-    fileio.write_csv(frame, folder / f"{name}.csv")
-    fileio.write_text(folder / f"{name}.md", markdown)
+    tables.write_table(config.profile, name, frame, markdown)
     return frame
-
-
-def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    """``frame`` as a Markdown table, floats with ``digits`` decimals."""
-    def cell(value: object) -> str:
-        return format_metric(float(value), digits) if isinstance(value, (float, np.floating)) else str(value)
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- 1. judge transfer
@@ -104,16 +75,16 @@ def judge_transfer(config: Config, progress: bool = True) -> pd.DataFrame:
     _require_study(config)
     judge = config.beyond.judge
     judged = with_overrides(config, {"eval.judge": judge})
-    runs = {"teacher": evaluate.read_results(config), "unseen judge": evaluate.evaluate(judged, merge=False,
-                                                                                        progress=progress)}
+    runs = {"teacher": read_results(config),
+            "unseen judge": evaluate.evaluate(judged, merge=False, progress=progress)}
     frames = []
     for role, run in runs.items():
         scores = _scores(config, run)
-        gap = evaluate.gap_closed(scores)
+        gap = tables.gap_closed(scores)
         scores.insert(0, "judge", run.per_image["judge"].iloc[0])
         scores.insert(1, "role", role)
         scores["gap_recovered"] = [gap if m == "darionet" else float("nan") for m in scores["model"]]
-        tests = evaluate.mcnemar_tests(run).set_index("baseline")
+        tests = tables.mcnemar_tests(run).set_index("baseline")
         scores["mcnemar_p"] = [tests["p_value"].get(name, float("nan")) for name in scores["name"]]
         frames.append(scores)
     table2 = pd.concat(frames, ignore_index=True)
@@ -139,7 +110,8 @@ def table2_markdown(table2: pd.DataFrame) -> str:
             columns[f"{label}, {judges[role]}"] = (values.map(lambda v: "n/a" if pd.isna(v) else f"{v:.2g}")
                                                   if metric == "mcnemar_p" else values)
     frame = pd.DataFrame(columns).reset_index().rename(columns={"name": "model"})
-    lines = [_markdown(frame), "Share of the top-1 lost to downsampling (original vs bicubic) that DarioNet recovers:"]
+    lines = [tables.markdown_table(frame),
+             "Share of the top-1 lost to downsampling (original vs bicubic) that DarioNet recovers:"]
     lines += [f"- judged by {judges[role]} ({role}): {gap:.1%}" for role, gap in gaps(table2).items()]
     return "\n".join(lines) + "\n"
 
@@ -178,14 +150,14 @@ def scale_sweep(config: Config, progress: bool = True) -> pd.DataFrame:
     one trained at ``data.scale``; with ``beyond.train_per_scale`` a DarioNet fine-tuned at
     each factor is added (model ``darionet_at_scale``; at ``data.scale`` the study's). Writes ``figures/<p>/scale_sweep.{csv,md}``."""
     _require_study(config)
-    study = evaluate.read_results(config)
+    study = read_results(config)
     frames = []
     for scale in sorted(float(s) for s in config.beyond.scales):
         scaled = with_overrides(config, {"data.scale": scale})
         if scale == config.data.scale:
             keep = ["original", *SWEEP_MODELS]
-            run = evaluate.EvalRun(study.per_image[study.per_image["model"].isin(keep)],
-                                   study.summary[study.summary["model"].isin(keep)])
+            run = EvalRun(study.per_image[study.per_image["model"].isin(keep)],
+                          study.summary[study.summary["model"].isin(keep)])
         else:
             run = evaluate.evaluate(scaled, ["original", *SWEEP_MODELS], progress=progress, save=False)
             fileio.write_csv(run.per_image, results_dir(config.profile) / f"scale-{scale:g}.csv")
@@ -205,7 +177,8 @@ def scale_sweep(config: Config, progress: bool = True) -> pd.DataFrame:
     sweep = pd.concat(frames, ignore_index=True).assign(trained_at=config.data.scale)
     wide = sweep.pivot(index="name", columns="scale", values="top1").reindex(sweep.drop_duplicates("name")["name"])
     wide.columns = [f"top-1 at {s:g} ({sweep.loc[sweep['scale'] == s, 'small_size'].iloc[0]} px)" for s in wide.columns]
-    return _write(config, SCALE_SWEEP, sweep, _markdown(wide.reset_index().rename(columns={"name": "model"})))
+    shown = wide.reset_index().rename(columns={"name": "model"})
+    return _write(config, SCALE_SWEEP, sweep, tables.markdown_table(shown))
 
 
 # --------------------------------------------------------------------------- 3. loss ablation
@@ -252,13 +225,12 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame:
     for loss in ablation_losses(config):
         if loss.key == "mse" and epochs == config.train.epochs:
             checkpoint = evaluate.darionet_checkpoint(config)
-            history = pd.read_csv(paths.results_dir(config.profile) / HISTORY_FILE)
+            history = pd.read_csv(history_path(config.profile))
         else:
             checkpoint, history = _train_variant(config, f"loss-{loss.key}", {**loss.overrides, "train.epochs": epochs},
                                                  progress)
         run = evaluate.evaluate(config, ["darionet"], checkpoint=checkpoint, progress=progress, save=False)
-        val = history[history["phase"] == "val"]
-        best = val.loc[val["val_loss"].idxmin()]
+        best = best_epoch_row(history)
         scores = _scores(config, run).drop(columns=["model", "name"]).iloc[0].to_dict()
         rows.append({"loss": loss.key, "label": loss.label, "epochs": epochs, "study_epochs": config.train.epochs,
                      **scores,
@@ -266,7 +238,7 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame:
                      "train_seconds": float(history.loc[history["phase"] == "train", "seconds"].sum())})
     ablation = pd.DataFrame(rows)
     shown = ablation[["label", "top1", "agreement", "avg_ce", "avg_psnr", "avg_ssim", "best_epoch"]]
-    return _write(config, LOSS_ABLATION, ablation, _markdown(shown.rename(columns={"label": "loss"})))
+    return _write(config, LOSS_ABLATION, ablation, tables.markdown_table(shown.rename(columns={"label": "loss"})))
 
 
 # --------------------------------------------------------------------------- the answers
@@ -274,9 +246,8 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame:
 
 def answers(profile: str) -> str:
     """The three answers in words, with their numbers, from notebook 06's tables (Markdown)."""
-    table2 = read_table(profile, TABLE2)
-    sweep = read_table(profile, SCALE_SWEEP)
-    ablation = read_table(profile, LOSS_ABLATION)
+    table2, sweep, ablation = (read_table(profile, name, BEYOND_NOTEBOOK)
+                               for name in (TABLE2, SCALE_SWEEP, LOSS_ABLATION))
     found = gaps(table2)
     check = transfer_check(table2).iloc[0]
     unseen = table2[table2["role"] == "unseen judge"].set_index("model")

@@ -1,10 +1,13 @@
-"""The report's seven figures, drawn from the result files of the earlier notebooks.
+"""The report's figures 1-7, drawn from the result files of notebooks 03 and 04.
 
-Each ``fig*`` function reads only files that notebooks 03 (fine-tuning) and 04
-(evaluation) wrote, draws with the shared style of :mod:`dario_utils.style` and writes
-``figures/<profile>/<name>.png`` and ``.pdf``, returning those two paths. A missing input
-raises :class:`MissingResultError` (a :class:`FileNotFoundError`) that names the file
-and the notebook to run. Rerunning on the same results gives byte-identical files.
+Each ``fig*`` function draws one figure from files that notebooks 03 (fine-tuning) and
+04 (evaluation) wrote (:mod:`dario_utils.result_files`), with the shared style of
+:mod:`dario_utils.style`, and writes ``figures/<profile>/<name>.png`` and ``.pdf``,
+returning those two paths. A missing input raises
+:class:`~dario_utils.result_files.MissingResultError` (a :class:`FileNotFoundError`) that
+names the file and the notebook to run. Rerunning on the same results gives byte-identical
+files. Figures 8-10 (notebook 06) are in :mod:`dario_utils.beyond_figures`; the folder's
+README in :mod:`dario_utils.figures_readme`.
 
 Inputs:
 
@@ -14,11 +17,10 @@ Inputs:
   and the highest F1 difference DarioNet minus original, with every model's reconstruction
   and prediction and the class's two F1 values.
 
-Models are named as everywhere else, by :func:`dario_utils.evaluate.display_name`.
+Models are named as everywhere else, by :func:`dario_utils.study_models.display_name`.
 """
 from __future__ import annotations
 
-import re
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -27,61 +29,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 from dario_utils import paths
-from dario_utils.evaluate import display_name
-from dario_utils.fileio import write_text
 from dario_utils.metrics import class_differences
-from dario_utils.style import (
-    PALETTE,
-    class_label,
-    new_figure,
-    save_figure,
-    styled,
-)
-
-TRAINING_NOTEBOOK = "03 (fine-tuning)"
-EVALUATION_NOTEBOOK = "04 (evaluation)"
-
-CAPTIONS: dict[str, str] = {
-    "fig1_pipeline": "Pipeline: downsampling, DarioNet super-resolution and the frozen classifier "
-    "whose logits on the original image are the only training target.",
-    "fig2_training_curves": "Training curves per epoch (train and validation): logit MSE, "
-    "cross-entropy, PSNR and validation loss, with the selected (best) epoch marked.",
-    "fig3_class_differences": "Distribution over classes of the F1 difference (DarioNet minus original) "
-    "and the difference against class hardness and support.",
-    "fig4_hardest_classes": "F1 of each model on the classes with the lowest F1 on the original images "
-    "(original, DarioNet, and bicubic where evaluated).",
-    "fig5_worse_better": "Classes whose F1 DarioNet lowers most (left) and raises most (right), "
-    "against the classifier on the original images; unchanged classes are not shown.",
-    "fig6_reconstructions_worse": "One test image of each class whose F1 DarioNet lowers most "
-    "(or raises least) against the original images, reconstructed by every model, with each prediction.",
-    "fig7_reconstructions_better": "One test image of each class whose F1 DarioNet raises most "
-    "(or lowers least) against the original images, reconstructed by every model, with each prediction.",
-    "fig8_judge_transfer": "Top-1 and agreement of every model judged by the teacher and by a classifier "
-    "DarioNet never saw, with the share of the downsampling gap DarioNet recovers under each (notebook 06).",
-    "fig9_scale_sweep": "Top-1 and agreement against the downsampling factor for bilinear, bicubic, the "
-    "pretrained SR net and DarioNet trained at the study's factor (notebook 06).",
-    "fig10_loss_ablation": "DarioNet fine-tuned with other losses at the same budget: top-1, agreement "
-    "and PSNR, with bicubic, the pretrained SR net and Table 1's DarioNet for reference (notebook 06).",
-}
-"""One-line caption of each figure, keyed by its file name without extension."""
-
-TABLE_CAPTIONS: dict[str, str] = {
-    "table1.md": "Table 1: cross-entropy, PSNR, top-1 accuracy and time of every model (Markdown).",
-    "table1.csv": "Table 1 as CSV.",
-    "mcnemar.csv": "McNemar's test of DarioNet's top-1 hits against each other model, image by image.",
-    "table2_judge_transfer.md": "Table 2: every model judged by the teacher and by an unseen classifier, "
-    "with the gap DarioNet recovers under each (Markdown).",
-    "table2_judge_transfer.csv": "Table 2 as CSV, one row per judge and model.",
-    "scale_sweep.md": "Top-1 of each method at each downsampling factor (Markdown).",
-    "scale_sweep.csv": "Top-1, agreement, CE and PSNR of each method at each downsampling factor.",
-    "loss_ablation.md": "DarioNet fine-tuned with each loss at the same budget (Markdown).",
-    "loss_ablation.csv": "The loss ablation as CSV, with each run's best epoch and training time.",
-}
-"""One-line caption of each table file other than the per-class reports."""
+from dario_utils.result_files import (EVALUATION_NOTEBOOK, TRAINING_NOTEBOOK, MissingResultError, best_epoch_row,
+                                      examples_path, history_path, per_class_path, require)
+from dario_utils.study_models import display_name
+from dario_utils.style import PALETTE, class_label, new_figure, save_figure, styled
 
 HISTORY_METRICS: dict[str, str] = {
     "logit_mse": "Logit MSE (training loss)",
@@ -104,35 +61,9 @@ VERSUS_ORIGINALS = "vs the classifier on the originals"
 """What the per-class F1 differences of figures 3 and 5-7 are measured against."""
 
 
-class MissingResultError(FileNotFoundError):
-    """A result file a figure needs has not been written yet."""
-
-
-def _require(path: Path, notebook: str) -> Path:
-    """Return ``path`` if it exists, else raise naming it and the notebook that writes it."""
-    if not path.is_file():
-        raise MissingResultError(f"{path} is missing: run notebook {notebook} for this profile first")
-    return path
-
-
-def history_path(profile: str) -> Path:
-    """``runs/<p>/results/history.csv``, written by notebook 03."""
-    return paths.results_dir(profile) / "history.csv"
-
-
-def per_class_path(profile: str, model: str) -> Path:
-    """``figures/<p>/per_class_<model>.csv``, written by notebook 04."""
-    return paths.figures_dir(profile) / f"per_class_{model}.csv"
-
-
-def examples_path(profile: str) -> Path:
-    """``runs/<p>/results/examples.npz``, written by notebook 04."""
-    return paths.results_dir(profile) / "examples.npz"
-
-
 def read_per_class(profile: str, model: str) -> pd.DataFrame:
     """The per-class report of ``model`` (original, bicubic, darionet, ...)."""
-    return pd.read_csv(_require(per_class_path(profile, model), EVALUATION_NOTEBOOK))
+    return pd.read_csv(require(per_class_path(profile, model), EVALUATION_NOTEBOOK))
 
 
 def read_class_differences(profile: str) -> pd.DataFrame:
@@ -215,14 +146,6 @@ def fig1_pipeline(profile: str, image_size: int, small_size: int, sr_scale: int,
 # --------------------------------------------------------------------------- Figure 2
 
 
-def _best_epoch(history: pd.DataFrame) -> int:
-    """The epoch with the lowest validation loss (the checkpoint the study keeps)."""
-    val = history[history["phase"] == "val"]
-    if val.empty:
-        raise ValueError("history.csv has no 'val' rows: cannot tell the best epoch")
-    return int(val.loc[val["val_loss"].idxmin(), "epoch"])
-
-
 def fig2_training_curves(profile: str) -> list[Path]:
     """Figure 2: logit MSE, cross-entropy, PSNR and validation loss per epoch.
 
@@ -230,8 +153,8 @@ def fig2_training_curves(profile: str) -> list[Path]:
     points. The best epoch (lowest mean validation loss) is a dotted vertical line, named
     in the legend.
     """
-    history = pd.read_csv(_require(history_path(profile), TRAINING_NOTEBOOK))
-    best = _best_epoch(history)
+    history = pd.read_csv(require(history_path(profile), TRAINING_NOTEBOOK))
+    best = int(best_epoch_row(history)["epoch"])
     with styled():
         fig = new_figure(9, 5.5)
         axes = fig.subplots(2, 2, sharex=True).ravel()
@@ -387,9 +310,9 @@ def _reconstruction_grid(profile: str, group: str, title: str, preferred: str, n
     the size of the others. Each cell is captioned with the judge's prediction, green
     when it is the true class and red otherwise; the row label is the true class, the
     image and the class's F1 on the originals -> with DarioNet. ``preferred`` says which
-    image of a class :func:`dario_utils.evaluate.write_examples` picks when it can.
+    image of a class :func:`dario_utils.tables.choose_examples` picks when it can.
     """
-    path = _require(examples_path(profile), EVALUATION_NOTEBOOK)
+    path = require(examples_path(profile), EVALUATION_NOTEBOOK)
     with np.load(path, allow_pickle=False) as data:
         if "f1_darionet" not in data:
             raise ValueError(f"{path} predates the per-class F1 in examples: rerun notebook {EVALUATION_NOTEBOOK}")
@@ -437,203 +360,11 @@ def fig7_reconstructions_better(profile: str) -> list[Path]:
                                 "DarioNet gets right and the original wrong", "fig7_reconstructions_better")
 
 
-# --------------------------------------------------------------------------- Figures 8-10 (notebook 06)
-
-
-def _read_beyond(profile: str, name: str) -> pd.DataFrame:
-    """A table of notebook 06; :class:`MissingResultError` naming it where it is missing."""
-    from dario_utils.beyond import BEYOND_NOTEBOOK, table_path
-
-    return pd.read_csv(_require(table_path(profile, name), BEYOND_NOTEBOOK))
-
-
-def fig8_judge_transfer(profile: str) -> list[Path]:
-    """Figure 8: top-1 and agreement of every model under the teacher and the unseen judge
-    (Table 2), bars side by side; the legend gives the gap DarioNet recovers under each."""
-    table2 = _read_beyond(profile, "table2_judge_transfer")
-    names = list(dict.fromkeys(table2["name"]))
-    roles = list(dict.fromkeys(table2["role"]))
-    shades = {"teacher": "#7f8c8d", "unseen judge": PALETTE["darionet"]}
-    with styled():
-        fig = new_figure(10, 3.8)
-        axes = fig.subplots(1, 2)
-        width = 0.8 / len(roles)
-        for ax, (column, title) in zip(axes, (("top1", "Top-1 accuracy"),
-                                              ("agreement", "Agreement with the judge on the originals"))):
-            for k, role in enumerate(roles):
-                rows = table2[table2["role"] == role].set_index("name").reindex(names)
-                gap = rows["gap_recovered"].dropna()
-                label = f"{rows['judge'].iloc[0]} ({role})" + (f": DarioNet recovers {gap.iloc[0]:.0%} of the gap"
-                                                                if len(gap) else "")
-                x = np.arange(len(names)) + (k - (len(roles) - 1) / 2) * width
-                ax.bar(x, rows[column], width, color=shades.get(role, "#555555"), label=label)
-            ax.set_xticks(np.arange(len(names)), names)
-            ax.set(title=title, ylim=(0, 1))
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside upper center", ncols=1)
-        return save_figure(fig, profile, "fig8_judge_transfer")
-
-
-def fig9_scale_sweep(profile: str) -> list[Path]:
-    """Figure 9: top-1 and agreement against the downsampling factor, one line per method; the
-    originals' top-1 dashed, the factor DarioNet was trained at dotted."""
-    sweep = _read_beyond(profile, "scale_sweep")
-    trained_at = float(sweep["trained_at"].iloc[0])
-    with styled():
-        fig = new_figure(10, 3.8)
-        axes = fig.subplots(1, 2, sharex=True)
-        for ax, (column, title) in zip(axes, (("top1", "Top-1 accuracy"),
-                                              ("agreement", "Agreement with the classifier on the originals"))):
-            for model, rows in sweep[sweep["model"] != "original"].groupby("model", sort=False):
-                ax.plot(rows["scale"], rows[column], marker="o", color=PALETTE.get(model, "#8e44ad"),
-                        linestyle="-" if model in PALETTE else "--", label=rows["name"].iloc[0])
-            if column == "top1":
-                original = sweep[sweep["model"] == "original"]["top1"]
-                ax.axhline(original.iloc[0], color=PALETTE["original"], linestyle="--", linewidth=1.2,
-                           label="original images")
-            ax.axvline(trained_at, color="#555555", linestyle=":", linewidth=1.2,
-                       label=f"DarioNet trained at {trained_at:g}")
-            ax.set(title=title, xlabel="downsampling factor", ylim=(0, 1))
-            ax.set_xticks(sorted(sweep["scale"].unique()))
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside upper center", ncols=3)
-        return save_figure(fig, profile, "fig9_scale_sweep")
-
-
-def fig10_loss_ablation(profile: str) -> list[Path]:
-    """Figure 10: top-1, agreement and PSNR of DarioNet trained with each loss of the ablation;
-    bicubic, the pretrained SR net and the study's DarioNet of Table 1 as vertical reference lines."""
-    ablation = _read_beyond(profile, "loss_ablation")
-    table1 = pd.read_csv(_require(paths.figures_dir(profile) / "table1.csv", EVALUATION_NOTEBOOK)).set_index("model")
-    labels = ablation["label"].tolist()[::-1]
-    study_epochs = int(ablation["study_epochs"].iloc[0])
-    with styled():
-        fig = new_figure(11, 0.45 * len(labels) + 1.8)
-        axes = fig.subplots(1, 3, sharey=True)
-        for ax, (column, title) in zip(axes, (("top1", "Top-1 accuracy"), ("agreement", "Agreement"),
-                                              ("avg_psnr", "PSNR (dB)"))):
-            values = ablation.set_index("label").loc[labels, column]
-            bars = ax.barh(labels, values, color=PALETTE["darionet"], height=0.6)
-            ax.bar_label(bars, fmt="%.2f" if column == "avg_psnr" else "%.3f", padding=2, fontsize=8)
-            for model in ("bicubic", "esrgan", "darionet"):
-                if model in table1.index and np.isfinite(table1.loc[model, column]):
-                    ax.axvline(table1.loc[model, column], color=PALETTE[model] if model != "darionet" else "#555555",
-                               linestyle="--" if model != "darionet" else ":", linewidth=1.4,
-                               label=display_name(model) + (f" of Table 1 ({study_epochs} epochs of logit MSE)"
-                                                            if model == "darionet" else ""))
-            low = min(values.min(), *(table1.loc[m, column] for m in ("bicubic", "esrgan") if m in table1.index))
-            ax.set(title=title, xlim=(0 if column != "avg_psnr" else low - 1.0, None))
-        handles, legend = axes[0].get_legend_handles_labels()
-        epochs = int(ablation["epochs"].iloc[0])
-        fig.legend(handles, legend, loc="outside upper center", ncols=3,
-                   title=f"each loss: {epochs} epoch{'s' if epochs != 1 else ''} of fine-tuning, best epoch by validation")
-        return save_figure(fig, profile, "fig10_loss_ablation")
-
-
-BEYOND_FIGURES = ("fig8_judge_transfer", "fig9_scale_sweep", "fig10_loss_ablation")
-"""The figures of notebook 06 (:func:`beyond_figures`); the others are the report's (:func:`make_all_figures`)."""
-
-
-def beyond_figures(profile: str) -> list[Path]:
-    """Figures 8-10 of notebook 06, from its tables."""
-    return fig8_judge_transfer(profile) + fig9_scale_sweep(profile) + fig10_loss_ablation(profile)
-
-
 # --------------------------------------------------------------------------- all of them
 
 
-def _file_caption(file_name: str) -> str | None:
-    """Caption of a figure or table file of ``figures/<p>/``; None for other files."""
-    stem, suffix = Path(file_name).stem, Path(file_name).suffix
-    if suffix == ".png" and stem.startswith("fig"):
-        return CAPTIONS.get(stem, "Figure without a registered caption.")
-    if suffix == ".csv" and stem.startswith("per_class_"):
-        model = display_name(stem.removeprefix("per_class_"))
-        return f"Per-class precision, recall, F1 and support of the classifier on {model} images."
-    return TABLE_CAPTIONS.get(file_name)
-
-
-def reproduce_command(profile: str, data_root: str | None = None, beyond_apart: bool = False) -> str:
-    """The command that remakes ``figures/<p>/``: the runner on ``profile`` (with ``--data-root DIR``
-    where the run was given one) and, with ``beyond_apart`` (a profile whose notebook 06 runs on
-    its own), the same with ``--only 06`` after it."""
-    command = f"python -m dario_utils.reproduce --profile {profile}" + (" --data-root DIR" if data_root else "")
-    return command + (f" && {command} --only 06" if beyond_apart else "")
-
-
-def by_figure_number(file_name: str) -> tuple[int, str]:
-    """Sort key of a ``figures/<p>/`` file: figures by their number (fig2 before fig10), then the rest by name."""
-    match = re.match(r"fig(\d+)", file_name)
-    return (int(match[1]) if match else 1 << 30, file_name)
-
-
-def figures_readme(profile: str, command: str) -> Path:
-    """Write ``figures/<p>/README.md``: each figure and table present, captioned, and how they were made.
-
-    Figures are listed by their PNG, with a link to the PDF where it exists. Where the
-    folder holds ``provenance.json``, a "Made by" section follows (see :func:`readme_made_by`);
-    apart from its commit and date lines the file changes only when the listed files,
-    the command or the provenance do.
-    """
-    folder = paths.figures_dir(profile)
-    present = sorted((p.name for p in folder.iterdir()), key=by_figure_number) if folder.is_dir() else []
-    lines = [
-        f"# Figures and tables of profile `{profile}`",
-        "",
-        f"Made by `{command}`, from the result files in `runs/{profile}/` and the tables here.",
-        "",
-        "| file | shows |",
-        "|---|---|",
-    ]
-    for name in present:
-        caption = _file_caption(name)
-        if caption is None:
-            continue
-        pdf = name.removesuffix(".png") + ".pdf"
-        link = f"[{name}]({name})" + (f" ([pdf]({pdf}))" if name.endswith(".png") and pdf in present else "")
-        lines.append(f"| {link} | {caption} |")
-    readme = write_text(folder / "README.md", "\n".join(lines) + "\n")
-    readme_made_by(folder)
-    return readme
-
-
-PROVENANCE_FILE = "provenance.json"
-"""What made a ``figures/<p>/`` folder, written there by :mod:`dario_utils.reproduce`."""
-
-
-def readme_made_by(folder: Path) -> Path | None:
-    """(Re)write the "Made by" section that ends ``folder/README.md`` from ``folder/provenance.json``.
-
-    Returns the README's path; None (and writes nothing) where either file is missing.
-    """
-    import json
-
-    readme, source = folder / "README.md", folder / PROVENANCE_FILE
-    if not readme.is_file() or not source.is_file():
-        return None
-    record = json.loads(source.read_text())
-    body = readme.read_text().split("\n## Made by\n")[0].rstrip("\n")
-    lines = [
-        body,
-        "",
-        "## Made by",
-        "",
-        f"- profile `{record['profile']}`, data root `{record['data_root']}`, "
-        f"manifests sha256 `{record['manifests_sha256']}`",
-        f"- notebooks run: {', '.join(record['notebooks'])}",
-        f"- Table 1 rows: {', '.join(display_name(m) for m in record['table1_models']) or 'none'}",
-        f"- figures: {', '.join(record['figures']) or 'none'}",
-        f"- commit `{record['commit']}`",
-        f"- date {record['date']} (UTC)",
-        "",
-        f"The same in [{PROVENANCE_FILE}]({PROVENANCE_FILE}). The runner replaces this folder only with "
-        "results of the same data that keep every row and figure, unless given `--overwrite`.",
-    ]
-    return write_text(readme, "\n".join(lines) + "\n")
-
-
 def make_all_figures(profile: str, **fig1_kwargs: int | str) -> list[Path]:
-    """Draw every figure whose inputs exist; then fail naming every input that is missing.
+    """Draw each of figures 1-7 whose inputs exist; then fail naming every input that is missing.
 
     ``fig1_kwargs`` are :func:`fig1_pipeline`'s size and network arguments. Returns the
     written paths; if any figure could not be drawn, raises :class:`MissingResultError`
@@ -659,7 +390,7 @@ def make_all_figures(profile: str, **fig1_kwargs: int | str) -> list[Path]:
 # --------------------------------------------------------------------------- data split
 
 
-def class_histogram(splits: dict[str, pd.DataFrame]):
+def class_histogram(splits: dict[str, pd.DataFrame]) -> Figure:
     """How many images each class has, per split (notebook 01); returns the Figure, unsaved."""
     counts = pd.concat([frame.assign(split=split) for split, frame in splits.items()])
     per_class = counts.groupby(["split", "label"]).size().rename("images").reset_index()

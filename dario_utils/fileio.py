@@ -69,7 +69,8 @@ def save_torch(obj: object, target: Path) -> Path:
 
 
 def write_csv(frame, target: Path) -> Path:
-    """Atomically write a pandas DataFrame as CSV (no index, fixed float format)."""
+    """Atomically write a pandas DataFrame as CSV: no index, ``\\n`` line ends, floats as pandas
+    writes them (the shortest text that reads back as the same float)."""
     with atomic_path(target) as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n")
     return Path(target)

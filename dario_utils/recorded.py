@@ -1,4 +1,4 @@
-"""The study's claim, checked on a run, and how closely a rerun must match the recorded run.
+"""How closely a rerun must match the recorded run.
 
 Training amplifies the last-bit differences of the CPU's convolution kernels (oneDNN and
 MKL pick them by instruction set and thread count), so the demo rerun on another CPU trains
@@ -10,7 +10,8 @@ committed notebooks store (:func:`record`, ``notebooks/recorded_results.json``);
 - compares what does (DarioNet's row of Table 1, the best validation epoch and, where
   notebook 06 ran, its trained models' rows) within :data:`TOLERANCES` of the recorded
   values (:func:`compare`);
-- requires the study's claim (:func:`claims`, its ``required`` checks) to hold on the rerun.
+- requires the study's claim (:func:`dario_utils.tables.claims`, its ``required`` checks) to hold
+  on the rerun.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import fileio, paths
-from .evaluate import gap_closed
+from .result_files import (BEYOND_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2, best_epoch_row, history_path,
+                           read_table, table_path)
 
 RECORD_FILE = paths.NOTEBOOKS_DIR / "recorded_results.json"
 TRAINED_MODELS = ("darionet",)
@@ -39,23 +41,17 @@ a best epoch 0.06 higher in validation agreement and 0.16 dB lower in PSNR. Note
 ``ablation`` for its one-epoch fine-tunings, whose first epoch is far less stable: under
 SSE4.1 the logit-MSE run ended with a validation PSNR 1.67 dB higher (23.93 vs 22.27 dB)
 and the KL (T = 2) run 0.21 dB higher with validation agreement 0.04 lower."""
-GAP_GOAL = 0.5
-"""Share of the top-1 lost to downsampling that DarioNet should recover on the demo (a goal:
-the demo's recorded run recovers about a third; the report 82% with far more compute)."""
 
 
 def _results(profile: str) -> dict:
     """Table 1 (trained rows) and the best validation epoch of a finished run of ``profile``."""
-    table_file = paths.figures_dir(profile) / "table1.csv"
-    history_file = paths.results_dir(profile) / "history.csv"
+    table_file, history_file = table_path(profile, TABLE1), history_path(profile)
     for file in (table_file, history_file):
         if not file.is_file():
             raise FileNotFoundError(f"no {file}: run the notebooks of profile '{profile}' first "
                                     f"(python -m dario_utils.reproduce --profile {profile})")
     table = pd.read_csv(table_file).set_index("model")
-    history = pd.read_csv(history_file)
-    val = history[history["phase"] == "val"]
-    best = val.loc[val["val_loss"].idxmin()]
+    best = best_epoch_row(pd.read_csv(history_file))
     return {"table1": {m: {k: float(table.loc[m, k]) for k in TOLERANCES["table1"]} for m in TRAINED_MODELS},
             "best_val": {k: float(best[k]) for k in TOLERANCES["best_val"]}}
 
@@ -63,14 +59,11 @@ def _results(profile: str) -> dict:
 def _beyond_results(profile: str) -> dict[str, dict[str, dict[str, float]]]:
     """Notebook 06's trained rows (:data:`TOLERANCES` ``beyond``): DarioNet under the unseen judge,
     at each downsampling factor, and each loss of the ablation; {} where 06 has not run."""
-    from . import beyond
-
-    if not beyond.table_path(profile, beyond.LOSS_ABLATION).is_file():
+    if not table_path(profile, LOSS_ABLATION).is_file():
         return {}
     metrics = list(TOLERANCES["beyond"])
-    table2 = beyond.read_table(profile, beyond.TABLE2)
-    sweep = beyond.read_table(profile, beyond.SCALE_SWEEP)
-    ablation = beyond.read_table(profile, beyond.LOSS_ABLATION)
+    table2, sweep, ablation = (read_table(profile, name, BEYOND_NOTEBOOK)
+                               for name in (TABLE2, SCALE_SWEEP, LOSS_ABLATION))
     rows = {"unseen judge": table2[(table2["role"] == "unseen judge") & (table2["model"] == "darionet")]}
     trained = sweep[sweep["model"].str.startswith("darionet")]
     for (scale, model), group in trained.groupby(["scale", "model"], sort=False):
@@ -110,26 +103,3 @@ def compare(profile: str) -> pd.DataFrame:
     frame["ok"] = (frame["this run"] - frame["recorded"]).abs() <= frame["tolerance"] + 1e-9  # float round-off
     return frame
 
-
-def claims(table: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
-    """The study's claim on one run, as checks with their values (``table``: :func:`evaluate.table1`,
-    ``tests``: :func:`evaluate.mcnemar_tests`; both with DarioNet's row). Each check is
-    ``required`` (``make test`` fails on the demo where one does not hold) or a ``goal``."""
-    top = table.set_index("model")
-    dario, sr, bicubic = top.loc["darionet"], top.loc["esrgan"], top.loc["bicubic"]
-    p_bicubic = float(tests.set_index("baseline").loc["bicubic", "p_value"])
-    gap = gap_closed(table)
-    rows = [
-        ("DarioNet top-1 above bicubic", f"{dario.top1:.3f} vs {bicubic.top1:.3f}", dario.top1 > bicubic.top1,
-         "required"),
-        ("... significantly (McNemar p < 0.05)", f"p = {p_bicubic:.2g}", p_bicubic < 0.05, "required"),
-        ("DarioNet top-1 at least the pretrained SR's", f"{dario.top1:.3f} vs {sr.top1:.3f}", dario.top1 >= sr.top1,
-         "required"),
-        ("DarioNet agrees more with the classifier on the originals than the pretrained SR",
-         f"{dario.agreement:.3f} vs {sr.agreement:.3f}", dario.agreement > sr.agreement, "required"),
-        ("DarioNet's cross-entropy below the pretrained SR's", f"{dario.avg_ce:.3f} vs {sr.avg_ce:.3f}",
-         dario.avg_ce < sr.avg_ce, "required"),
-        (f"DarioNet recovers at least {GAP_GOAL:.0%} of the top-1 lost to downsampling (vs bicubic)",
-         "n/a" if gap is None else f"{gap:.1%}", gap is not None and gap >= GAP_GOAL, "goal"),
-    ]
-    return pd.DataFrame(rows, columns=["claim", "value", "holds", "kind"])

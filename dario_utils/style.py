@@ -24,18 +24,13 @@ from matplotlib.figure import Figure
 
 from dario_utils import paths
 from dario_utils.fileio import atomic_path
+from dario_utils.study_models import STUDY_MODELS
 
 DPI = 100
 """Dots per inch of every figure, on screen and in the PNG."""
 
-PALETTE: dict[str, str] = {
-    "original": "#4c4c4c",
-    "bilinear": "#8fb0d6",
-    "bicubic": "#2f6db5",
-    "esrgan": "#e1a03a",
-    "darionet": "#c0392b",
-}
-"""Colour of each model key, identical in every figure (names: :data:`dario_utils.evaluate.MODEL_NAMES`)."""
+PALETTE: dict[str, str] = {model.key: model.colour for model in STUDY_MODELS}
+"""Colour of each model key, identical in every figure (:data:`dario_utils.study_models.STUDY_MODELS`)."""
 
 PNG_METADATA: dict[str, Any] = {"Software": None}
 """Drops the matplotlib version from PNG files."""

@@ -64,15 +64,13 @@ from .models import (
     RRDBNet, Snapshot, build_student, load_sr, load_teacher, rng_state, save_sr_checkpoint, set_rng_state,
     student_architecture,
 )
+from .result_files import BEST_FILE, HISTORY_FILE, LAST_FILE
 from .runtime import git_commit, setup_torch
 
 STATS = ("logit_mse", "ce", "psnr", "agreement", "val_loss")
 """Per-image statistics averaged into each history row (see :func:`_image_stats`)."""
 HISTORY_COLUMNS = ["epoch", "phase", *STATS, "seconds", "images_per_s"]
 """Columns of ``history.csv``."""
-LAST_FILE = "darionet_last.pt"
-BEST_FILE = "darionet_best.pt"
-HISTORY_FILE = "history.csv"
 
 
 # ---------------------------------------------------------------- devices

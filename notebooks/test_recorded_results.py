@@ -4,7 +4,7 @@ within the stated tolerances of the recorded run, and the study's claim must hol
 See :mod:`dario_utils.recorded`."""
 from __future__ import annotations
 
-from dario_utils import evaluate, recorded
+from dario_utils import recorded, result_files, tables
 from dario_utils.config import load_config
 
 
@@ -15,8 +15,8 @@ def test_trained_results_are_within_tolerance_of_the_recorded_run():
 
 def test_the_demo_shows_the_study_claim():
     config = load_config("demo")
-    run = evaluate.read_results(config)
-    frame = recorded.claims(evaluate.table1(config, run), evaluate.mcnemar_tests(run))
+    run = result_files.read_results(config)
+    frame = tables.claims(tables.table1(config, run), tables.mcnemar_tests(run))
     required = frame[frame["kind"] == "required"]
     assert len(required) == 5, frame.to_string()
     assert required["holds"].all(), "claims that do not hold:\n" + required[~required["holds"]].to_string()

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dario_utils import beyond, data, evaluate, figures, losses, paths, recorded, reproduce, train
+from dario_utils import (beyond, beyond_figures, data, evaluate, figures_readme, losses, paths, recorded, reproduce,
+                         study_models, tables, train)
 from dario_utils.config import Config, ConfigError, load_config, with_overrides
 from dario_utils.models import RRDBNet, load_sr, save_sr_checkpoint
 
@@ -43,7 +44,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Config]:
         data.write_manifests(config, data.make_split(config))
         train.finetune(config, progress=False)
         run = evaluate.evaluate(config, progress=False)
-        evaluate.write_tables(config, run)
+        tables.write_tables(config, run)
     return root / "out", config
 
 
@@ -59,7 +60,7 @@ def test_judge_transfer_scores_every_model_under_both_judges(in_study: Config) -
     assert list(table2["judge"].unique()) == ["efficientnet_lite0", "efficientnet_lite2"]
     assert list(table2["role"].unique()) == ["teacher", "unseen judge"]
     for role, rows in table2.groupby("role"):
-        assert list(rows["model"]) == list(evaluate.MODELS), role
+        assert list(rows["model"]) == list(study_models.MODELS), role
         assert rows["n_images"].nunique() == 1
     table1 = pd.read_csv(paths.figures_dir(in_study.profile) / "table1.csv").set_index("model")
     teacher = table2[table2["role"] == "teacher"].set_index("model")
@@ -67,7 +68,7 @@ def test_judge_transfer_scores_every_model_under_both_judges(in_study: Config) -
     assert set(table2.loc[table2["gap_recovered"].notna(), "model"]) <= {"darionet"}  # NaN where undefined
     unseen = table2[table2["role"] == "unseen judge"].set_index("model")
     assert (unseen.loc["original", "agreement"] == 1.0) and np.isinf(unseen.loc["original", "avg_psnr"])
-    expected = evaluate.gap_closed(unseen.reset_index())
+    expected = tables.gap_closed(unseen.reset_index())
     found = beyond.gaps(table2)["unseen judge"]
     assert np.isnan(found) if expected is None else found == pytest.approx(expected)
     markdown = (paths.figures_dir(in_study.profile) / "table2_judge_transfer.md").read_text()
@@ -129,12 +130,12 @@ def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeyp
                                                        tmp_path: Path) -> None:
     for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
         step(in_study, progress=False)
-    written = figures.beyond_figures(in_study.profile)
+    written = beyond_figures.make_beyond_figures(in_study.profile)
     assert sorted(p.name for p in written) == sorted(f"{name}.{ext}" for ext in ("png", "pdf")
-                                                     for name in figures.BEYOND_FIGURES)
-    assert set(figures.BEYOND_FIGURES) <= set(figures.CAPTIONS)
+                                                     for name in beyond_figures.BEYOND_FIGURES)
+    assert set(beyond_figures.BEYOND_FIGURES) <= set(figures_readme.CAPTIONS)
     first = {p.name: p.read_bytes() for p in written}
-    assert {p.name: p.read_bytes() for p in figures.beyond_figures(in_study.profile)} == first
+    assert {p.name: p.read_bytes() for p in beyond_figures.make_beyond_figures(in_study.profile)} == first
     text = beyond.answers(in_study.profile)
     assert "efficientnet_lite2" in text and "at 0.25 (16 px)" in text and "logit MSE" in text
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dario_utils import data, evaluate, paths, runtime
+from dario_utils import data, evaluate, metrics, paths, result_files, runtime, study_models, style, tables
 from dario_utils.config import ConfigError, load_config
 from dario_utils.models import RRDBNet, save_sr_checkpoint
 
@@ -64,30 +64,30 @@ def test_baseline_results(sample_config, baseline_run):
     assert upscaled["psnr"].between(10, 60).all() and (upscaled["logit_mse"] > 0).all()
     assert set(per_image["top1"]) <= {0, 1} and (per_image["top5"] >= per_image["top1"]).all()
     # what was returned is what was written
-    written = evaluate.read_results(sample_config)
+    written = result_files.read_results(sample_config)
     pd.testing.assert_frame_equal(written.per_image, per_image, check_dtype=False)
     assert list(written.summary["model"]) == BASELINES
     assert (written.summary["n_images"] == n).all()
 
 
 def test_table1_and_markdown(sample_config, baseline_run):
-    table = evaluate.table1(sample_config, baseline_run)
+    table = tables.table1(sample_config, baseline_run)
     assert list(table["model"]) == BASELINES
-    assert list(table["name"]) == [evaluate.MODEL_NAMES[m] for m in BASELINES]
+    assert list(table["name"]) == [study_models.display_name(m) for m in BASELINES]
     assert list(table["row"]) == ["1", "2", "2b"]
-    assert list(table.columns) == evaluate.TABLE_COLUMNS  # no report_* columns outside the paper profile
+    assert list(table.columns) == tables.TABLE_COLUMNS  # no report_* columns outside the paper profile
     assert table["top1"].between(0, 1).all() and table["top5"].between(0, 1).all()
     assert (table["top1_ci_low"] <= table["top1"]).all() and (table["top1"] <= table["top1_ci_high"]).all()
     assert table.set_index("model").loc["original", "avg_psnr"] == math.inf
     assert table.set_index("model").loc["original", "agreement"] == 1.0
     assert "64 px" in table["description"].iloc[0] and "20 px" in table["description"].iloc[1]
 
-    again = evaluate.table1(sample_config, evaluate.read_results(sample_config))
+    again = tables.table1(sample_config, result_files.read_results(sample_config))
     pd.testing.assert_frame_equal(again[["top1_ci_low", "top1_ci_high"]], table[["top1_ci_low", "top1_ci_high"]])
 
-    tests = evaluate.mcnemar_tests(baseline_run)
+    tests = tables.mcnemar_tests(baseline_run)
     assert tests.empty
-    md = evaluate.table_markdown(sample_config, table, tests)
+    md = tables.table_markdown(sample_config, table, tests)
     rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| row")]
     assert [r.split("|")[1].strip() for r in rows] == ["1", "2", "2b"]
     original_row = [cell.strip() for cell in rows[0].split("|")]
@@ -96,13 +96,21 @@ def test_table1_and_markdown(sample_config, baseline_run):
     assert "nan" not in md.lower() and "n/a" not in md
     assert f"{len(baseline_run.per_image) // 3} images" in md
     assert "| row | model | description | avg CE |" in md and "time (s)" in md
-    assert "time (s)" not in evaluate.table_markdown(sample_config, table, tests, timing=False)
+    assert "time (s)" not in tables.table_markdown(sample_config, table, tests, timing=False)
+
+
+def test_markdown_table_formats_floats_and_keeps_other_cells():
+    frame = pd.DataFrame({"model": ["a", "b"], "top-1": [0.12345, float("nan")], "PSNR": [float("inf"), 22.0],
+                          "epoch": [1, 2]})
+    assert tables.markdown_table(frame) == ("| model | top-1 | PSNR | epoch |\n|---|---|---|---|\n"
+                                            "| a | 0.123 | inf | 1 |\n| b | n/a | 22.000 | 2 |\n")
+    assert "| a | 0.12 |" in tables.markdown_table(frame, digits=2)
 
 
 def test_bootstrap_interval_is_reproducible(sample_config, baseline_run):
-    first = evaluate.table1(sample_config, baseline_run)
+    first = tables.table1(sample_config, baseline_run)
     rerun = evaluate.evaluate(sample_config, ["original", "bicubic"], progress=False)
-    second = evaluate.table1(sample_config, rerun)
+    second = tables.table1(sample_config, rerun)
     exact = ["model", "top1", "top1_ci_low", "top1_ci_high", "top5", "agreement", "n_images"]
     pd.testing.assert_frame_equal(first[exact].reset_index(drop=True), second[exact].reset_index(drop=True))
     # per-image metrics are float32 in memory and float64 once re-read from the CSV: equal to 1e-6
@@ -114,7 +122,7 @@ def test_bootstrap_interval_is_reproducible(sample_config, baseline_run):
 
 
 def test_write_tables(sample_config, baseline_run):
-    written = evaluate.write_tables(sample_config, baseline_run)
+    written = tables.write_tables(sample_config, baseline_run)
     folder = paths.figures_dir(sample_config.profile)
     assert folder.is_relative_to(paths.output_root())
     names = sorted(p.name for p in folder.iterdir())
@@ -122,10 +130,10 @@ def test_write_tables(sample_config, baseline_run):
                            + [f"per_class_{m}.csv" for m in BASELINES])
     assert all(Path(p).parent == folder for p in written.values())
     table = pd.read_csv(folder / "table1.csv", dtype={"row": str})
-    assert list(table["model"]) == BASELINES and list(table.columns) == evaluate.TABLE_COLUMNS
+    assert list(table["model"]) == BASELINES and list(table.columns) == tables.TABLE_COLUMNS
     assert table.loc[0, "avg_psnr"] == math.inf
-    assert (folder / "table1.md").read_text() == evaluate.table_markdown(
-        sample_config, evaluate.table1(sample_config, baseline_run), evaluate.mcnemar_tests(baseline_run))
+    assert (folder / "table1.md").read_text() == tables.table_markdown(
+        sample_config, tables.table1(sample_config, baseline_run), tables.mcnemar_tests(baseline_run))
     per_class = pd.read_csv(folder / "per_class_original.csv")
     assert len(per_class) > 0
 
@@ -176,7 +184,7 @@ def test_cli_writes_json_per_model(tiny_profile: Path, sample_root: Path, tmp_pa
     records = json.loads(text)  # Python's lenient parser
     assert list(records) == ["original", "bicubic"]
     for model, values in records.items():
-        assert set(values) == set(evaluate.TABLE_COLUMNS) - {"model"}, model
+        assert set(values) == set(tables.TABLE_COLUMNS) - {"model"}, model
         assert 0 <= values["top1"] <= 1
     assert records["original"]["n_images"] == round(N_SAMPLE * 0.6)
     table = pd.read_csv(paths.figures_dir("tiny-sample") / "table1.csv")
@@ -215,16 +223,16 @@ def test_paper_profile_on_miniature_ilsvrc(tmp_path: Path, make_ilsvrc_tree, out
     run = evaluate.evaluate(config, ["original", "bicubic"], progress=False)
     assert len(run.per_image) == 2 * len(frames["test"]) == 2 * 6
     assert set(run.per_image["judge"]) == {"resnet50"}
-    table = evaluate.table1(config, run)
+    table = tables.table1(config, run)
     report = ["report_avg_ce", "report_avg_psnr", "report_top1", "report_minutes"]
-    assert list(table.columns) == evaluate.TABLE_COLUMNS + report
+    assert list(table.columns) == tables.TABLE_COLUMNS + report
     by_model = table.set_index("model")
     assert by_model.loc["original", "report_top1"] == 0.7676
     assert by_model.loc["original", "report_avg_psnr"] == math.inf
     assert by_model[report].loc["bicubic"].isna().all()  # the report had bilinear, not bicubic
-    md = evaluate.table_markdown(config, table, evaluate.mcnemar_tests(run))
+    md = tables.table_markdown(config, table, tables.mcnemar_tests(run))
     assert "Report's Table 1 (top-1): original 0.7676" in md
-    written = evaluate.write_tables(config, run)
+    written = tables.write_tables(config, run)
     assert Path(written["table1_csv"]).parent == output_root / "figures" / "paper"
 
 
@@ -261,38 +269,38 @@ def test_skip_unreadable_counts_the_skipped_image(sample_root: Path, tiny_profil
     assert len(run.per_image) == 2 * (n - 1) and name not in set(run.per_image["image"])
     assert (run.summary["skipped"] == 1).all() and (run.summary["n_images"] == n - 1).all()
     assert name in capsys.readouterr().err
-    table = evaluate.table1(config, run)
+    table = tables.table1(config, run)
     assert (table["skipped"] == 1).all()
-    assert "1 unreadable image(s) were skipped" in evaluate.table_markdown(config, table,
-                                                                           evaluate.mcnemar_tests(run))
+    assert "1 unreadable image(s) were skipped" in tables.table_markdown(config, table,
+                                                                           tables.mcnemar_tests(run))
 
 
 # ---------------------------------------------------------------- display names
 
 
-def _five_model_run(n: int = 40) -> evaluate.EvalRun:
+def _five_model_run(n: int = 40) -> result_files.EvalRun:
     """Synthetic results of all five models on ``n`` images of 5 classes (no network runs)."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 5, n)
     frames = []
-    for i, model in enumerate(evaluate.MODELS):
+    for i, model in enumerate(study_models.MODELS):
         hits = (rng.random(n) < 0.9 - 0.1 * i).astype(int)
         frames.append(pd.DataFrame({
             "image": [f"img_{j:03d}.JPEG" for j in range(n)], "wnid": "n01440764", "label": labels, "model": model,
             "judge": "efficientnet_lite0", "prediction": np.where(hits, labels, labels + 5), "top1": hits, "top5": 1,
             "agree": hits, "ce": rng.random(n), "logit_mse": rng.random(n),
             "psnr": math.inf if model == "original" else 25.0, "ssim": 0.8}))
-    summary = pd.DataFrame({"model": list(evaluate.MODELS), "split": "test", "judge": "efficientnet_lite0",
+    summary = pd.DataFrame({"model": list(study_models.MODELS), "split": "test", "judge": "efficientnet_lite0",
                             "n_images": n, "skipped": 0, "seconds": 2.0, "images_per_s": n / 2.0})
-    return evaluate.EvalRun(pd.concat(frames, ignore_index=True), summary)
+    return result_files.EvalRun(pd.concat(frames, ignore_index=True), summary)
 
 
 @pytest.mark.parametrize("profile", ["demo", "imagenet-sample", "paper"])
 def test_human_facing_outputs_show_display_names(profile: str, output_root: Path):
     config = load_config(profile)
     run = _five_model_run()
-    table = evaluate.table1(config, run)
-    written = evaluate.write_tables(config, run)
+    table = tables.table1(config, run)
+    written = tables.write_tables(config, run)
     md, mcnemar = Path(written["table1_md"]).read_text(), Path(written["mcnemar"]).read_text()
     speed = runtime.speed_report(table, ["name"])
     names = ["original", "bilinear", "bicubic", "pretrained SR", "DarioNet"]
@@ -310,13 +318,20 @@ def test_human_facing_outputs_show_display_names(profile: str, output_root: Path
     if profile == "paper":
         assert "Report's Table 1 (top-1): original 0.7676, bilinear 0.5446, pretrained SR 0.6063, DarioNet 0.7275" in md
     # internal keys stay in the CSV's model column and in file names
-    assert list(pd.read_csv(written["table1_csv"])["model"]) == list(evaluate.MODELS)
+    assert list(pd.read_csv(written["table1_csv"])["model"]) == list(study_models.MODELS)
     assert Path(written["per_class_esrgan"]).name == "per_class_esrgan.csv"
 
 
-def test_display_name_covers_every_model():
-    assert set(evaluate.MODEL_NAMES) == set(evaluate.MODELS)
-    assert evaluate.display_name("esrgan") == "pretrained SR" and evaluate.display_name("downsampled") == "downsampled"
+def test_registry_names_every_model_once():
+    models = study_models.STUDY_MODELS
+    assert study_models.MODELS == ("original", "bilinear", "bicubic", "esrgan", "darionet")  # result files' keys
+    assert study_models.BASELINES == study_models.MODELS[:4]
+    assert [m.row for m in models] == ["1", "2", "2b", "3", "4"]
+    assert len({m.name for m in models}) == len({m.colour for m in models}) == len(models)
+    assert not [m for m in models if re.search(r"\besrgan\b", m.name + m.description, re.IGNORECASE)]
+    assert study_models.display_name("esrgan") == "pretrained SR"
+    assert study_models.display_name("downsampled") == "downsampled"
+    assert style.PALETTE == {m.key: m.colour for m in models}
 
 
 # ---------------------------------------------------------------- examples for figures 6 and 7
@@ -326,8 +341,8 @@ def test_write_examples_picks_the_extreme_classes(sample_config):
     save_sr_checkpoint(evaluate.darionet_checkpoint(sample_config), RRDBNet(nf=8, nb=1, gc=4), {"stage": "test"})
     run = evaluate.evaluate(sample_config, ["original", "bicubic", "darionet"], progress=False)
     target = evaluate.write_examples(sample_config, run, progress=False)
-    reports = evaluate.per_class_reports(sample_config, run)
-    diff = evaluate.metrics.class_differences(reports["original"], reports["darionet"])
+    reports = tables.per_class_reports(sample_config, run)
+    diff = metrics.class_differences(reports["original"], reports["darionet"])
     k = sample_config.eval.examples_per_group
     expected = pd.concat([diff.head(k), diff.tail(k).iloc[::-1]])
     with np.load(target) as saved:

@@ -1,6 +1,7 @@
 """Figures are drawn from synthetic result files, completely, deterministically, or not at all."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from dario_utils import figures, paths
+from dario_utils import beyond_figures, figures, figures_readme, paths
+from dario_utils.result_files import best_epoch_row
 from dario_utils.style import class_label
 
 PROFILE = "testfig"
@@ -95,8 +97,8 @@ def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_every_figure_is_written_as_png_and_pdf(rendered) -> None:
     written, _, _ = rendered
-    expected = [paths.figures_dir(PROFILE) / f"{name}.{ext}" for name in figures.CAPTIONS
-                if name not in figures.BEYOND_FIGURES for ext in ("png", "pdf")]
+    expected = [paths.figures_dir(PROFILE) / f"{name}.{ext}" for name in figures_readme.CAPTIONS
+                if name not in beyond_figures.BEYOND_FIGURES for ext in ("png", "pdf")]
     assert written == expected
     for path in written:
         assert path.read_bytes()[:4] == (b"\x89PNG" if path.suffix == ".png" else b"%PDF")
@@ -112,15 +114,47 @@ def test_rerendering_gives_identical_bytes(rendered) -> None:
 
 
 def test_readme_lists_each_figure_and_table(rendered) -> None:
-    (paths.figures_dir(PROFILE) / "table1.md").write_text("| model |\n")
-    readme = figures.figures_readme(PROFILE, "python -m dario_utils.reproduce --profile testfig")
+    folder = paths.figures_dir(PROFILE)
+    (folder / "table1.md").write_text("| model |\n")
+    command = figures_readme.reproduce_command(PROFILE)
+    readme = figures_readme.write_readme(folder, PROFILE, command)
+    assert readme == folder / "README.md"
     text = readme.read_text()
-    for name in [*figures.CAPTIONS, "per_class_original", "per_class_darionet", "per_class_bicubic"]:
-        assert (f"[{name}." in text) == (name not in figures.BEYOND_FIGURES)  # only the figures present
+    for name in [*figures_readme.CAPTIONS, "per_class_original", "per_class_darionet", "per_class_bicubic"]:
+        assert (f"[{name}." in text) == (name not in beyond_figures.BEYOND_FIGURES)  # only the figures present
     assert "[table1.md](table1.md)" in text and "(fig1_pipeline.pdf)" in text
     assert "python -m dario_utils.reproduce --profile testfig" in text and "`testfig`" in text
-    assert "README.md" not in text
-    assert figures.figures_readme(PROFILE, "python -m dario_utils.reproduce --profile testfig").read_text() == text
+    assert "README.md" not in text and "## Made by" not in text
+    assert figures_readme.write_readme(folder, PROFILE, command).read_text() == text
+
+
+def test_readme_ends_with_what_made_the_folder(rendered) -> None:
+    folder = paths.figures_dir(PROFILE)
+    record = {"profile": PROFILE, "data_root": "data/x", "manifests_sha256": "0123456789ab",
+              "notebooks": ["01_data_split", "06_beyond_the_report"], "commit": "abc1234", "date": "2026-01-02",
+              "table1_models": ["original", "esrgan", "darionet"], "figures": ["fig1_pipeline.png"]}
+    (folder / figures_readme.PROVENANCE_FILE).write_text(json.dumps(record))
+    command = figures_readme.reproduce_command(PROFILE, "DIR", beyond_apart=True)
+    assert command == ("python -m dario_utils.reproduce --profile testfig --data-root DIR && "
+                       "python -m dario_utils.reproduce --profile testfig --data-root DIR --only 06")
+    text = figures_readme.write_readme(folder, PROFILE, command).read_text()
+    listing, made_by = text.split("\n\n## Made by\n\n")
+    assert f"Made by `{command}`" in listing and "provenance.json |" not in listing
+    assert made_by.splitlines()[:3] == [
+        "- profile `testfig`, data root `data/x`, manifests sha256 `0123456789ab`",
+        "- notebooks run: 01_data_split, 06_beyond_the_report",
+        "- Table 1 rows: original, pretrained SR, DarioNet"]
+    assert "- commit `abc1234`" in made_by and made_by.endswith("unless given `--overwrite`.\n")
+    assert figures_readme.write_readme(folder, PROFILE, command).read_text() == text
+    (folder / figures_readme.PROVENANCE_FILE).unlink()
+
+
+def test_best_epoch_is_the_first_lowest_validation_loss() -> None:
+    history = pd.DataFrame({"epoch": [1, 1, 2, 2, 3, 3], "phase": ["train", "val"] * 3,
+                            "val_loss": [0.1, 0.5, 0.0, 0.3, 0.2, 0.3]})
+    assert int(best_epoch_row(history)["epoch"]) == 2
+    with pytest.raises(ValueError, match="no 'val' rows"):
+        best_epoch_row(history[history["phase"] == "train"])
 
 
 def test_missing_inputs_are_named_with_their_notebook(output_root: Path) -> None:

@@ -1,0 +1,51 @@
+"""The study's models, in Table 1's order: one registry that every table, note and figure reads.
+
+Each model has a key, which names it in result files (the ``model`` column of every CSV)
+and in file names (``per_class_<key>.csv``), and a display name, which every human-facing
+output (tables, notes, report lines, figures) shows instead.
+
+The key ``esrgan`` is the profile's pretrained SR net, whatever its weights (Real-ESRGAN,
+RRDB_PSNR, an L1-pretrained net): it is shown as "pretrained SR" and keeps its key only
+because the committed result files use it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StudyModel:
+    """One model of the study."""
+
+    key: str
+    """Its name in result files and file names."""
+    name: str
+    """Its name in every table, note and figure."""
+    row: str
+    """Its row of Table 1 (the report's numbering; bicubic, not in the report, is 2b)."""
+    colour: str
+    """Its colour in every figure."""
+    description: str
+    """Table 1's description, with ``{size}``, ``{small}`` (px) and ``{sr}`` (the SR net's start) to fill in."""
+
+
+STUDY_MODELS: tuple[StudyModel, ...] = (
+    StudyModel("original", "original", "1", "#4c4c4c", "the {size} px image"),
+    StudyModel("bilinear", "bilinear", "2", "#8fb0d6", "bilinear upscaling of the {small} px image"),
+    StudyModel("bicubic", "bicubic", "2b", "#2f6db5", "bicubic upscaling of the {small} px image"),
+    StudyModel("esrgan", "pretrained SR", "3", "#e1a03a", "SR net ({sr}) on the {small} px image"),
+    StudyModel("darionet", "DarioNet", "4", "#c0392b",
+               "pretrained SR fine-tuned with the teacher's logits, on the {small} px image"),
+)
+"""Every model, in Table 1's order."""
+
+BY_KEY: dict[str, StudyModel] = {model.key: model for model in STUDY_MODELS}
+MODELS: tuple[str, ...] = tuple(BY_KEY)
+"""The keys, in Table 1's order."""
+BASELINES: tuple[str, ...] = tuple(key for key in MODELS if key != "darionet")
+"""The models DarioNet is compared with (notebook 02)."""
+
+
+def display_name(key: str) -> str:
+    """The name shown for model ``key``; other keys (e.g. ``downsampled``) as they are."""
+    return BY_KEY[key].name if key in BY_KEY else key
