@@ -16,10 +16,12 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
 from . import distributed
+from .config import Config
+from .data import collate
 from .runtime import progress_enabled
 
 NON_FINITE_CHECK_EVERY = 50
@@ -169,3 +171,28 @@ class Trainer:
         if number != never:
             value = bad_loss.item() if int(first_bad.item()) == number else float("nan")
             raise TrainingError(f"non-finite loss ({value}) at epoch {epoch}, batch {number}")
+
+
+def loader_options(config: Config) -> dict[str, Any]:
+    """DataLoader options shared by every split: the data's collate, workers, pinning on CUDA.
+
+    Workers persist across epochs (started once, not once per epoch); the sampler stays in
+    this process, so ``set_epoch`` still reorders each epoch."""
+    workers = config.data.num_workers
+    return {"collate_fn": collate, "num_workers": workers, "persistent_workers": workers > 0,
+            "pin_memory": torch.device(config.device).type == "cuda"}
+
+
+def train_loader(dataset: Dataset, batch_size: int, seed: int, config: Config, rank: int,
+                 world: int) -> DataLoader:
+    """Shuffled loader of this process's share: ``batch_size // world`` images per batch."""
+    if batch_size % world:
+        raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    return DataLoader(dataset, batch_size=batch_size // world, sampler=sampler, **loader_options(config))
+
+
+def shard_loader(dataset: Dataset, batch_size: int, config: Config, rank: int, world: int) -> DataLoader:
+    """Loader of every ``world``-th image from ``rank``, in order (no padding, no repeats)."""
+    shard = Subset(dataset, range(rank, len(dataset), world))
+    return DataLoader(shard, batch_size=batch_size // world, shuffle=False, **loader_options(config))

@@ -49,16 +49,16 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import distributed, fileio, paths
 from .config import LR_SCHEDULES, Config, TrainConfig, check_choice, check_config, load_config
-from .data import collate, manifest_dataset
+from .data import manifest_dataset
 from .degrade import downsample, reconstruct
 from .head_cache import HeadFeatures, Tail, freeze_head, head_features, reconstruct_from_head
 from .losses import FeatureTap, distillation_loss
-from .loop import Meter, Totals, Trainer, TrainingError, autocast, to_device
+from .loop import Meter, Totals, Trainer, TrainingError, autocast, shard_loader, to_device, train_loader
 from .metrics import cross_entropy_per_image, logit_mse, psnr
 from .models import (
     RRDBNet, Snapshot, build_student, load_sr, load_teacher, rng_state, save_sr_checkpoint, set_rng_state,
@@ -118,31 +118,6 @@ class _Augment:
                 image = image[:, top:top + self.crop, left:left + self.crop]
             out.append(image)
         return torch.stack(out)
-
-
-def _loader_options(config: Config) -> dict[str, Any]:
-    """DataLoader options shared by every split: the data's collate, workers, pinning on CUDA.
-
-    Workers persist across epochs (started once, not once per epoch); the sampler stays in
-    this process, so ``set_epoch`` still reorders each epoch."""
-    workers = config.data.num_workers
-    return {"collate_fn": collate, "num_workers": workers, "persistent_workers": workers > 0,
-            "pin_memory": torch.device(config.device).type == "cuda"}
-
-
-def _train_loader(dataset: Dataset, batch_size: int, seed: int, config: Config, rank: int,
-                  world: int) -> DataLoader:
-    """Shuffled loader of this process's share: ``batch_size // world`` images per batch."""
-    if batch_size % world:
-        raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
-    return DataLoader(dataset, batch_size=batch_size // world, sampler=sampler, **_loader_options(config))
-
-
-def _shard_loader(dataset: Dataset, batch_size: int, config: Config, rank: int, world: int) -> DataLoader:
-    """Loader of every ``world``-th image from ``rank``, in order (no padding, no repeats)."""
-    shard = Subset(dataset, range(rank, len(dataset), world))
-    return DataLoader(shard, batch_size=batch_size // world, shuffle=False, **_loader_options(config))
 
 
 # ---------------------------------------------------------------- statistics
@@ -310,8 +285,8 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
     rank, world = distributed.world()
     show = progress and rank == 0
     batch = config.train.batch_size
-    train_loader = _train_loader(manifest_dataset(config, "train"), batch, config.train.seed, config, rank, world)
-    val_loader = _shard_loader(manifest_dataset(config, "val"), batch, config, rank, world)
+    train_batches = train_loader(manifest_dataset(config, "train"), batch, config.train.seed, config, rank, world)
+    val_loader = shard_loader(manifest_dataset(config, "val"), batch, config, rank, world)
     folder, results = ((out_dir, out_dir) if out_dir is not None else
                        (paths.checkpoints_dir(config.profile), paths.results_dir(config.profile)))
     net, optimizer, history = _start(config, device, folder / LAST_FILE if resume else None, show)
@@ -336,7 +311,7 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
         tap = stack.enter_context(FeatureTap(teacher)) if config.train.feature_weight else None
         step = functools.partial(_forward_batch, teacher=teacher, scale=config.data.scale,
                                  train=config.train, tap=tap, head=train_head)
-        trainer = Trainer(distributed.parallel(student, device, world), optimizer, train_loader,
+        trainer = Trainer(distributed.parallel(student, device, world), optimizer, train_batches,
                           _Augment(config.train.seed, config.train.hflip, config.train.vflip, config.train.crop),
                           step, STATS, device, config.train.amp, config.train.max_batches, show, world,
                           lr_schedule(config.train.lr_schedule), config.train.epochs)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from dario_utils import head_cache, paths, train
+from dario_utils import head_cache, loop, paths, train
 from dario_utils.config import Config, load_config, with_overrides
 from dario_utils.data import DataError, ManifestDataset, manifest_dataset
 from dario_utils.degrade import downsample, reconstruct
@@ -265,7 +265,7 @@ def test_global_batch_must_split_evenly_over_processes(output_root, start_checkp
     config = tiny_config(start_checkpoint)
     dataset = ManifestDataset(pd.DataFrame({"path": ["x"], "label": [0]}), output_root, 40)
     with pytest.raises(ValueError, match="not divisible by the 2 processes"):
-        train._train_loader(dataset, 5, 0, config, rank=0, world=2)
+        loop.train_loader(dataset, 5, 0, config, rank=0, world=2)
 
 
 
