@@ -225,7 +225,7 @@ def test_paper_profile_on_miniature_ilsvrc(tmp_path: Path, make_ilsvrc_tree, out
     md = evaluate.table_markdown(config, table, evaluate.mcnemar_tests(run))
     assert "Report's Table 1 (top-1): original 0.7676" in md
     written = evaluate.write_tables(config, run)
-    assert Path(written["table1_csv"]).parent == output_root / "figures" / "paper"
+    assert Path(written["table1_csv"]).parent == output_root / "runs" / "paper" / "figures"
 
 
 # ---------------------------------------------------------------- unreadable test images
