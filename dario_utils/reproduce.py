@@ -12,12 +12,14 @@ Machines without Jupyter (the GPU machine) run the same with an in-process engin
 
 Executed copies go to ``runs/<profile>/notebooks/``. The notebooks write their tables and
 figures to the run's own folder, ``runs/<profile>/figures/`` (:func:`dario_utils.paths.figures_dir`),
-which holds every notebook's latest results of one data: where it is missing, or holds another
-data root's or split's results, a run starts it as a copy of the published folder (if that is of
-this run's data) or empty, and at its end removes what an older run on other data left there
-(a run of notebook 01 that changed the split). Only when every notebook succeeded is the folder
-published as ``figures/<profile>/``, so a failed run keeps the previous complete results. The
-first failing notebook stops the run, naming the notebook and the cell; the exit code is then 1.
+which keeps every notebook's latest results of one data. A run keeps that folder where it holds
+results of the run's data root; else (missing, or of another data root) it starts it as a copy
+of the published folder where that is of the run's data root (so that a run of some notebooks,
+``--only 06`` say, publishes the others' results too), or empty. Where the run's notebook 01
+made another split than the folder's results were of, the run removes every file it did not
+write. Only when every notebook succeeded is the folder published as ``figures/<profile>/``, so
+a failed run keeps the previous complete results. The first failing notebook stops the run,
+naming the notebook and the cell; the exit code is then 1.
 
 Before publishing, the runner writes ``provenance.json`` (profile, data root, manifests
 fingerprint, notebooks run, commit, date, Table 1 rows, figures) into the run's folder and the
