@@ -58,7 +58,7 @@ lab: install
 clean-runs:
 	rm -rf runs .test-output
 
-# The headline run on one GPU (issue 14; benchmarks/GPU.md). gpu-bundle writes gpu-bundle/
+# The headline run on one GPU (issue 14; tools/gpu/README.md). gpu-bundle writes gpu-bundle/
 # (converted weights, the teacher's packages, 256 px images; ignored by git) and checks that
 # it and the working tree fit the 64 MiB a GPU machine receives; gpu-rehearsal runs the GPU
 # command on CPU with a tiny setting, in a copy of what travels, where no Jupyter package
@@ -68,13 +68,13 @@ REHEARSAL ?= /tmp/dario-gpu-rehearsal
 .PHONY: gpu-bundle gpu-bundle-size gpu-rehearsal
 
 gpu-bundle: install
-	$(PY) -m dario_utils.bundle build
+	$(PY) -m tools.gpu.bundle build
 
 gpu-bundle-size: install
-	$(PY) -m dario_utils.bundle size
+	$(PY) -m tools.gpu.bundle size
 
 gpu-rehearsal: install
-	test -f gpu-bundle/manifest.json || $(PY) -m dario_utils.bundle build
-	$(PY) -m dario_utils.bundle copy-tree --to $(REHEARSAL)/tree
-	cd $(REHEARSAL)/tree && PYTHONPATH=$(REHEARSAL)/tree/benchmarks/no_jupyter $(abspath $(PY)) \
-		benchmarks/gpu_headline.py --device cpu --tiny --work $(REHEARSAL)/work --out $(REHEARSAL)/out
+	test -f gpu-bundle/manifest.json || $(PY) -m tools.gpu.bundle build
+	$(PY) -m tools.gpu.bundle copy-tree --to $(REHEARSAL)/tree
+	cd $(REHEARSAL)/tree && PYTHONPATH=$(REHEARSAL)/tree/tools/gpu/no_jupyter $(abspath $(PY)) \
+		-m tools.gpu.headline --device cpu --tiny --work $(REHEARSAL)/work --out $(REHEARSAL)/out

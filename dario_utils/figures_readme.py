@@ -10,8 +10,8 @@ import json
 import re
 from pathlib import Path
 
-from dario_utils.fileio import write_text
-from dario_utils.study_models import display_name
+from .fileio import write_text
+from .study_models import display_name
 
 PROVENANCE_FILE = "provenance.json"
 """What made a ``figures/<p>/`` folder, written there by :mod:`dario_utils.reproduce`."""

@@ -2,9 +2,10 @@
 
 Generated data lives under the output root (the project root unless the
 ``DARIO_OUTPUT_ROOT`` environment variable names another folder, as the tests do):
-``runs/<profile>/`` for manifests, checkpoints and results, ``figures/<profile>/``
-for tables and figures. Downloaded or converted weights go to the weights cache
-(``DARIO_WEIGHTS_CACHE``, default ``~/.cache/darionet``).
+``runs/<profile>/`` for manifests, checkpoints, results and the tables and figures the
+notebooks write, ``figures/<profile>/`` for the tables and figures the runner published.
+Downloaded or converted weights go to the weights cache (``DARIO_WEIGHTS_CACHE``, default
+``~/.cache/darionet``).
 """
 from __future__ import annotations
 
@@ -39,13 +40,17 @@ def results_dir(profile: str) -> Path:
 
 
 def figures_dir(profile: str) -> Path:
-    """``figures/<profile>/``: Table 1, per-class reports and figures.
+    """``runs/<profile>/figures/``: Table 1, per-class reports and figures, as the notebooks write them.
 
-    While the runner executes the notebooks it points ``DARIO_FIGURES_STAGING`` at a
-    staging folder, published over this one only once every notebook has succeeded.
+    The runner (:mod:`dario_utils.reproduce`) publishes this folder as :func:`published_figures_dir`
+    once every notebook of a run has succeeded.
     """
-    staging = os.environ.get("DARIO_FIGURES_STAGING")
-    return Path(staging) if staging else output_root() / "figures" / profile
+    return run_dir(profile) / "figures"
+
+
+def published_figures_dir(profile: str) -> Path:
+    """``figures/<profile>/``: the tables and figures of the last complete run, with their provenance."""
+    return output_root() / "figures" / profile
 
 
 def weights_cache() -> Path:

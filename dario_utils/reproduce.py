@@ -1,4 +1,4 @@
-"""Run the study's numbered notebooks in order with papermill (or, without Jupyter, in this process).
+"""Run the study's numbered notebooks in order with papermill.
 
     python -m dario_utils.reproduce --profile demo
     python -m dario_utils.reproduce --profile imagenet-sample --data-root ../shared/imagenet-sample-dev
@@ -6,22 +6,27 @@
                                                                 # (not in the demo's default run)
     python -m dario_utils.reproduce --profile demo --all --in-place   # refresh the committed notebooks
                                                                       # (once every notebook succeeded)
-    python -m dario_utils.reproduce --profile imagenet-sample-gpu --engine inline   # no papermill needed
 
-Where papermill is not installed (or with ``--engine inline``) the notebooks run in this
-process by :mod:`dario_utils.inline`, which needs no Jupyter package; failures are reported alike.
+Machines without Jupyter (the GPU machine) run the same with an in-process engine from
+``tools/gpu/`` (``python -m tools.gpu.reproduce_inline``), passed to :func:`run` as ``engine``.
 
-Executed copies go to ``runs/<profile>/notebooks/``. Tables and figures are written to a
-staging folder and replace ``figures/<profile>/`` only when every notebook succeeded, so
-a failed run keeps the previous complete results. The first failing notebook stops the
-run, naming the notebook and the cell; the exit code is then 1.
+Executed copies go to ``runs/<profile>/notebooks/``. The notebooks write their tables and
+figures to the run's own folder, ``runs/<profile>/figures/`` (:func:`dario_utils.paths.figures_dir`),
+which keeps every notebook's latest results of one data. A run keeps that folder where it holds
+results of the run's data root; else (missing, or of another data root) it starts it as a copy
+of the published folder where that is of the run's data root (so that a run of some notebooks,
+``--only 06`` say, publishes the others' results too), or empty. Where the run's notebook 01
+made another split than the folder's results were of, the run removes every file it did not
+write. Only when every notebook succeeded is the folder published as ``figures/<profile>/``, so
+a failed run keeps the previous complete results. The first failing notebook stops the run,
+naming the notebook and the cell; the exit code is then 1.
 
-The runner writes ``provenance.json`` (profile, data root, manifests fingerprint, notebooks
-run, commit, date, Table 1 rows, figures) into the staged folder and the "Made by" section
-of its README. It then refuses to replace a published folder that holds the results of a
-fuller run: other data (data root or manifests fingerprint differ from its provenance), or
-Table 1 rows or figures this run lacks. The run's results then stay in
-``runs/<profile>/figures-unpublished/`` and the exit code is 3; ``--overwrite`` publishes anyway.
+Before publishing, the runner writes ``provenance.json`` (profile, data root, manifests
+fingerprint, notebooks run, commit, date, Table 1 rows, figures) into the run's folder and the
+"Made by" section of its README. It then refuses to replace a published folder that holds the
+results of a fuller run: other data (data root or manifests fingerprint differ from its
+provenance), or Table 1 rows or figures this run lacks. The run's results then stay in
+``runs/<profile>/figures/`` only and the exit code is 3; ``--overwrite`` publishes anyway.
 """
 from __future__ import annotations
 
@@ -34,23 +39,21 @@ import re
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 from . import paths, recorded
 from .config import Config, ConfigError, load_config
+from .data import resolve_data_root
 from .fileio import write_text
+from .figures_readme import PROVENANCE_FILE, by_figure_number, reproduce_command, write_readme
+from .runtime import git_commit
 
-STAGING_ENV = "DARIO_FIGURES_STAGING"
 NO_PROGRESS_ENV = "TQDM_DISABLE"
 REFUSED = 3
 """Exit code of a run whose results were kept unpublished."""
-
-ENGINES = ("auto", "papermill", "inline")
-ENGINE_ENV = "DARIO_NOTEBOOK_ENGINE"
-"""Names the engine where ``--engine`` is not given: ``papermill`` (a Jupyter kernel per notebook),
-``inline`` (:mod:`dario_utils.inline`, in this process, without Jupyter) or ``auto`` (papermill
-where it can be imported, else inline)."""
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (darionet)", "language": "python"}
 """The kernel ``make lab`` installs (the Makefile's ``--name`` and ``--display-name``); stored in
@@ -125,20 +128,6 @@ def clean_notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def _stage_figures(profile: str) -> Path:
-    """A staging copy of ``figures/<profile>/`` that the notebooks write into."""
-    final = paths.figures_dir(profile)
-    staging = paths.run_dir(profile) / "figures-staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    if final.is_dir():
-        shutil.copytree(final, staging)
-    else:
-        staging.mkdir()
-    return staging
-
-
 def manifests_fingerprint(profile: str) -> str | None:
     """Short sha256 over the contents of ``runs/<profile>/manifests/{train,val,test}.csv``; None if one is missing."""
     digest = hashlib.sha256()
@@ -161,35 +150,40 @@ def table1_models(folder: Path) -> list[str]:
 
 def figure_files(folder: Path) -> list[str]:
     """The figures of ``folder``: its ``fig*.png`` file names, by figure number."""
-    from .figures import by_figure_number
-
     return sorted((p.name for p in folder.glob("fig*.png")), key=by_figure_number)
 
 
 def _data_root(config: Config) -> str:
     """The data root as recorded: absolute, or relative to the project root where it lies inside it
     (the demo profile's shipped images), so that a committed folder does not name the checkout's place."""
-    from .data import resolve_data_root
-
     root = resolve_data_root(config)
     return root.relative_to(paths.PROJECT_ROOT).as_posix() if root.is_relative_to(paths.PROJECT_ROOT) else str(root)
+
+
+def _of_other_data(folder: Path, config: Config, split: bool = True) -> bool:
+    """Whether ``folder``'s provenance records other data than ``config``'s: another data root or,
+    with ``split``, other manifests than ``runs/<profile>/manifests/`` holds (where it holds some).
+    False where ``folder`` has no provenance."""
+    record = _read_provenance(folder)
+    if not record:
+        return False
+    if record.get("data_root") != _data_root(config):
+        return True
+    current = manifests_fingerprint(config.profile) if split else None
+    return current is not None and record.get("manifests_sha256") != current
 
 
 def provenance(config: Config, selected: list[Path], folder: Path) -> dict:
     """What made the tables and figures in ``folder``: see the module's docstring. The notebooks
     listed are those of this run and, where ``folder`` holds an earlier run's results on the same
     data (the demo's notebook 06 runs on its own), those of that run too."""
-    from .runtime import git_commit
-
     ran = [nb.stem for nb in selected]
-    earlier = _read_provenance(folder) or {}
-    same_data = (earlier.get("data_root") == _data_root(config)
-                 and earlier.get("manifests_sha256") == manifests_fingerprint(config.profile))
+    earlier = [] if _of_other_data(folder, config) else (_read_provenance(folder) or {}).get("notebooks", [])
     return {
         "profile": config.profile,
         "data_root": _data_root(config),
         "manifests_sha256": manifests_fingerprint(config.profile),
-        "notebooks": sorted(set(ran) | set(earlier.get("notebooks", []))) if same_data else ran,
+        "notebooks": sorted(set(ran) | set(earlier)),
         "commit": git_commit(),
         "date": datetime.now(timezone.utc).date().isoformat(),
         "table1_models": table1_models(folder),
@@ -199,8 +193,6 @@ def provenance(config: Config, selected: list[Path], folder: Path) -> dict:
 
 def _read_provenance(folder: Path) -> dict | None:
     """``folder/provenance.json``; None where there is none (results of an older runner)."""
-    from .figures import PROVENANCE_FILE
-
     source = folder / PROVENANCE_FILE
     return json.loads(source.read_text()) if source.is_file() else None
 
@@ -223,82 +215,130 @@ def publish_refusals(staged: Path, published: Path) -> list[str]:
     return reasons
 
 
-def _replace_folder(source: Path, target: Path) -> None:
-    """Move ``source`` to ``target``, swapping out what ``target`` held."""
+def _open_run_folder(config: Config) -> Path:
+    """The run's folder (:func:`dario_utils.paths.figures_dir`), ready for the notebooks: as it is where
+    it holds results of this run's data root; else (missing, or of another) started as a copy of the
+    published folder where that is of this run's data root (so a run of some notebooks keeps the
+    others' results), or empty. The split is compared once the run made it (:func:`_drop_leftovers`)."""
+    folder = paths.figures_dir(config.profile)
+    if folder.is_dir() and not _of_other_data(folder, config, split=False):
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    published = paths.published_figures_dir(config.profile)
+    if published.is_dir() and not _of_other_data(published, config, split=False):
+        shutil.copytree(published, folder)
+    else:
+        folder.mkdir(parents=True)
+    return folder
+
+
+def _file_states(folder: Path) -> dict[Path, tuple[int, int, int]]:
+    """Each file under ``folder`` with its inode, modification time and size (what a rewrite changes)."""
+    states = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            stat = path.stat()
+            states[path] = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return states
+
+
+def _drop_leftovers(folder: Path, config: Config, before: dict[Path, tuple[int, int, int]]) -> None:
+    """Where ``folder``'s provenance, from before this run, records other data than the run's
+    (its notebook 01 made another split), remove the files the run did not write (``before``:
+    :func:`_file_states` at its start), that provenance included."""
+    if not _of_other_data(folder, config):
+        return
+    now = _file_states(folder)
+    for path, state in before.items():
+        if now.get(path) == state:
+            path.unlink()
+
+
+def _copy_folder(source: Path, target: Path) -> None:
+    """Copy ``source`` in place of ``target``: into a sibling first, then swapped in, so that
+    ``target`` is never half-written."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
+    new, old = (target.with_name(f".{target.name}.{suffix}") for suffix in ("new", "old"))
+    for leftover in (new, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    shutil.copytree(source, new)
     if target.exists():
         target.rename(old)
-    source.rename(target)
+    new.rename(target)
     if old.exists():
         shutil.rmtree(old)
 
 
-def _publish_figures(config: Config, selected: list[Path], staging: Path, overwrite: bool) -> bool:
-    """Record the staged folder's provenance, then swap it in place of ``figures/<profile>/``
-    unless that holds a fuller run's results (and not ``overwrite``): then keep it in
-    ``runs/<profile>/figures-unpublished/``, print why, and return False."""
-    from .figures import PROVENANCE_FILE, readme_made_by
-
+def _publish_figures(config: Config, selected: list[Path], overwrite: bool, data_root: str | None) -> bool:
+    """Record the run folder's provenance and write its README, then copy it in place of
+    ``figures/<profile>/`` unless that holds a fuller run's results (and not ``overwrite``):
+    then print why and return False."""
     profile = config.profile
-    write_text(staging / PROVENANCE_FILE, json.dumps(provenance(config, selected, staging), indent=2) + "\n")
-    readme_made_by(staging)
-    final = paths.figures_dir(profile)
-    reasons = [] if overwrite else publish_refusals(staging, final)
+    folder = paths.figures_dir(profile)
+    record = provenance(config, selected, folder)
+    write_text(folder / PROVENANCE_FILE, json.dumps(record, indent=2) + "\n")
+    beyond_apart = not config.beyond.with_study and any(nb.startswith(BEYOND) for nb in record["notebooks"])
+    write_readme(folder, profile, reproduce_command(profile, data_root, beyond_apart))
+    final = paths.published_figures_dir(profile)
+    reasons = [] if overwrite else publish_refusals(folder, final)
     if reasons:
-        kept = paths.run_dir(profile) / "figures-unpublished"
-        _replace_folder(staging, kept)
         print(f"error: figures/{profile}/ holds the results of a fuller run ({'; '.join(reasons)}); "
-              f"this run's tables and figures are in {kept}: pass --overwrite to replace them", file=sys.stderr)
+              f"this run's tables and figures are in {folder}: pass --overwrite to replace them", file=sys.stderr)
         return False
-    _replace_folder(staging, final)
+    _copy_folder(folder, final)
     return True
 
 
-def choose_engine(engine: str | None = None) -> str:
-    """``papermill`` or ``inline``: ``engine``, else ``$DARIO_NOTEBOOK_ENGINE``, else ``auto``
-    (papermill where it can be imported)."""
-    engine = engine or os.environ.get(ENGINE_ENV) or "auto"
-    if engine not in ENGINES:
-        raise ConfigError(f"unknown notebook engine '{engine}' (from --engine or {ENGINE_ENV}): "
-                          f"choose from {', '.join(ENGINES)}")
-    if engine == "auto":
-        try:
-            import papermill  # noqa: F401
-        except ImportError:
-            return "inline"
-        return "papermill"
-    return engine
+class Engine(NamedTuple):
+    """How the runner executes a notebook: a function with papermill's ``execute_notebook``
+    signature, and the exception it raises for a failing cell (with papermill's ``cell_index``,
+    ``exec_count``, ``source``, ``ename`` and ``evalue``)."""
+
+    execute_notebook: Callable[..., Any]
+    cell_error: type[Exception]
+
+
+def papermill_engine() -> Engine:
+    """Papermill's: a Jupyter kernel per notebook. :class:`ConfigError` where papermill is missing."""
+    try:
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+    except ImportError as err:
+        raise ConfigError("papermill is not installed: run make install, or on a machine without Jupyter "
+                          "run the notebooks with tools/gpu (python -m tools.gpu.reproduce_inline)") from err
+    return Engine(papermill.execute_notebook, PapermillExecutionError)
+
+
+@dataclass
+class RunResult:
+    """What a run did: its exit code (0; 1 a notebook failed; :data:`REFUSED`; None until the run
+    ends) and the seconds each notebook that finished took, by name (``01_data_split``), in order."""
+
+    code: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run(profile: str, data_root: str | None = None, device: str | None = None, only: list[str] | None = None,
-        in_place: bool = False, timeout: int = 7200, overwrite: bool = False, engine: str | None = None,
-        run_all: bool = False) -> int:
-    """Execute the notebooks and publish their tables and figures; return 0 on success, 1 if a
-    notebook failed, :data:`REFUSED` if the results were kept unpublished (see the module's docstring).
-    ``only``: notebook numbers; else every notebook with ``run_all``, else :func:`default_notebooks`.
-    ``engine``: see :data:`ENGINE_ENV`."""
-    engine = choose_engine(engine)
-    if engine == "papermill":
-        import papermill as executor
-        from papermill.exceptions import PapermillExecutionError as CellError
-    else:
-        if in_place:
-            raise ConfigError("--in-place stores Jupyter kernels' outputs in the committed notebooks: it needs "
-                              "the papermill engine (pip install papermill), not the inline one")
-        from . import inline as executor
-        from .inline import CellExecutionError as CellError
-        print("notebooks run in this process (engine inline: dario_utils.inline, no Jupyter kernel)", flush=True)
-
+        in_place: bool = False, timeout: int = 7200, overwrite: bool = False, run_all: bool = False,
+        engine: Engine | None = None, result: RunResult | None = None) -> RunResult:
+    """Execute the notebooks and publish their tables and figures; the result's code is 0 on success,
+    1 if a notebook failed, :data:`REFUSED` if the results were kept unpublished (see the module's
+    docstring). ``only``: notebook numbers; else every notebook with ``run_all``, else
+    :func:`default_notebooks`. ``engine``: :func:`papermill_engine` unless given. ``result``: filled
+    in as the run goes (a caller whose run is interrupted keeps what finished), and returned."""
+    result = result if result is not None else RunResult()
+    if in_place and engine is not None:
+        raise ConfigError("--in-place stores Jupyter kernels' outputs in the committed notebooks: "
+                          "it needs papermill, not another engine")
+    execute_notebook, cell_error = engine or papermill_engine()
     if data_root:  # the notebooks run in notebooks/: pass the data root as an absolute path
         data_root = str(Path(data_root).expanduser().resolve())
     config = load_config(profile, {"data_root": data_root, "device": device})
     if in_place and config.profile != "demo":
         raise ConfigError("--in-place refreshes the committed notebooks, which hold the demo profile's outputs")
     if config.data.kind != "demo":
-        from .data import resolve_data_root
 
         resolve_data_root(config)  # fail now, with a clear message, on a wrong data root
     if only is None and not run_all:
@@ -311,8 +351,8 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
     executed_dir = paths.run_dir(config.profile) / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"profile": profile, "data_root": data_root, "device": device}
-    staging = _stage_figures(config.profile)
-    os.environ[STAGING_ENV] = str(staging)
+    figures = _open_run_folder(config)
+    before = _file_states(figures)
     os.environ[NO_PROGRESS_ENV] = "1"  # nobody sees the kernels' progress bars; keep them out of the outputs
     try:
         for nb in selected:
@@ -320,24 +360,27 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
             print(f"[{nb.name}] running (profile {config.profile})", flush=True)
             start = time.perf_counter()
             try:
-                executor.execute_notebook(
+                execute_notebook(
                     str(nb), str(out), parameters={} if in_place else parameters, cwd=str(paths.NOTEBOOKS_DIR),
                     kernel_name=KERNELSPEC["name"], execution_timeout=timeout, progress_bar=False, log_output=False,
                 )
-            except CellError as err:
+            except cell_error as err:
                 first_line = (err.source or "").strip().splitlines()[:1]
                 print(f"error: notebook {nb.name} failed in cell {err.cell_index} "
                       f"(execution count {err.exec_count}): {err.ename}: {err.evalue}\n"
                       f"  the cell starts: {first_line[0] if first_line else ''}\n"
                       f"  executed copy with the traceback: {out}\n"
                       f"  figures/{config.profile}/ keeps the previous complete results", file=sys.stderr)
-                return 1
-            print(f"[{nb.name}] done in {time.perf_counter() - start:.0f} s", flush=True)
+                result.code = 1
+                return result
+            result.seconds[nb.stem] = time.perf_counter() - start
+            print(f"[{nb.name}] done in {result.seconds[nb.stem]:.0f} s", flush=True)
     finally:
-        os.environ.pop(STAGING_ENV, None)
         os.environ.pop(NO_PROGRESS_ENV, None)
-    if not _publish_figures(config, selected, staging, overwrite):
-        return REFUSED
+        _drop_leftovers(figures, config, before)
+    if not _publish_figures(config, selected, overwrite, data_root):
+        result.code = REFUSED
+        return result
     if in_place:  # only once every notebook succeeded and the results were published
         for nb in selected:
             clean_notebook(executed_dir / nb.name)
@@ -347,11 +390,13 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
             print(f"recorded the trained results in {recorded.record(config.profile).name}")
         except FileNotFoundError as err:  # a run without notebooks 03-04 has no trained results
             print(f"no trained results recorded: {err}")
-    print(f"tables and figures: {paths.figures_dir(config.profile)}")
-    return 0
+    print(f"tables and figures: {paths.published_figures_dir(config.profile)}")
+    result.code = 0
+    return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, engine: Engine | None = None, result: RunResult | None = None) -> int:
+    """The command line (see the module's docstring); ``engine`` and ``result`` as :func:`run`'s."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="demo", help="profile name in profiles/ (default demo)")
     parser.add_argument("--data-root", help="data folder for the imagenet-sample and paper profiles")
@@ -363,16 +408,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace figures/<profile>/ even with other data or fewer rows or figures")
     parser.add_argument("--timeout", type=int, default=7200, help="seconds a cell may run (default 7200)")
-    parser.add_argument("--engine", choices=ENGINES,
-                        help=f"how notebooks run: papermill (Jupyter kernels), inline (in this process, no Jupyter "
-                             f"needed) or auto, papermill where installed (default: ${ENGINE_ENV} or auto)")
     args = parser.parse_args(argv)
     only = [part.strip().zfill(2) for part in args.only.split(",")] if args.only else None
     try:
         if only and args.run_all:
             raise ConfigError("--only and --all exclude each other")
         return run(args.profile, args.data_root, args.device, only, args.in_place, args.timeout, args.overwrite,
-                   args.engine, args.run_all)
+                   args.run_all, engine, result).code
     except (ConfigError, FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -38,7 +38,6 @@ def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "out"
     monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(root))
     monkeypatch.setenv("DARIO_WEIGHTS_CACHE", str(tmp_path / "weights-cache"))
-    monkeypatch.delenv("DARIO_FIGURES_STAGING", raising=False)
     return root
 
 

@@ -33,7 +33,6 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Config]:
     start = save_sr_checkpoint(root / "start.pt", RRDBNet(nf=8, nb=2, gc=4), {"stage": "test"})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DARIO_OUTPUT_ROOT", str(root / "out"))
-        mp.delenv("DARIO_FIGURES_STAGING", raising=False)
         config = load_config("demo", {
             "data_root": str(images), "num_threads": 1, "data.image_size": 64,
             "data.fractions": {"train": 0.34, "val": 0.33, "test": 0.33}, "teacher.input_size": 64,
@@ -51,7 +50,6 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Config]:
 @pytest.fixture
 def in_study(study, monkeypatch: pytest.MonkeyPatch) -> Config:
     monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(study[0]))
-    monkeypatch.delenv("DARIO_FIGURES_STAGING", raising=False)
     return study[1]
 
 

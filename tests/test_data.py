@@ -4,7 +4,6 @@ ImageNet JPEGs, the demo's shipped thumbnails, and ManifestDataset on odd image 
 from __future__ import annotations
 
 import math
-import random
 from collections import Counter
 from pathlib import Path
 

@@ -233,7 +233,7 @@ def test_paper_profile_on_miniature_ilsvrc(tmp_path: Path, make_ilsvrc_tree, out
     md = tables.table_markdown(config, table, tables.mcnemar_tests(run))
     assert "Report's Table 1 (top-1): original 0.7676" in md
     written = tables.write_tables(config, run)
-    assert Path(written["table1_csv"]).parent == output_root / "figures" / "paper"
+    assert Path(written["table1_csv"]).parent == output_root / "runs" / "paper" / "figures"
 
 
 # ---------------------------------------------------------------- unreadable test images

@@ -1,4 +1,4 @@
-"""Tests of what the headline GPU run (issue 14, benchmarks/GPU.md) relies on, on CPU: the
+"""Tests of what the headline GPU run (issue 14, tools/gpu/README.md) relies on, on CPU: the
 bundle's lossless packs and its unpacking into a weights cache and a package folder, the
 JPEG quality choice, bench.py's batch fallback on out-of-memory, the GPU profile,
 darionet_last.pt every train.checkpoint_every epochs with --resume still bit-exact, and the
@@ -9,15 +9,19 @@ import importlib.util
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from dario_utils import bundle, loop, paths, train
+from dario_utils import loop, paths, train
 from dario_utils.config import load_config
 from dario_utils.models import RRDBNet, load_sr, read_sr_checkpoint
+
+sys.path.insert(0, str(paths.PROJECT_ROOT))  # tools/ is no installed package: import it from this checkout
+from tools.gpu import bundle, headline  # noqa: E402
 
 # the tiny training set-up of test_train (its fixtures are registered here by the import)
 from test_train import fail_at_call, image_rows, output_root, run_file, start_checkpoint, tiny_config  # noqa: F401
@@ -102,7 +106,6 @@ def test_gpu_profile_is_the_issue_s_setting():
 
 
 def test_tiny_rehearsal_profile_loads(tmp_path: Path):
-    headline = load_script("gpu_headline")
     images = tmp_path / "images"
     images.mkdir()
     for name in ("n01440764_a.JPEG", "n01443537_b.JPEG"):
@@ -112,6 +115,29 @@ def test_tiny_rehearsal_profile_loads(tmp_path: Path):
     assert (config.profile, config.device, config.data.image_size, config.train.epochs) == (
         "imagenet-sample-gpu-tiny", "cpu", 64, 1)
     assert sorted(p.name for p in Path(config.data_root).iterdir()) == ["n01440764_a.JPEG", "n01443537_b.JPEG"]
+
+
+def test_summary_takes_notebook_times_from_the_runner_s_result_and_the_gap_from_evaluate(tmp_path: Path):
+    from argparse import Namespace
+
+    from dario_utils.evaluate import gap_closed
+
+    result = tmp_path / "run.json"
+    result.write_text(json.dumps({"code": 0, "seconds": {"01_data_split": 3.04, "02_baselines": 61.96}}))
+    assert headline.notebook_seconds(result) == {"01_data_split": 3.0, "02_baselines": 62.0}
+    assert headline.notebook_seconds(tmp_path / "none.json") == {}
+    figures = tmp_path / "figures" / "p"
+    figures.mkdir(parents=True)
+    rows = [("original", 0.8), ("bilinear", 0.5), ("bicubic", 0.6), ("darionet", 0.7)]
+    (figures / "table1.csv").write_text("model,name,top1,top5,agreement,avg_ce,avg_psnr,images_per_s\n" + "".join(
+        f"{model},{model},{top1},0.9,0.8,1.0,25.0,10.0\n" for model, top1 in rows))
+    text = headline.summary(tmp_path, "p", {"notebooks": headline.notebook_seconds(result)}, {}, {},
+                            Namespace(argv=[]), None)
+    assert "- notebooks: 01_data_split 3.0 s, 02_baselines 62.0 s" in text
+    table = pd.read_csv(figures / "table1.csv")
+    for reference in ("bicubic", "bilinear"):
+        assert f"**{100 * gap_closed(table, reference):.1f}%** of the top-1 lost to downsampling " \
+               f"(original vs {reference};" in text
 
 
 # ---------------------------------------------------------------- bench.py

@@ -1,6 +1,7 @@
-"""Tests of the runner's in-process engine (dario_utils.inline), used where papermill is not
+"""Tests of the runner's in-process engine (tools/gpu/inline.py), used where papermill is not
 installed (the GPU machine): parameters injected after the tagged cell, outputs stored as
-Jupyter does, a failing cell named as papermill names it, no Jupyter package imported."""
+Jupyter does, a failing cell named as papermill names it, no Jupyter package imported; and of
+the runner without papermill."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from dario_utils import inline, paths, reproduce
+from dario_utils import paths, reproduce
+
+sys.path.insert(0, str(paths.PROJECT_ROOT))  # tools/ is no installed package: import it from this checkout
+from tools.gpu import inline  # noqa: E402
+from tools.gpu.reproduce_inline import ENGINE  # noqa: E402
 
 
 def code(source: str, tags: list[str] | None = None) -> dict:
@@ -108,7 +113,7 @@ def test_runner_reports_an_inline_failure_like_papermill(tmp_path: Path, output_
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     write_notebook(notebooks / "01_fail.ipynb", [
-        code("import os, pathlib\n(pathlib.Path(os.environ['DARIO_FIGURES_STAGING']) / 'table1.md').write_text('x')"),
+        code("from dario_utils import paths\n(paths.figures_dir(profile) / 'table1.md').write_text('x')"),
         code('raise ValueError("boom")'),
     ])
     write_notebook(notebooks / "02_never.ipynb", [code("x = 1")])
@@ -116,8 +121,10 @@ def test_runner_reports_an_inline_failure_like_papermill(tmp_path: Path, output_
     figures = output_root / "figures" / "demo"
     figures.mkdir(parents=True)
     (figures / "table1.md").write_text("previous complete results")
+    environment = dict(os.environ)
 
-    assert reproduce.run("demo", timeout=60, engine="inline") == 1
+    result = reproduce.run("demo", timeout=60, engine=ENGINE)
+    assert result.code == 1 and result.seconds == {}
     captured = capsys.readouterr()
     executed = output_root / "runs" / "demo" / "notebooks" / "01_fail.ipynb"
     nb = json.loads(executed.read_text())
@@ -126,47 +133,57 @@ def test_runner_reports_an_inline_failure_like_papermill(tmp_path: Path, output_
             f"{nb['cells'][failing]['execution_count']}): ValueError: boom") in captured.err
     assert str(executed) in captured.err and "02_never" not in captured.out + captured.err
     assert (figures / "table1.md").read_text() == "previous complete results"
-    assert reproduce.STAGING_ENV not in os.environ
+    assert (paths.figures_dir("demo") / "table1.md").read_text() == "x"  # the failed run's, unpublished
+    changed = {k for k in os.environ.keys() | environment.keys() if os.environ.get(k) != environment.get(k)}
+    assert changed <= {"MPLBACKEND"}  # the runner leaves no variable behind (the engine sets matplotlib's)
 
 
-def test_engine_choice(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv(reproduce.ENGINE_ENV, raising=False)
-    assert reproduce.choose_engine("inline") == "inline"
-    assert reproduce.choose_engine() == "papermill"  # installed here
-    monkeypatch.setenv(reproduce.ENGINE_ENV, "inline")
-    assert reproduce.choose_engine() == "inline"
+def test_without_papermill_the_runner_says_what_to_do(output_root: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture):
     monkeypatch.setitem(sys.modules, "papermill", None)  # not importable
-    assert reproduce.choose_engine("auto") == "inline"
-    with pytest.raises(reproduce.ConfigError, match="unknown notebook engine 'jupyter'"):
-        reproduce.choose_engine("jupyter")
+    assert reproduce.main(["--profile", "demo"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: papermill is not installed") and "make install" in err and "tools/gpu" in err
+    assert not output_root.exists()
     with pytest.raises(reproduce.ConfigError, match="--in-place"):
-        reproduce.run("demo", in_place=True, engine="inline")
+        reproduce.run("demo", in_place=True, engine=ENGINE)
 
 
-def test_without_any_jupyter_package_the_runner_runs_inline(tmp_path: Path):
+def test_without_any_jupyter_package_the_inline_runner_runs(tmp_path: Path):
     """papermill, nbformat, nbclient and IPython unimportable (as on the GPU machine): the runner
-    falls back to the inline engine, the notebooks' IPython.display imports get the stand-in,
-    and none of those packages is imported."""
+    with the inline engine runs, the notebooks' IPython.display imports get the stand-in, none of
+    those packages is imported, and its result (code, seconds per notebook) is written as JSON."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     write_notebook(notebooks / "01_ok.ipynb", [
         code("from IPython.display import Markdown, display\ndisplay(Markdown('*hello* ' + profile))")])
+    result = tmp_path / "result.json"
     script = textwrap.dedent(f"""
         import sys
         for name in ("papermill", "nbformat", "nbclient", "IPython", "jupyter_client", "ipykernel"):
             sys.modules[name] = None
         from pathlib import Path
-        from dario_utils import paths, reproduce
+        from dario_utils import paths
+        from tools.gpu import reproduce_inline
         paths.NOTEBOOKS_DIR = Path({str(notebooks)!r})
-        code = reproduce.run("demo", timeout=60)
+        code = reproduce_inline.main(["--profile", "demo", "--timeout", "60", "--result", {str(result)!r}])
         loaded = [n for n in ("papermill", "nbformat", "nbclient", "IPython") if sys.modules.get(n) is not None]
         print("exit", code, "loaded", loaded)
     """)
     env = {**os.environ, "DARIO_OUTPUT_ROOT": str(tmp_path / "out")}
-    env.pop(reproduce.ENGINE_ENV, None)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
                           cwd=paths.PROJECT_ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "engine inline" in done.stdout and "exit 0 loaded []" in done.stdout
     executed = json.loads((tmp_path / "out" / "runs" / "demo" / "notebooks" / "01_ok.ipynb").read_text())
     assert executed["cells"][-1]["outputs"][0]["data"]["text/markdown"] == "*hello* demo"
+    recorded = json.loads(result.read_text())
+    assert recorded["code"] == 0 and list(recorded["seconds"]) == ["01_ok"] and recorded["seconds"]["01_ok"] >= 0
+    assert (tmp_path / "out" / "figures" / "demo" / "provenance.json").is_file()  # published
+
+
+def test_the_study_package_never_imports_tools():
+    for module in sorted((paths.PROJECT_ROOT / "dario_utils").rglob("*.py")):
+        source = module.read_text()
+        assert "import tools" not in source and "from tools" not in source, module

