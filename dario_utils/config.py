@@ -118,6 +118,15 @@ class BeyondConfig:
 
 
 @dataclass
+class AlternativesConfig:
+    """Notebook 07: the classifier fine-tuned instead of the SR net, what each route costs."""
+
+    classifier_lr: float = 1e-5  # Adam's learning rate for the classifier's copy (picked on the val split)
+    classifier_epochs: int | None = None  # None = train.epochs, the SR net's budget
+    speed_images: int = 32  # test images each route classifies to measure its images/s
+
+
+@dataclass
 class Config:
     """A whole profile."""
 
@@ -132,6 +141,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     beyond: BeyondConfig = field(default_factory=BeyondConfig)
+    alternatives: AlternativesConfig = field(default_factory=AlternativesConfig)
 
     @property
     def small_size(self) -> int:
@@ -251,6 +261,9 @@ def check_config(config: Config) -> Config:
     check_choice("train.lr_schedule", train.lr_schedule, LR_SCHEDULES, "schedule")
     if train.loss == "kl":
         check_positive("train.temperature", train.temperature)
+    if config.alternatives.speed_images < 1:
+        raise ConfigError(f"config key 'alternatives.speed_images': {config.alternatives.speed_images} "
+                          "must be at least 1")
     if config.beyond.judge == config.teacher.name:
         raise ConfigError(f"config key 'beyond.judge': {config.beyond.judge} is the teacher; "
                           "name a classifier DarioNet never saw")

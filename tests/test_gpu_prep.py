@@ -120,7 +120,7 @@ def test_tiny_rehearsal_profile_loads(tmp_path: Path):
 def test_summary_takes_notebook_times_from_the_runner_s_result_and_the_gap_from_evaluate(tmp_path: Path):
     from argparse import Namespace
 
-    from dario_utils.evaluate import gap_closed
+    from dario_utils.tables import gap_closed
 
     result = tmp_path / "run.json"
     result.write_text(json.dumps({"code": 0, "seconds": {"01_data_split": 3.04, "02_baselines": 61.96}}))

@@ -125,8 +125,9 @@ def test_quick_run_on_other_data_is_refused_until_overwrite(
     assert _snapshot(published) == before
     assert reproduce.table1_models(kept) == MODELS[:4]
     assert json.loads((kept / "provenance.json").read_text())["data_root"] == str(quick.resolve())
-    # nothing of the full run's other data is kept with them (its figures and README)
-    assert sorted(p.name for p in kept.iterdir()) == ["provenance.json", "table1.csv"]
+    # nothing of the full run's other data is kept with them (its figures; the README is this run's own)
+    assert sorted(p.name for p in kept.iterdir()) == ["README.md", "provenance.json", "table1.csv"]
+    assert not any(name in (kept / "README.md").read_text() for name in study.figures_05)
 
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02", "--overwrite"]) == 0
     assert reproduce.table1_models(published) == MODELS[:4]
@@ -146,7 +147,7 @@ def test_a_run_that_changes_the_split_keeps_nothing_of_the_older_split(
     assert "fuller run (other data: manifests " in capsys.readouterr().err
     assert _snapshot(published) == before
     folder = paths.figures_dir(PROFILE)
-    assert sorted(p.name for p in folder.iterdir()) == ["provenance.json", "table1.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "provenance.json", "table1.csv"]
     assert json.loads((folder / "provenance.json").read_text())["notebooks"] == NOTEBOOKS[:2]
 
 

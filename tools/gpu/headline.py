@@ -204,9 +204,14 @@ def notebook_seconds(result_file: Path) -> dict[str, float]:
 def summary(result: Path, profile: str, timings: dict, versions: dict, bundle: dict, args: argparse.Namespace,
             torchrun: dict | None) -> str:
     """``summary.md``: device, versions, times, Table 1, the gap recovered, training speed, bench."""
+    import pandas as pd
+
+    from dario_utils.result_files import best_epoch_row
+    from dario_utils.tables import gap_closed, markdown_table
+
     figures = result / "figures" / profile
-    table = {row["model"]: row for row in read_csv(figures / "table1.csv")}
-    history = read_csv(result / "results" / "history.csv")
+    table1 = figures / "table1.csv"
+    history_file = result / "results" / "history.csv"
     lines = [f"# Headline run: profile `{profile}`", "",
              f"- device: {versions.get('device')} ({versions.get('device_memory_gib', '-')} GiB), "
              f"torch {versions.get('torch')} (CUDA {versions.get('torch_cuda')}, cuDNN {versions.get('cudnn')}), "
@@ -220,36 +225,28 @@ def summary(result: Path, profile: str, timings: dict, versions: dict, bundle: d
     notebook_times = timings.get("notebooks", {})
     if notebook_times:
         lines.append("- notebooks: " + ", ".join(f"{k} {v} s" for k, v in notebook_times.items()))
-    if history:
-        train = [r for r in history if r["phase"] == "train"]
-        val = [r for r in history if r["phase"] == "val"]
-        best = min(val, key=lambda r: float(r["val_loss"])) if val else None
-        rates = [float(r["images_per_s"]) for r in train]
-        lines.append(f"- training: {len(train)} epochs, {sum(float(r['seconds']) for r in train):.0f} s in the "
-                     f"training loop, {min(rates):.1f}-{max(rates):.1f} images/s (median "
-                     f"{sorted(rates)[len(rates) // 2]:.1f}; epoch 1 includes start-up)"
-                     + (f"; best validation loss {float(best['val_loss']):.4f} at epoch {best['epoch']}" if best else ""))
-    if table:
-        lines += ["", "## Table 1 (test split)", "", "| model | top-1 | top-5 | agreement | avg CE | PSNR | images/s |",
-                  "|---|---|---|---|---|---|---|"]
-        for model, row in table.items():
-            lines.append(f"| {row['name']} | {float(row['top1']):.4f} | {float(row['top5']):.4f} | "
-                         f"{float(row['agreement']):.4f} | {float(row['avg_ce']):.4f} | {float(row['avg_psnr']):.2f} | "
-                         f"{float(row['images_per_s']):.1f} |")
-        import pandas as pd
-
-        from dario_utils.evaluate import gap_closed
-
-        frame = pd.read_csv(figures / "table1.csv")
+    if history_file.is_file():
+        history = pd.read_csv(history_file)
+        rates = history[history["phase"] == "train"]["images_per_s"]
+        best = best_epoch_row(history) if (history["phase"] == "val").any() else None
+        lines.append(f"- training: {len(rates)} epochs, {history[history['phase'] == 'train']['seconds'].sum():.0f} s "
+                     f"in the training loop, {rates.min():.1f}-{rates.max():.1f} images/s (median {rates.median():.1f}; "
+                     "epoch 1 includes start-up)"
+                     + (f"; best validation loss {best['val_loss']:.4f} at epoch {int(best['epoch'])}"
+                        if best is not None else ""))
+    if table1.is_file():
+        frame = pd.read_csv(table1)
+        shown = frame[["name", "top1", "top5", "agreement", "avg_ce", "avg_psnr", "images_per_s"]]
+        lines += ["", "## Table 1 (test split)", "", markdown_table(shown, digits=4).strip()]
         for reference in ("bicubic", "bilinear"):
             gap = gap_closed(frame, reference)
             if gap is not None:
                 lines.append(f"\nDarioNet recovers **{100 * gap:.1f}%** of the top-1 lost to downsampling "
                              f"(original vs {reference}; goal 82%, stretch 90%).")
-        mcnemar = read_csv(figures / "mcnemar.csv")
-        for row in mcnemar:
-            lines.append(f"- McNemar vs {row['baseline']}: DarioNet alone right on {row['b']}, "
-                         f"{row['baseline']} alone on {row['c']}; p = {float(row['p_value']):.3g}")
+        mcnemar = figures / "mcnemar.csv"
+        for row in (pd.read_csv(mcnemar).itertuples() if mcnemar.is_file() else ()):
+            lines.append(f"- McNemar vs {row.baseline}: DarioNet alone right on {row.b}, "
+                         f"{row.baseline} alone on {row.c}; p = {row.p_value:.3g}")
     for name, title in (("table2_judge_transfer", "Notebook 06: Table 2, another judge"),
                         ("scale_sweep", "Notebook 06: other downsampling factors"),
                         ("loss_ablation", "Notebook 06: the loss ablation")):
