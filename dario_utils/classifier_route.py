@@ -31,12 +31,11 @@ from .loop import Meter, Trainer, shard_loader, to_device, train_loader
 from .losses import logit_loss
 from .metrics import cross_entropy_per_image, logit_mse
 from .models import load_teacher
-from .result_files import EvalRun, read_results
+from .result_files import TABLE3, EvalRun, read_results
 from .runtime import progress_enabled, setup_torch
 
 CHECKPOINT_FILE = "classifier_lowres.pt"
 HISTORY_FILE = "classifier_history.csv"
-TABLE3 = "table3_classifier_vs_sr"
 STATS = ("logit_mse", "agreement", "ce")
 """Per-image statistics of each training and validation pass."""
 ROUTES = (  # key, what the classifier sees, which classifier

@@ -21,6 +21,7 @@ from .config import Config
 TRAINING_NOTEBOOK = "03 (fine-tuning)"
 EVALUATION_NOTEBOOK = "04 (evaluation)"
 BEYOND_NOTEBOOK = "06 (beyond the report)"
+ALTERNATIVES_NOTEBOOK = "07 (alternatives and costs)"
 
 HISTORY_FILE = "history.csv"
 LAST_FILE = "darionet_last.pt"
@@ -29,6 +30,9 @@ TABLE1 = "table1"
 TABLE2 = "table2_judge_transfer"
 SCALE_SWEEP = "scale_sweep"
 LOSS_ABLATION = "loss_ablation"
+TABLE3 = "table3_classifier_vs_sr"
+COST_FRONTIER = "cost_frontier"
+TABLE4 = "table4_super_categories"
 
 
 class MissingResultError(FileNotFoundError):

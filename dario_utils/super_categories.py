@@ -16,6 +16,8 @@ TABLE_FILE = paths.PROJECT_ROOT / "data" / "super_categories" / "super_categorie
 ALL = "all groups"
 """The row of every image together."""
 DOGS = "dogs"
+GROUP_MODELS = ("original", "bicubic", "esrgan", "darionet")
+"""The models of Table 1 that Table 4 and figure 12 show per group."""
 
 
 def read_groups() -> pd.Series:

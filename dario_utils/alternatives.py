@@ -1,0 +1,128 @@
+"""Notebook 07's questions: what each route costs, and which kinds of object gain.
+
+:func:`cost_frontier` prices every method of Table 1 and of Table 3
+(:mod:`dario_utils.classifier_route`) per image at inference: FLOPs counted, parameters, and
+images/s measured here in one run (:mod:`dario_utils.costs`), beside its top-1.
+:func:`super_category_table` gives Table 1's models' top-1 per WordNet super-category
+(:mod:`dario_utils.super_categories`) and tests the report's claim about dogs.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from . import tables
+from .config import Config, check_config
+from .costs import CostedRoute, cost_table, frontier
+from .data import manifest_dataset
+from .degrade import downsample, reconstruct, upsample
+from .models import build_student, load_teacher
+from .result_files import (ALTERNATIVES_NOTEBOOK, COST_FRONTIER, EVALUATION_NOTEBOOK, TABLE1, TABLE3, TABLE4,
+                           read_results, read_table)
+from .runtime import setup_torch
+from .study_models import display_name
+from .super_categories import GROUP_MODELS, dogs_answer, dogs_test, group_table
+
+SR_ROUTE, BICUBIC_ROUTE = "SR net + classifier", "bicubic + classifier"
+METHODS = (  # method, where its top-1 is (table, row key), the computation it runs
+    ("original", (TABLE1, "original"), "classifier on the original"),
+    ("bilinear", (TABLE1, "bilinear"), "bilinear + classifier"),
+    ("bicubic", (TABLE1, "bicubic"), BICUBIC_ROUTE),
+    ("pretrained SR", (TABLE1, "esrgan"), SR_ROUTE),
+    ("DarioNet (a)", (TABLE1, "darionet"), SR_ROUTE),
+    ("bicubic + fine-tuned classifier (b)", (TABLE3, "b"), BICUBIC_ROUTE),
+    ("DarioNet + fine-tuned classifier (c)", (TABLE3, "c"), SR_ROUTE),
+)
+"""Each method of the cost frontier; methods that run the same networks share one measurement."""
+
+
+def _routes(config: Config, device: torch.device) -> list[CostedRoute]:
+    """The computations of :data:`METHODS`, with the networks each runs (the whole SR net: at
+    inference no head is cached)."""
+    classifier = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
+    sr = build_student(config, device)  # DarioNet's architecture: its weights do not change the cost
+    scale, size = config.data.scale, config.data.image_size
+    return [
+        CostedRoute("classifier on the original", "classifier on the original", classifier, (classifier,)),
+        CostedRoute("bilinear + classifier", "bilinear + classifier",
+                    lambda x: classifier(upsample(downsample(x, scale), size, "bilinear")), (classifier,)),
+        CostedRoute(BICUBIC_ROUTE, BICUBIC_ROUTE,
+                    lambda x: classifier(upsample(downsample(x, scale), size, "bicubic")), (classifier,)),
+        CostedRoute(SR_ROUTE, SR_ROUTE, lambda x: classifier(reconstruct(sr.eval(), downsample(x, scale), size)),
+                    (sr, classifier)),
+    ]
+
+
+def _speed_batches(config: Config) -> list[torch.Tensor]:
+    """The first ``alternatives.speed_images`` test images, in batches of ``eval.batch_size``."""
+    dataset = manifest_dataset(config, "test")
+    count = min(config.alternatives.speed_images, len(dataset))
+    images = torch.stack([dataset[i]["image"] for i in range(count)])
+    return list(images.split(config.eval.batch_size))
+
+
+def cost_frontier(config: Config) -> pd.DataFrame:
+    """Per method: top-1 (Tables 1 and 3), GFLOPs per image, parameters and images/s (measured
+    in this call, on this machine), and whether it is on the cost frontier; writes the table."""
+    check_config(config)
+    device = setup_torch(config)
+    costs = cost_table(_routes(config, device), [b.to(device) for b in _speed_batches(config)]).set_index("route")
+    table1 = read_table(config.profile, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
+    table3 = read_table(config.profile, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
+    top1 = {TABLE1: table1["top1"], TABLE3: table3["top1"]}
+    rows = [{"method": method, "top1": float(top1[table][key]), "computation": route,
+             **costs.loc[route, ["gflops_per_image", "parameters", "images_per_s"]].to_dict()}
+            for method, (table, key), route in METHODS]
+    frame = pd.DataFrame(rows)
+    frame["on_frontier"] = frontier(frame)
+    tables.write_table(config.profile, COST_FRONTIER, frame, cost_markdown(config, frame))
+    return frame
+
+
+def cost_markdown(config: Config, frame: pd.DataFrame) -> str:
+    """The cost table as Markdown with its notes."""
+    shown = frame.assign(parameters=[f"{p / 1e6:.1f} M" for p in frame["parameters"]],
+                         images_per_s=[f"{r:.1f}" for r in frame["images_per_s"]],
+                         gflops_per_image=[f"{g:.2f}" for g in frame["gflops_per_image"]])
+    notes = [f"GFLOPs per {config.data.image_size} px test image ({config.small_size} px input), counted by "
+             "torch.utils.flop_counter (convolutions and matrix products, 2 per multiply-add; resizes count 0).",
+             f"images/s measured in one run on this machine: {config.alternatives.speed_images} test images per "
+             f"computation, batches of {config.eval.batch_size}, device {config.device}, "
+             f"{config.num_threads or 'all'} thread(s); the SR net runs whole (no cached head).",
+             "on_frontier: no other method is at most as costly and more accurate."]
+    return tables.markdown_table(shown) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
+def super_category_table(config: Config) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Table 4 (top-1 per WordNet super-category of Table 1's models, DarioNet's gains) and the
+    test of the report's claim that dogs gain less; writes Table 4."""
+    per_image = read_results(config).per_image
+    table = group_table(per_image, list(GROUP_MODELS), config.eval.bootstrap, config.seed)
+    test = dogs_test(per_image, seed=config.seed)
+    tables.write_table(config.profile, TABLE4, table, table4_markdown(config, table, test))
+    return table, test
+
+
+def table4_markdown(config: Config, table: pd.DataFrame, test: dict[str, float]) -> str:
+    """Table 4 as Markdown: top-1 with its interval per model, DarioNet's gains, the dogs test."""
+    def cell(row: pd.Series, stem: str) -> str:
+        return f"{row[stem.format('')]:.2f} ({row[stem.format('ci_low_')]:.2f}-{row[stem.format('ci_high_')]:.2f})"
+
+    rows = []
+    for _, row in table.iterrows():
+        entry = {"group": row["group"], "images": int(row["n_images"])}
+        for model in GROUP_MODELS:
+            entry[display_name(model)] = (f"{row[f'top1_{model}']:.2f} "
+                                          f"({row[f'ci_low_{model}']:.2f}-{row[f'ci_high_{model}']:.2f})")
+        for reference in ("bicubic", "esrgan"):
+            key = f"darionet_vs_{reference}"
+            entry[f"gain vs {display_name(reference)}"] = (
+                f"{row[f'gain_{key}']:+.2f} ({row[f'gain_ci_low_{key}']:+.2f} to {row[f'gain_ci_high_{key}']:+.2f})")
+        rows.append(entry)
+    names = {m: display_name(m) for m in GROUP_MODELS}
+    notes = [f"Profile `{config.profile}`, test split, judged by `{config.judge}`; top-1 with its 95% bootstrap "
+             "interval; gains are paired (the same images), with their 95% bootstrap intervals.",
+             "Groups: WordNet 3.0 super-categories (data/super_categories/); one image per class, so a group's "
+             "accuracy pools its classes.",
+             dogs_answer(test, names)]
+    return tables.markdown_table(pd.DataFrame(rows)) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
