@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make reproduce [PROFILE=demo|imagenet-sample|paper] [DATA=<dir>] [DEVICE=cpu|cuda]
 #   make test
-# and, after make reproduce, the demo's notebook 06 (beyond the report; part of the other profiles' runs):
+# and, after make reproduce, the demo's notebooks 06-07 (beyond the report; part of the other profiles' runs):
 #   make beyond [PROFILE=...] [DATA=<dir>] [DEVICE=cpu|cuda]
 PROFILE ?= demo
 DATA ?=
@@ -30,7 +30,7 @@ reproduce: install
 	$(PY) -m dario_utils.reproduce $(RUN_OPTIONS)
 
 beyond: install
-	$(PY) -m dario_utils.reproduce $(RUN_OPTIONS) --only 06
+	$(PY) -m dario_utils.reproduce $(RUN_OPTIONS) --only 06,07
 
 # Unit tests, then the committed notebooks re-run on the demo profile and compared
 # cell by cell with their stored outputs (strict nbval, sanitised for timings; cells whose

@@ -126,3 +126,39 @@ def table4_markdown(config: Config, table: pd.DataFrame, test: dict[str, float])
              "accuracy pools its classes.",
              dogs_answer(test, names)]
     return tables.markdown_table(pd.DataFrame(rows)) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
+def answers(config: Config, table3: pd.DataFrame, costs: pd.DataFrame, table4: pd.DataFrame,
+            dogs: dict[str, float]) -> str:
+    """The three answers of notebook 07 in words, from its tables."""
+    routes = table3.set_index("route")
+    a, b, c, original, tuned_original = (routes.loc[k] for k in ("a", "b", "c", "original", "original_finetuned"))
+    cost = costs.set_index("method")
+    sr, bicubic = cost.loc["DarioNet (a)"], cost.loc["bicubic + fine-tuned classifier (b)"]
+    worth = (f"the fine-tuned classifier on bicubic images reaches {b['top1']:.3f} against DarioNet's {a['top1']:.3f} "
+             f"(McNemar p = {b['p_vs_a']:.3g}) at {sr['gflops_per_image'] / bicubic['gflops_per_image']:.0f}x less "
+             f"compute, so at this budget the SR net is not worth its cost" if b["top1"] >= a["top1"] else
+             f"DarioNet buys {100 * (a['top1'] - b['top1']):+.1f} top-1 points over the fine-tuned classifier "
+             f"(McNemar p = {b['p_vs_a']:.3g}) for {sr['gflops_per_image'] / bicubic['gflops_per_image']:.0f}x the "
+             f"compute; it is worth it only where that accuracy matters more than "
+             f"{sr['images_per_s']:.2g} against {bicubic['images_per_s']:.3g} images/s")
+    groups = table4[table4["group"] != "all groups"].set_index("group")["gain_darionet_vs_bicubic"]
+    lines = [
+        f"1. **Classifier or SR net?** (a) DarioNet + the frozen classifier: top-1 {a['top1']:.3f}; (b) bicubic + "
+        f"the classifier fine-tuned with the same loss: {b['top1']:.3f} (vs the frozen classifier on bicubic "
+        f"{routes.loc['bicubic', 'top1']:.3f}, McNemar p = {b['p_vs_frozen']:.3g}); (c) both: {c['top1']:.3f} "
+        f"(vs (a), p = {c['p_vs_a']:.3g}). On the original images the fine-tuned classifier scores "
+        f"{tuned_original['top1']:.3f} against the frozen one's {original['top1']:.3f} (McNemar p = "
+        f"{tuned_original['p_vs_frozen']:.3g}): it "
+        + ("forgets part of the full resolution." if tuned_original["top1"] < original["top1"] else
+           "does not forget the full resolution."),
+        f"2. **What it costs:** the SR net + classifier takes {sr['gflops_per_image']:.1f} GFLOPs per image "
+        f"against {bicubic['gflops_per_image']:.2f} for bicubic + classifier, and runs at "
+        f"{sr['images_per_s']:.2g} against {bicubic['images_per_s']:.3g} images/s on this machine: {worth}.",
+        f"3. **Which kinds of object gain:** DarioNet's gain over bicubic is largest on {groups.idxmax()} "
+        f"({100 * groups.max():+.1f} points) and smallest on {groups.idxmin()} ({100 * groups.min():+.1f}). "
+        + dogs_answer(dogs, {m: display_name(m) for m in GROUP_MODELS}),
+        f"\nSettings: profile `{config.profile}`, {int(a['n_images'])} test images, {config.data.image_size} -> "
+        f"{config.small_size} px, classifier `{config.teacher.name}`.",
+    ]
+    return "\n".join(lines) + "\n"

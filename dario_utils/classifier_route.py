@@ -161,13 +161,16 @@ def route_table(config: Config, progress: bool = True) -> pd.DataFrame:
     rows = []
     for key, image, classifier in ROUTES:
         part = hits(image, classifier)
-        low, high = metrics.bootstrap_interval(part["top1"].to_numpy(), config.eval.bootstrap, seed=config.seed)
-        test = metrics.mcnemar(part["top1"].to_numpy(), study)
-        rows.append({"route": key, "image": image, "classifier": classifier, "top1": part["top1"].mean(),
+        top1 = part["top1"].to_numpy()
+        low, high = metrics.bootstrap_interval(top1, config.eval.bootstrap, seed=config.seed)
+        test = metrics.mcnemar(top1, study)
+        same_image = metrics.mcnemar(top1, hits(image, "frozen")["top1"].to_numpy())
+        rows.append({"route": key, "image": image, "classifier": classifier, "top1": top1.mean(),
                      "top1_ci_low": low, "top1_ci_high": high, "top5": part["top5"].mean(),
                      "agreement": float(np.mean(part["prediction"].to_numpy() == teacher_top1.to_numpy())),
                      "n_images": len(part), "right_vs_a": test["b"], "wrong_vs_a": test["c"],
-                     "p_vs_a": np.nan if key == "a" else test["p_value"]})
+                     "p_vs_a": np.nan if key == "a" else test["p_value"],
+                     "p_vs_frozen": np.nan if classifier == "frozen" else same_image["p_value"]})
     table = pd.DataFrame(rows)
     tables.write_table(config.profile, TABLE3, table, table3_markdown(config, table))
     return table
@@ -177,11 +180,12 @@ def table3_markdown(config: Config, table: pd.DataFrame) -> str:
     """Table 3 as Markdown with its notes."""
     shown = table.assign(top1_ci=[f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(table["top1_ci_low"], table["top1_ci_high"])])
     shown = shown[["route", "image", "classifier", "top1", "top1_ci", "top5", "agreement", "right_vs_a", "wrong_vs_a",
-                   "p_vs_a"]]
+                   "p_vs_a", "p_vs_frozen"]]
     notes = [f"Profile `{config.profile}`, test split, {int(table['n_images'].max())} images, "
              f"{config.data.image_size} -> {config.small_size} px; the classifier is `{config.teacher.name}`, frozen "
              f"or fine-tuned for {classifier_epochs(config)} epoch(s) at lr {config.alternatives.classifier_lr:g} on "
              "bicubic-upscaled training images with the study's logit MSE (no labels).",
              "agreement: with the frozen classifier's prediction on the original. right_vs_a / wrong_vs_a: images "
-             "this route gets right and (a) wrong / the reverse; p_vs_a: McNemar's test against (a)."]
+             "this route gets right and (a) wrong / the reverse; p_vs_a: McNemar's test against (a); p_vs_frozen: against "
+             "the frozen classifier on the same images."]
     return tables.markdown_table(shown) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"

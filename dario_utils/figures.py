@@ -34,6 +34,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 from dario_utils import paths
+from dario_utils.figures_readme import CAPTIONS, by_figure_number
 from dario_utils.metrics import class_differences
 from dario_utils.result_files import (EVALUATION_NOTEBOOK, TRAINING_NOTEBOOK, MissingResultError, best_epoch_row,
                                       examples_path, history_path, per_class_path, require)
@@ -401,6 +402,14 @@ def class_histogram(splits: dict[str, pd.DataFrame]) -> Figure:
         ax.set(xlabel="images per class", ylabel="classes",
                title=f"{per_class['label'].nunique()} classes over {len(counts)} images")
     return fig
+
+
+def show_figure(profile: str, name: str) -> None:
+    """Display a figure's :func:`preview` in a notebook, followed by its caption."""
+    from IPython.display import Markdown, display
+
+    number = by_figure_number(f"{name}.png")[0]
+    display(preview(profile, name), Markdown(f"*Figure {number}.* {CAPTIONS[name]}"))
 
 
 def preview(profile: str, name: str, width: int = 900):

@@ -11,10 +11,16 @@ import re
 from pathlib import Path
 
 from .fileio import write_text
+from .result_files import BEYOND_NOTEBOOKS
 from .study_models import display_name
 
 PROVENANCE_FILE = "provenance.json"
 """What made a ``figures/<p>/`` folder, written there by :mod:`dario_utils.reproduce`."""
+
+ONE_IMAGE_PER_CLASS = (" Where each class has a single test image (the demo and imagenet-sample profiles), its F1 "
+                       "can only be 0, 2/3 or 1: these rankings are coarse and ties keep label order; Table 4 "
+                       "and figure 12 pool the classes into WordNet super-categories instead.")
+"""What per-class figures can show with one image per class (figures 3-5)."""
 
 CAPTIONS: dict[str, str] = {
     "fig1_pipeline": "Pipeline: downsampling, DarioNet super-resolution and the frozen classifier "
@@ -22,11 +28,12 @@ CAPTIONS: dict[str, str] = {
     "fig2_training_curves": "Training curves per epoch (train and validation): logit MSE, "
     "cross-entropy, PSNR and validation loss, with the selected (best) epoch marked.",
     "fig3_class_differences": "Distribution over classes of the F1 difference (DarioNet minus original) "
-    "and the difference against class hardness and support.",
+    "and the difference against class hardness and support."
+    + ONE_IMAGE_PER_CLASS,
     "fig4_hardest_classes": "F1 of each model on the classes with the lowest F1 on the original images "
-    "(original, DarioNet, and bicubic where evaluated).",
+    "(original, DarioNet, and bicubic where evaluated)." + ONE_IMAGE_PER_CLASS,
     "fig5_worse_better": "Classes whose F1 DarioNet lowers most (left) and raises most (right), "
-    "against the classifier on the original images; unchanged classes are not shown.",
+    "against the classifier on the original images; unchanged classes are not shown." + ONE_IMAGE_PER_CLASS,
     "fig6_reconstructions_worse": "One test image of each class whose F1 DarioNet lowers most "
     "(or raises least) against the original images, reconstructed by every model, with each prediction.",
     "fig7_reconstructions_better": "One test image of each class whose F1 DarioNet raises most "
@@ -37,6 +44,10 @@ CAPTIONS: dict[str, str] = {
     "pretrained SR net and DarioNet trained at the study's factor (notebook 06).",
     "fig10_loss_ablation": "DarioNet fine-tuned with other losses at the same budget: top-1, agreement "
     "and PSNR, with bicubic, the pretrained SR net and Table 1's DarioNet for reference (notebook 06).",
+    "fig11_cost_frontier": "Top-1 against GFLOPs per image at inference (log scale) of every method of Tables 1 "
+    "and 3, with the images/s measured on this machine and the cost frontier (notebook 07).",
+    "fig12_super_categories": "Top-1 of each model per WordNet super-category with 95% bootstrap intervals, and "
+    "DarioNet's paired gain over bicubic per group (notebook 07).",
 }
 """One-line caption of each figure, keyed by its file name without extension."""
 
@@ -51,6 +62,15 @@ TABLE_CAPTIONS: dict[str, str] = {
     "scale_sweep.csv": "Top-1, agreement, CE and PSNR of each method at each downsampling factor.",
     "loss_ablation.md": "DarioNet fine-tuned with each loss at the same budget (Markdown).",
     "loss_ablation.csv": "The loss ablation as CSV, with each run's best epoch and training time.",
+    "table3_classifier_vs_sr.md": "Table 3: DarioNet with the frozen classifier against the classifier fine-tuned "
+    "for small images with the same loss, and both together (Markdown).",
+    "table3_classifier_vs_sr.csv": "Table 3 as CSV, with McNemar's test of each route against the study's.",
+    "cost_frontier.md": "GFLOPs, parameters and measured images/s per image at inference of every method, "
+    "beside its top-1 (Markdown).",
+    "cost_frontier.csv": "The cost of every method as CSV, with whether it is on the cost frontier.",
+    "table4_super_categories.md": "Table 4: top-1 per WordNet super-category with intervals, DarioNet's gains, and "
+    "the test of the report's claim about dogs (Markdown).",
+    "table4_super_categories.csv": "Table 4 as CSV.",
 }
 """One-line caption of each table file other than the per-class reports."""
 
@@ -68,10 +88,10 @@ def _file_caption(file_name: str) -> str | None:
 
 def reproduce_command(profile: str, data_root: str | None = None, beyond_apart: bool = False) -> str:
     """The command that remakes ``figures/<p>/``: the runner on ``profile`` (with ``--data-root DIR``
-    where the run was given one) and, with ``beyond_apart`` (a profile whose notebook 06 runs on
-    its own), the same with ``--only 06`` after it."""
+    where the run was given one) and, with ``beyond_apart`` (a profile whose notebooks beyond the
+    report run on their own), the same with ``--only 06,07`` after it."""
     command = f"python -m dario_utils.reproduce --profile {profile}" + (" --data-root DIR" if data_root else "")
-    return command + (f" && {command} --only 06" if beyond_apart else "")
+    return command + (f" && {command} --only {','.join(BEYOND_NOTEBOOKS)}" if beyond_apart else "")
 
 
 def by_figure_number(file_name: str) -> tuple[int, str]:

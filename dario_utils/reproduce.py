@@ -49,6 +49,7 @@ from .config import Config, ConfigError, load_config
 from .data import resolve_data_root
 from .fileio import write_text
 from .figures_readme import PROVENANCE_FILE, by_figure_number, reproduce_command, write_readme
+from .result_files import BEYOND_NOTEBOOKS
 from .runtime import git_commit
 
 NO_PROGRESS_ENV = "TQDM_DISABLE"
@@ -63,17 +64,13 @@ _OVERWRITTEN = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
 """A line's text up to its last carriage return not ending it (nbval's pattern: what a terminal overwrites)."""
 
 
-BEYOND = "06"
-"""Number of the notebook beyond the report, left out of the default run of a profile whose
-``beyond.with_study`` is false (the demo: it would double the run's time; ``make beyond``)."""
-
-
 def default_notebooks(config: Config) -> list[str] | None:
     """The notebook numbers a run without ``--only`` or ``--all`` executes: every one (None), or
-    all but :data:`BEYOND` where the profile's ``beyond.with_study`` is false."""
+    all but :data:`~dario_utils.result_files.BEYOND_NOTEBOOKS` where the profile's ``beyond.with_study``
+    is false."""
     if config.beyond.with_study:
         return None
-    return [nb.name[:2] for nb in notebooks() if nb.name[:2] != BEYOND]
+    return [nb.name[:2] for nb in notebooks() if nb.name[:2] not in BEYOND_NOTEBOOKS]
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -279,7 +276,7 @@ def _publish_figures(config: Config, selected: list[Path], overwrite: bool, data
     folder = paths.figures_dir(profile)
     record = provenance(config, selected, folder)
     write_text(folder / PROVENANCE_FILE, json.dumps(record, indent=2) + "\n")
-    beyond_apart = not config.beyond.with_study and any(nb.startswith(BEYOND) for nb in record["notebooks"])
+    beyond_apart = not config.beyond.with_study and any(nb[:2] in BEYOND_NOTEBOOKS for nb in record["notebooks"])
     write_readme(folder, profile, reproduce_command(profile, data_root, beyond_apart))
     final = paths.published_figures_dir(profile)
     reasons = [] if overwrite else publish_refusals(folder, final)
@@ -335,17 +332,19 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
     execute_notebook, cell_error = engine or papermill_engine()
     if data_root:  # the notebooks run in notebooks/: pass the data root as an absolute path
         data_root = str(Path(data_root).expanduser().resolve())
+    if str(profile).endswith((".yaml", ".yml")):  # and a profile file of one's own too
+        profile = str(Path(profile).expanduser().resolve())
     config = load_config(profile, {"data_root": data_root, "device": device})
     if in_place and config.profile != "demo":
         raise ConfigError("--in-place refreshes the committed notebooks, which hold the demo profile's outputs")
     if config.data.kind != "demo":
-
         resolve_data_root(config)  # fail now, with a clear message, on a wrong data root
     if only is None and not run_all:
         only = default_notebooks(config)
         if only is not None:
-            print(f"notebook {BEYOND} (beyond the report) is not part of profile {config.profile}'s default run "
-                  f"(beyond.with_study: false): run it with --only {BEYOND} (make beyond) or everything with --all",
+            beyond = ",".join(BEYOND_NOTEBOOKS)
+            print(f"notebooks {beyond} (beyond the report) are not part of profile {config.profile}'s default run "
+                  f"(beyond.with_study: false): run them with --only {beyond} (make beyond) or everything with --all",
                   flush=True)
     selected = notebooks(only)
     executed_dir = paths.run_dir(config.profile) / "notebooks"
@@ -402,7 +401,8 @@ def main(argv: list[str] | None = None, engine: Engine | None = None, result: Ru
     parser.add_argument("--data-root", help="data folder for the imagenet-sample and paper profiles")
     parser.add_argument("--only", help="comma-separated notebook numbers, e.g. 01,02")
     parser.add_argument("--all", action="store_true", dest="run_all",
-                        help=f"every notebook, {BEYOND} included where the profile's default run leaves it out")
+                        help=f"every notebook, {','.join(BEYOND_NOTEBOOKS)} included where the profile's default run "
+                             "leaves them out")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="override the profile's device")
     parser.add_argument("--in-place", action="store_true", help="write outputs into notebooks/ (demo only)")
     parser.add_argument("--overwrite", action="store_true",

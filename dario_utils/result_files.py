@@ -22,6 +22,9 @@ TRAINING_NOTEBOOK = "03 (fine-tuning)"
 EVALUATION_NOTEBOOK = "04 (evaluation)"
 BEYOND_NOTEBOOK = "06 (beyond the report)"
 ALTERNATIVES_NOTEBOOK = "07 (alternatives and costs)"
+BEYOND_NOTEBOOKS = ("06", "07")
+"""Numbers of the notebooks beyond the report, left out of the default run of a profile whose
+``beyond.with_study`` is false (the demo: they would double its time; ``make beyond`` runs them)."""
 
 HISTORY_FILE = "history.csv"
 LAST_FILE = "darionet_last.pt"

@@ -169,10 +169,10 @@ def test_logit_losses() -> None:
         losses.logit_loss(logits, reference, "hinge")
 
 
-def test_demo_default_run_leaves_06_out_and_says_so() -> None:
+def test_demo_default_run_leaves_06_and_07_out_and_says_so() -> None:
     assert reproduce.default_notebooks(load_config("demo")) == ["01", "02", "03", "04", "05"]
     assert reproduce.default_notebooks(load_config("imagenet-sample")) is None
-    assert [nb.name[:2] for nb in reproduce.notebooks()] == ["01", "02", "03", "04", "05", "06"]
+    assert [nb.name[:2] for nb in reproduce.notebooks()] == ["01", "02", "03", "04", "05", "06", "07"]
     assert reproduce.main(["--profile", "demo", "--only", "01", "--all"]) == 2
 
 

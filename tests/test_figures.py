@@ -136,7 +136,7 @@ def test_readme_ends_with_what_made_the_folder(rendered) -> None:
     (folder / figures_readme.PROVENANCE_FILE).write_text(json.dumps(record))
     command = figures_readme.reproduce_command(PROFILE, "DIR", beyond_apart=True)
     assert command == ("python -m dario_utils.reproduce --profile testfig --data-root DIR && "
-                       "python -m dario_utils.reproduce --profile testfig --data-root DIR --only 06")
+                       "python -m dario_utils.reproduce --profile testfig --data-root DIR --only 06,07")
     text = figures_readme.write_readme(folder, PROFILE, command).read_text()
     listing, made_by = text.split("\n\n## Made by\n\n")
     assert f"Made by `{command}`" in listing and "provenance.json |" not in listing

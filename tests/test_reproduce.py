@@ -20,8 +20,8 @@ from dario_utils.config import ConfigError
 def test_notebooks_are_numbered_and_ordered():
     found = reproduce.notebooks()
     names = [nb.name for nb in found]
-    assert names == sorted(names) and len(names) == 6
-    assert [n[:2] for n in names] == ["01", "02", "03", "04", "05", "06"]
+    assert names == sorted(names) and len(names) == 7
+    assert [n[:2] for n in names] == ["01", "02", "03", "04", "05", "06", "07"]
     assert all(nb.parent == paths.NOTEBOOKS_DIR for nb in found)
 
 
@@ -205,3 +205,14 @@ def test_in_place_refresh_passes_strict_nbval(tmp_path: Path, output_root: Path,
          "--nbval-sanitize-with", str(paths.PROJECT_ROOT / "notebooks" / "sanitize.cfg"), str(notebooks)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "TQDM_DISABLE": "1"})
     assert check.returncode == 0, check.stdout[-3000:]
+
+
+def test_relative_profile_file_reaches_the_notebooks_as_an_absolute_path(output_root: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """A profile file of one's own, given relative to the caller, is found by the notebooks too."""
+    (tmp_path / "mine.yaml").write_text(paths.profile_file("demo").read_text())
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    monkeypatch.setattr("papermill.execute_notebook", lambda *args, parameters, **kwargs: seen.append(parameters))
+    assert reproduce.run("mine.yaml", only=["01"]).code == 0
+    assert seen == [{"profile": str(tmp_path / "mine.yaml"), "data_root": None, "device": None}]
