@@ -24,7 +24,8 @@ from dario_utils import head_cache, loop, paths, train
 from dario_utils.config import Config, load_config, with_overrides
 from dario_utils.data import DataError, ManifestDataset, manifest_dataset
 from dario_utils.degrade import downsample, reconstruct
-from dario_utils.models import CheckpointError, RRDBNet, build_student, load_sr, read_sr_checkpoint, save_sr_checkpoint
+from dario_utils.models import (CheckpointError, RRDBNet, build_student, load_sr, load_teacher, read_sr_checkpoint,
+                                save_sr_checkpoint)
 
 PROFILE = "tiny"
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -358,3 +359,25 @@ def test_frozen_head_refuses_what_would_change_its_output(output_root, two_block
 
     with pytest.raises(ConfigError, match=message):
         train.finetune(frozen_config(two_block_start, **overrides), progress=False)
+
+
+def _train_logit_mse(config: Config, net: torch.nn.Module) -> float:
+    """The logit MSE of ``net``'s reconstructions of the train split to the teacher on the originals,
+    computed here, apart from the training code."""
+    dataset = manifest_dataset(config, "train")
+    images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    teacher = load_teacher(config.teacher.name)
+    with torch.no_grad():
+        recon = reconstruct(net.eval(), downsample(images, config.data.scale), images.shape[-1])
+        return float(F.mse_loss(teacher(recon), teacher(images)))
+
+
+def test_fine_tuning_lowers_the_logit_loss_on_its_images(output_root, start_checkpoint) -> None:
+    """A few steps over a handful of images lower the teacher's logit MSE on them: fails when the
+    loss's sign, its gradient or the optimizer's step is wrong anywhere in the training loop."""
+    config = tiny_config(start_checkpoint, **{"train.epochs": 4, "train.max_batches": None, "train.crop": None,
+                                              "train.hflip": 0.0, "train.vflip": 0.0})
+    before = _train_logit_mse(config, load_sr(start_checkpoint))
+    train.finetune(config, progress=False)
+    after = _train_logit_mse(config, load_sr(run_file(output_root, "checkpoints", train.LAST_FILE)))
+    assert after < 0.9 * before, f"logit MSE on the training images {before:.4f} -> {after:.4f}"
