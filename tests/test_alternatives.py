@@ -1,0 +1,103 @@
+"""Notebook 07's logic: WordNet super-categories, the dogs test, FLOP counts and the cost frontier,
+and the classifier fine-tuned for small images (on the tiny set-up of test_train)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from dario_utils import classifier_route, costs, super_categories
+from dario_utils.data import manifest_dataset
+from dario_utils.degrade import downsample, upsample
+from dario_utils.models import load_teacher
+
+# the tiny training set-up of test_train (its fixtures are registered here by the import)
+from test_train import image_rows, output_root, start_checkpoint, tiny_config  # noqa: F401
+
+DOG, FISH, CAR = "n02085620", "n01440764", "n04285008"  # Chihuahua, tench, sports car
+
+
+def test_every_class_has_one_of_twelve_groups() -> None:
+    groups = super_categories.read_groups()
+    assert len(groups) == 1000 and groups.index.is_unique
+    assert len(set(groups)) == 12
+    assert (groups[DOG], groups[FISH], groups[CAR]) == ("dogs", "fish, reptiles and amphibians", "vehicles")
+    assert (groups == "dogs").sum() == 118  # ImageNet's 118 dog breeds, from WordNet's hypernyms
+
+
+def _per_image(hits: dict[str, list[int]], wnids: list[str]) -> pd.DataFrame:
+    rows = [{"image": f"img{i}", "wnid": wnid, "model": model, "top1": values[i]}
+            for model, values in hits.items() for i, wnid in enumerate(wnids)]
+    return pd.DataFrame(rows)
+
+
+def test_group_table_pools_the_images_of_each_group_and_pairs_the_gains() -> None:
+    wnids = [DOG, DOG, FISH, FISH, CAR]
+    per_image = _per_image({"bicubic": [0, 1, 0, 0, 1], "darionet": [1, 1, 1, 0, 1], "esrgan": [0, 0, 0, 0, 1]},
+                           wnids)
+    table = super_categories.group_table(per_image, ["bicubic", "darionet"], n_boot=200, seed=0).set_index("group")
+    assert list(table.index) == ["fish, reptiles and amphibians", "dogs", "vehicles", "all groups"]
+    assert table.loc["dogs", "n_images"] == 2 and table.loc["all groups", "n_images"] == 5
+    assert table.loc["dogs", "top1_bicubic"] == 0.5 and table.loc["dogs", "top1_darionet"] == 1.0
+    assert table.loc["fish, reptiles and amphibians", "gain_darionet_vs_bicubic"] == 0.5
+    assert table.loc["all groups", "gain_darionet_vs_esrgan"] == pytest.approx(0.6)
+    low, high = table.loc["all groups", ["ci_low_darionet", "ci_high_darionet"]]
+    assert low <= table.loc["all groups", "top1_darionet"] <= high
+
+
+def test_dogs_test_tells_a_smaller_gain_on_dogs_from_an_equal_one() -> None:
+    wnids = [DOG] * 20 + [CAR] * 20
+    smaller = _per_image({"bicubic": [0] * 40, "darionet": [0] * 20 + [1] * 20}, wnids)
+    test = super_categories.dogs_test(smaller, n_permutations=2000, seed=0)
+    assert (test["gain_dogs"], test["gain_rest"], test["n_dogs"]) == (0.0, 1.0, 20)
+    assert test["p_value"] < 0.001
+    equal = _per_image({"bicubic": [0] * 40, "darionet": [1, 0] * 20}, wnids)
+    assert super_categories.dogs_test(equal, n_permutations=2000, seed=0)["p_value"] > 0.3
+    assert "not significantly smaller" in super_categories.dogs_answer(
+        super_categories.dogs_test(equal, n_permutations=2000, seed=0), {"darionet": "DarioNet", "bicubic": "bicubic"})
+
+
+def test_flops_of_a_convolution_are_counted_as_two_per_multiply_add() -> None:
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    gflops = costs.gflops_per_image(conv, torch.zeros(1, 3, 10, 10))
+    assert gflops == pytest.approx(2 * 8 * 3 * 9 * 100 / 1e9)
+    assert costs.count_parameters((conv, conv)) == 8 * 3 * 9  # a network shared by two parts counts once
+
+
+def test_cost_frontier_keeps_the_methods_nothing_cheaper_beats() -> None:
+    points = pd.DataFrame({"gflops_per_image": [0.4, 0.4, 60.0, 60.0], "top1": [0.30, 0.42, 0.41, 0.45]})
+    assert costs.frontier(points).tolist() == [False, True, False, True]
+
+
+def test_cost_table_measures_every_route() -> None:
+    conv = nn.Conv2d(3, 4, 3)
+    route = costs.CostedRoute("conv", "a convolution", conv, (conv,))
+    table = costs.cost_table([route], [torch.zeros(2, 3, 8, 8)] * 2)
+    assert table.loc[0, "route"] == "conv" and table.loc[0, "images_per_s"] > 0
+    assert table.loc[0, "parameters"] == 4 * 3 * 9 + 4
+
+
+def _bicubic_logit_mse(config, weights=None) -> float:
+    """Validation logit MSE of a classifier on bicubic images to the frozen one on the originals."""
+    dataset = manifest_dataset(config, "val")
+    images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    teacher = load_teacher(config.teacher.name)
+    classifier = load_teacher(config.teacher.name, weights=weights)
+    with torch.no_grad():
+        small = upsample(downsample(images, config.data.scale), images.shape[-1], "bicubic")
+        return float(((classifier(small) - teacher(images)) ** 2).mean())
+
+
+def test_fine_tuned_classifier_comes_closer_to_the_teacher_on_small_images(output_root, start_checkpoint) -> None:
+    config = tiny_config(start_checkpoint, **{"train.epochs": 2, "train.max_batches": None, "train.crop": None,
+                                              "alternatives.classifier_lr": 1e-4})
+    history = classifier_route.finetune_classifier(config, progress=False)
+    assert history[["epoch", "phase"]].values.tolist() == [[1, "train"], [1, "val"], [2, "train"], [2, "val"]]
+    path = classifier_route.checkpoint_path(config.profile)
+    before, after = _bicubic_logit_mse(config), _bicubic_logit_mse(config, weights=path)
+    assert after < before, f"validation logit MSE on bicubic images {before:.4f} -> {after:.4f}"
+    best = history[history["phase"] == "val"]["logit_mse"].min()
+    assert after == pytest.approx(best, rel=1e-4)  # the kept weights are the best epoch's
+    assert np.isfinite(history["logit_mse"]).all()
