@@ -11,8 +11,9 @@ models of notebooks 02-04 (run those first):
 3. :func:`loss_ablation`: DarioNet fine-tuned with each loss of :func:`ablation_losses` for
    ``beyond.ablation_epochs`` epochs, everything else as in notebook 03 (figure 10).
 
-Each writes its table to ``figures/<p>/`` (CSV and Markdown) and what it trained or scored
-to ``runs/<p>/results/beyond/``; figures 8-10 (:mod:`dario_utils.beyond_figures`) read only the tables.
+Each writes its table to the run's figures folder ``runs/<p>/figures/`` (CSV and Markdown; the
+runner publishes it as ``figures/<p>/``) and what it trained or scored to ``runs/<p>/results/beyond/``;
+figures 8-10 (:mod:`dario_utils.beyond_figures`) read only the tables.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def _scores(config: Config, run: EvalRun) -> pd.DataFrame:
 
 
 def _write(config: Config, name: str, frame: pd.DataFrame, markdown: str) -> pd.DataFrame:
-    """Write a table as ``figures/<p>/<name>.csv`` and ``.md``; return it."""
+    """Write a table as ``runs/<p>/figures/<name>.csv`` and ``.md``; return it."""
     tables.write_table(config.profile, name, frame, markdown)
     return frame
 
@@ -69,7 +70,7 @@ def judge_transfer(config: Config, progress: bool = True) -> pd.DataFrame:
     ``beyond.judge``, with the share of the top-1 lost to downsampling that DarioNet recovers
     under each (``gap_recovered``, on DarioNet's rows) and McNemar's p of DarioNet's top-1 hits
     against each other model's under the same judge (``mcnemar_p``). Agreement is with the same judge's
-    prediction on the original image. Writes ``figures/<p>/table2_judge_transfer.{csv,md}``
+    prediction on the original image. Writes ``runs/<p>/figures/table2_judge_transfer.{csv,md}``
     and the unseen judge's per-image results (``results/per_image_judge-<judge>.csv``)."""
     check_config(config)
     _require_study(config)
@@ -148,7 +149,8 @@ def scale_sweep(config: Config, progress: bool = True) -> pd.DataFrame:
     with the originals' top-1 beside them. At ``data.scale`` the rows are notebook 04's;
     elsewhere the models are scored anew (``results/beyond/scale-<s>.csv``). DarioNet is the
     one trained at ``data.scale``; with ``beyond.train_per_scale`` a DarioNet fine-tuned at
-    each factor is added (model ``darionet_at_scale``; at ``data.scale`` the study's). Writes ``figures/<p>/scale_sweep.{csv,md}``."""
+    each factor is added (model ``darionet_at_scale``; at ``data.scale`` the study's). Writes
+    ``runs/<p>/figures/scale_sweep.{csv,md}``."""
     _require_study(config)
     study = read_results(config)
     frames = []
@@ -217,7 +219,7 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame:
     :func:`ablation_epochs` epochs with notebook 03's other settings (seed included), its best
     epoch by validation loss scored on the test split. Where that budget is notebook 03's own,
     the logit-MSE row is the study's DarioNet (the same run) rather than trained again.
-    Writes ``figures/<p>/loss_ablation.{csv,md}``; each run's checkpoints and history go to
+    Writes ``runs/<p>/figures/loss_ablation.{csv,md}``; each run's checkpoints and history go to
     ``results/beyond/loss-<key>/``."""
     _require_study(config)
     epochs = ablation_epochs(config)

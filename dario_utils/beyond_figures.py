@@ -1,9 +1,9 @@
 """Figures 8-10 of notebook 06 (beyond the report), drawn from its tables.
 
 Like the report's figures (:mod:`dario_utils.figures`), each reads only result files
-(``figures/<p>/table2_judge_transfer.csv``, ``scale_sweep.csv``, ``loss_ablation.csv`` and
+(``runs/<p>/figures/table2_judge_transfer.csv``, ``scale_sweep.csv``, ``loss_ablation.csv`` and
 Table 1), raises :class:`~dario_utils.result_files.MissingResultError` naming a missing one,
-and writes ``figures/<p>/<name>.png`` and ``.pdf``.
+and writes ``runs/<p>/figures/<name>.png`` and ``.pdf`` (published as ``figures/<p>/`` by the runner).
 """
 from __future__ import annotations
 

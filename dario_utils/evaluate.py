@@ -5,7 +5,8 @@ of :data:`dario_utils.study_models.MODELS` (``esrgan`` is the profile's pretrain
 is scored against them. Results accumulate in ``runs/<profile>/results/per_image.csv``
 (one row per image and model) and ``summary.csv`` (time per model), so notebook 02 can
 score the baselines and notebook 04 add DarioNet. The tables computed from them
-(:mod:`dario_utils.tables`) go to ``figures/<profile>/``; the CLI writes them too.
+(:mod:`dario_utils.tables`) go to the run's figures folder ``runs/<profile>/figures/``, which the
+runner publishes as ``figures/<profile>/``; the CLI writes them there too (and publishes nothing).
 
     python -m dario_utils.evaluate --profile demo --models original,bicubic,darionet --json out.json
 """

@@ -2,17 +2,18 @@
 
 Each ``fig*`` function draws one figure from files that notebooks 03 (fine-tuning) and
 04 (evaluation) wrote (:mod:`dario_utils.result_files`), with the shared style of
-:mod:`dario_utils.style`, and writes ``figures/<profile>/<name>.png`` and ``.pdf``,
-returning those two paths. A missing input raises
-:class:`~dario_utils.result_files.MissingResultError` (a :class:`FileNotFoundError`) that
-names the file and the notebook to run. Rerunning on the same results gives byte-identical
-files. Figures 8-10 (notebook 06) are in :mod:`dario_utils.beyond_figures`; the folder's
-README in :mod:`dario_utils.figures_readme`.
+:mod:`dario_utils.style`, and writes ``runs/<profile>/figures/<name>.png`` and ``.pdf`` (the run
+folder, which the runner publishes as ``figures/<profile>/``), returning those two paths. A
+missing input raises :class:`~dario_utils.result_files.MissingResultError` (a
+:class:`FileNotFoundError`) that names the file and the notebook to run. Rerunning on the same results gives byte-identical
+files. Figures 8-10 (notebook 06) are in :mod:`dario_utils.beyond_figures`, figures 11-12
+(notebook 07) in :mod:`dario_utils.alternatives_figures`; the captions and the folder's README
+in :mod:`dario_utils.figures_readme`.
 
 Inputs:
 
 - ``runs/<p>/results/history.csv`` (notebook 03): one row per epoch and phase.
-- ``figures/<p>/per_class_<model>.csv`` (notebook 04): per-class precision, recall, F1.
+- ``runs/<p>/figures/per_class_<model>.csv`` (notebook 04): per-class precision, recall, F1.
 - ``runs/<p>/results/examples.npz`` (notebook 04): one image of each class with the lowest
   and the highest F1 difference DarioNet minus original, with every model's reconstruction
   and prediction and the class's two F1 values.

@@ -3,8 +3,9 @@
 :class:`Trainer` runs an epoch of any per-batch ``step`` (:data:`Step`): it reorders the
 data per epoch, applies a learning-rate schedule per step, augments each batch, runs the
 step under autocast, stops on a non-finite loss and sums the step's per-image statistics
-in a :class:`Meter`, whose means (:class:`Totals`) hold every process's images. What the
-step computes, what is validated and what is saved is :mod:`dario_utils.train`'s.
+in a :class:`Meter`, whose means (:class:`Totals`) hold every process's images. The loaders of
+every split are here too (:func:`train_loader`, :func:`shard_loader`). What the step computes,
+the schedule, the augmentation, what is validated and what is saved are :mod:`dario_utils.train`'s.
 """
 from __future__ import annotations
 

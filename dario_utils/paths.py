@@ -23,7 +23,7 @@ def output_root() -> Path:
 
 
 def run_dir(profile: str) -> Path:
-    """``runs/<profile>/``: manifests, checkpoints, results, executed notebooks."""
+    """``runs/<profile>/``: manifests, checkpoints, results, executed notebooks, the run's tables and figures."""
     return output_root() / "runs" / profile
 
 

@@ -78,7 +78,8 @@ def class_label(name: str, width: int = 25, max_chars: int = 50) -> str:
 
 
 def save_figure(fig: Figure, profile: str, name: str) -> list[Path]:
-    """Write ``fig`` to ``figures/<profile>/<name>.png`` and ``.pdf``; return both paths.
+    """Write ``fig`` to ``runs/<profile>/figures/<name>.png`` and ``.pdf`` (the run folder, which the
+    runner publishes as ``figures/<profile>/``); return both paths.
 
     Each file is written atomically and without time-dependent metadata, so the same
     figure gives the same bytes on every run. The figure's canvas is released afterwards

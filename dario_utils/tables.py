@@ -4,7 +4,8 @@ Table 1 (:func:`table1`, :func:`table_markdown`), McNemar's tests of DarioNet ag
 other model (:func:`mcnemar_tests`), the share of the downsampling gap DarioNet recovers
 (:func:`gap_closed`), per-class reports (:func:`per_class_reports`), the classes whose
 examples figures 6 and 7 show (:func:`choose_examples`) and the study's claim as checks
-(:func:`claims`). :func:`write_tables` writes them to ``figures/<profile>/``;
+(:func:`claims`). :func:`write_tables` writes them to the run's figures folder
+``runs/<profile>/figures/`` (published as ``figures/<profile>/`` by the runner);
 :func:`markdown_table` and :func:`write_table` format and write every table of the study.
 """
 from __future__ import annotations
@@ -47,7 +48,7 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
 
 
 def write_table(profile: str, name: str, frame: pd.DataFrame, markdown: str) -> tuple[Path, Path]:
-    """Write a table as ``figures/<p>/<name>.csv`` and its Markdown as ``.md``; return both paths."""
+    """Write a table as ``runs/<p>/figures/<name>.csv`` and its Markdown as ``.md``; return both paths."""
     csv = fileio.write_csv(frame, result_files.table_path(profile, name))
     return csv, fileio.write_text(csv.with_name(f"{name}.md"), markdown)
 
@@ -140,7 +141,7 @@ def per_class_reports(config: Config, run: EvalRun) -> dict[str, pd.DataFrame]:
 
 
 def write_tables(config: Config, run: EvalRun) -> dict[str, Path]:
-    """Write ``table1.{csv,md}``, ``mcnemar.csv`` and ``per_class_<model>.csv`` to figures/<profile>/."""
+    """Write ``table1.{csv,md}``, ``mcnemar.csv`` and ``per_class_<model>.csv`` to ``runs/<profile>/figures/``."""
     table, tests = table1(config, run), mcnemar_tests(run)
     end = result_files.results_suffix(config)
     csv, md = write_table(config.profile, f"{result_files.TABLE1}{end}", table, table_markdown(config, table, tests))

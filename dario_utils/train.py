@@ -9,8 +9,9 @@ teacher's last feature maps (``train.feature_weight``).
 
 The loop itself (one epoch of any step, its meter, the non-finite checks) is
 :mod:`dario_utils.loop`, the process group :mod:`dario_utils.distributed`; this module holds
-what is DarioNet's: the step, its statistics, augmentation and loaders, validation, the
-checkpoints of a run, :func:`finetune` and the command line.
+what is DarioNet's: the step, its statistics and augmentation, the learning-rate schedule
+(:func:`lr_schedule`), validation, the checkpoints of a run, :func:`finetune` and the command
+line. The loaders of every split are :mod:`dario_utils.loop`'s.
 
 Reproducibility: data order comes from :class:`~torch.utils.data.DistributedSampler`
 (``world = 1`` without DDP) and every random augmentation is drawn per sample from
