@@ -107,7 +107,7 @@ class EvalConfig:
 class BeyondConfig:
     """Notebook 06, beyond the report: another judge, other downsampling factors, other losses."""
 
-    with_study: bool = True  # run 06 after 01-05 in the profile's default run (the demo: make beyond)
+    with_study: bool = True  # run 06 and 07 after 01-05 in the profile's default run (the demo: make beyond)
     judge: str = "efficientnet_lite2"  # a classifier DarioNet never saw (Table 2, figure 8)
     scales: list = field(default_factory=lambda: [0.25, 0.32, 0.5])  # downsampling factors of figure 9
     train_per_scale: bool = False  # also fine-tune a DarioNet at each factor (one training run each)

@@ -15,7 +15,8 @@ from .result_files import BEYOND_NOTEBOOKS
 from .study_models import display_name
 
 PROVENANCE_FILE = "provenance.json"
-"""What made a ``figures/<p>/`` folder, written there by :mod:`dario_utils.reproduce`."""
+"""What made a figures folder (``runs/<p>/figures/``, published as ``figures/<p>/``), written there by
+:mod:`dario_utils.reproduce`."""
 
 ONE_IMAGE_PER_CLASS = (" Where each class has a single test image (the demo and imagenet-sample profiles), its F1 "
                        "can only be 0, 2/3 or 1: these rankings are coarse and ties keep label order; Table 4 "
@@ -76,7 +77,7 @@ TABLE_CAPTIONS: dict[str, str] = {
 
 
 def _file_caption(file_name: str) -> str | None:
-    """Caption of a figure or table file of ``figures/<p>/``; None for other files."""
+    """Caption of a figure or table file of a figures folder; None for other files."""
     stem, suffix = Path(file_name).stem, Path(file_name).suffix
     if suffix == ".png" and stem.startswith("fig"):
         return CAPTIONS.get(stem, "Figure without a registered caption.")
@@ -95,7 +96,7 @@ def reproduce_command(profile: str, data_root: str | None = None, beyond_apart: 
 
 
 def by_figure_number(file_name: str) -> tuple[int, str]:
-    """Sort key of a ``figures/<p>/`` file: figures by their number (fig2 before fig10), then the rest by name."""
+    """Sort key of a figures folder's file: figures by their number (fig2 before fig10), then the rest by name."""
     match = re.match(r"fig(\d+)", file_name)
     return (int(match[1]) if match else 1 << 30, file_name)
 

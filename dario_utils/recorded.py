@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import fileio, paths
-from .result_files import (BEYOND_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2, best_epoch_row, history_path,
-                           read_table, table_path)
+from .result_files import (ALTERNATIVES_NOTEBOOK, BEYOND_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2, TABLE3,
+                           best_epoch_row, history_path, read_table, table_path)
 
 RECORD_FILE = paths.NOTEBOOKS_DIR / "recorded_results.json"
 TRAINED_MODELS = ("darionet",)
@@ -103,3 +103,16 @@ def compare(profile: str) -> pd.DataFrame:
     frame["ok"] = (frame["this run"] - frame["recorded"]).abs() <= frame["tolerance"] + 1e-9  # float round-off
     return frame
 
+
+def classifier_route_margins(profile: str) -> pd.DataFrame:
+    """Notebook 07's trained classifier against the untrained one of the same run (Table 3): on the
+    bicubic images of the test split, the copy fine-tuned with the study's loss must beat the frozen
+    classifier on top-1 and on agreement with it on the originals. One row per margin, with whether
+    it holds; a copy that did not train (learning rate 0) has both margins at 0 and fails."""
+    routes = read_table(profile, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
+    rows = [{"what": "07, (b) fine-tuned classifier minus frozen, on bicubic images", "metric": metric,
+             "margin": float(routes.loc["b", metric] - routes.loc["bicubic", metric]), "floor": 0.0}
+            for metric in ("top1", "agreement")]
+    frame = pd.DataFrame(rows)
+    frame["ok"] = frame["margin"] > frame["floor"]
+    return frame

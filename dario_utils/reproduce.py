@@ -2,8 +2,8 @@
 
     python -m dario_utils.reproduce --profile demo
     python -m dario_utils.reproduce --profile imagenet-sample --data-root ../shared/imagenet-sample-dev
-    python -m dario_utils.reproduce --profile demo --only 06    # notebook 06, beyond the report
-                                                                # (not in the demo's default run)
+    python -m dario_utils.reproduce --profile demo --only 06,07   # the notebooks beyond the report
+                                                                   # (not in the demo's default run)
     python -m dario_utils.reproduce --profile demo --all --in-place   # refresh the committed notebooks
                                                                       # (once every notebook succeeded)
 

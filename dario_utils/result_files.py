@@ -5,8 +5,9 @@
 - ``runs/<p>/results/history.csv`` (notebook 03): one row per epoch and phase (:func:`history_path`,
   :func:`best_epoch_row`);
 - ``runs/<p>/results/examples.npz`` (notebook 04): the example images of figures 6 and 7;
-- ``figures/<p>/<name>.csv`` (:func:`table_path`): Table 1, McNemar's tests and the per-class
-  reports (notebooks 02 and 04), the tables of notebook 06.
+- ``runs/<p>/figures/<name>.csv`` (:func:`table_path`, published as ``figures/<p>/`` by the runner):
+  Table 1, McNemar's tests and the per-class reports (notebooks 02 and 04), the tables of
+  notebooks 06 and 07.
 """
 from __future__ import annotations
 
@@ -97,12 +98,12 @@ def examples_path(profile: str) -> Path:
 
 
 def table_path(profile: str, name: str) -> Path:
-    """``figures/<p>/<name>.csv``: a table of notebooks 02, 04 or 06."""
+    """``runs/<p>/figures/<name>.csv``: a table of notebooks 02, 04, 06 or 07."""
     return paths.figures_dir(profile) / f"{name}.csv"
 
 
 def per_class_path(profile: str, model: str) -> Path:
-    """``figures/<p>/per_class_<model>.csv``, written by notebooks 02 and 04."""
+    """``runs/<p>/figures/per_class_<model>.csv``, written by notebooks 02 and 04."""
     return table_path(profile, f"per_class_{model}")
 
 

@@ -4,8 +4,8 @@ Each model has a key, which names it in result files (the ``model`` column of ev
 and in file names (``per_class_<key>.csv``), and a display name, which every human-facing
 output (tables, notes, report lines, figures) shows instead.
 
-The key ``esrgan`` is the profile's pretrained SR net, whatever its weights (Real-ESRGAN,
-RRDB_PSNR, an L1-pretrained net): it is shown as "pretrained SR" and keeps its key only
+The key ``esrgan`` is the profile's pretrained SR net, whatever its weights (Real-ESRGAN
+x4plus, ESRGAN's RRDB_PSNR, a file of one's own): it is shown as "pretrained SR" and keeps its key only
 because the committed result files use it.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from dario_utils import beyond_figures, figures, figures_readme, paths
+from dario_utils import alternatives_figures, beyond_figures, figures, figures_readme, paths
 from dario_utils.result_files import best_epoch_row
 from dario_utils.style import class_label
 
@@ -97,8 +97,9 @@ def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_every_figure_is_written_as_png_and_pdf(rendered) -> None:
     written, _, _ = rendered
-    expected = [paths.figures_dir(PROFILE) / f"{name}.{ext}" for name in figures_readme.CAPTIONS
-                if name not in beyond_figures.BEYOND_FIGURES for ext in ("png", "pdf")]
+    report_figures = [name for name in figures_readme.CAPTIONS if name not in
+                      (*beyond_figures.BEYOND_FIGURES, *alternatives_figures.ALTERNATIVES_FIGURES)]
+    expected = [paths.figures_dir(PROFILE) / f"{name}.{ext}" for name in report_figures for ext in ("png", "pdf")]
     assert written == expected
     for path in written:
         assert path.read_bytes()[:4] == (b"\x89PNG" if path.suffix == ".png" else b"%PDF")
@@ -121,7 +122,8 @@ def test_readme_lists_each_figure_and_table(rendered) -> None:
     assert readme == folder / "README.md"
     text = readme.read_text()
     for name in [*figures_readme.CAPTIONS, "per_class_original", "per_class_darionet", "per_class_bicubic"]:
-        assert (f"[{name}." in text) == (name not in beyond_figures.BEYOND_FIGURES)  # only the figures present
+        not_drawn = (*beyond_figures.BEYOND_FIGURES, *alternatives_figures.ALTERNATIVES_FIGURES)
+        assert (f"[{name}." in text) == (name not in not_drawn)  # only the figures present
     assert "[table1.md](table1.md)" in text and "(fig1_pipeline.pdf)" in text
     assert "python -m dario_utils.reproduce --profile testfig" in text and "`testfig`" in text
     assert "README.md" not in text and "## Made by" not in text
