@@ -46,7 +46,7 @@ unit-tests:
 notebook-tests:
 	rm -rf .test-output
 	DARIO_OUTPUT_ROOT=$(abspath .test-output) TQDM_DISABLE=1 $(PY) -m pytest -q --nbval notebooks \
-		--nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name python3 --nbval-cell-timeout 1800
+		--nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name python3 --nbval-cell-timeout 3600
 
 # Refresh the outputs stored in notebooks/ (and figures/demo/) from a demo run of every notebook.
 notebooks: install
