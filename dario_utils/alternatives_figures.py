@@ -20,7 +20,7 @@ ALTERNATIVES_FIGURES = ("fig11_cost_frontier", "fig12_super_categories")
 
 def fig11_cost_frontier(profile: str) -> list[Path]:
     """Figure 11: top-1 against GFLOPs per image (log scale), one point per method, the cost
-    frontier joined by a line."""
+    frontier of the methods on the small image joined by a line (the original, a square, is the reference)."""
     frame = read_table(profile, COST_FRONTIER, ALTERNATIVES_NOTEBOOK)
     with styled():
         fig = new_figure(8, 4.2)
@@ -28,10 +28,10 @@ def fig11_cost_frontier(profile: str) -> list[Path]:
         on = frame[frame["on_frontier"]].sort_values("gflops_per_image")
         ax.plot(on["gflops_per_image"], on["top1"], color="#999999", linestyle="--", zorder=1, label="cost frontier")
         for row in frame.itertuples():
-            colour = PALETTE["darionet"] if "DarioNet" in row.method else (
-                PALETTE["esrgan"] if "SR" in row.method else PALETTE["bicubic"])
-            ax.scatter(row.gflops_per_image, row.top1, color=colour, zorder=2,
-                       marker="o" if row.on_frontier else "x")
+            colour = PALETTE["original"] if row.method == "original" else PALETTE["darionet"] if "DarioNet" in \
+                row.method else PALETTE["esrgan"] if "SR" in row.method else PALETTE["bicubic"]
+            marker = "s" if row.method == "original" else "o" if row.on_frontier else "x"
+            ax.scatter(row.gflops_per_image, row.top1, color=colour, zorder=2, marker=marker)
             ax.annotate(f"{row.method} ({row.images_per_s:.1f} img/s)", (row.gflops_per_image, row.top1),
                         textcoords="offset points", xytext=(5, 3), fontsize=7)
         ax.set_xscale("log")

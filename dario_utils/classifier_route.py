@@ -157,7 +157,7 @@ def route_table(config: Config, progress: bool = True) -> pd.DataFrame:
         frame = by_classifier[classifier]
         return frame[frame["model"] == EVALUATED[image]].set_index("image").loc[teacher_top1.index]
 
-    study = hits("DarioNet", "frozen")["top1"].to_numpy()
+    study, route_b = hits("DarioNet", "frozen")["top1"].to_numpy(), hits("bicubic", "fine-tuned")["top1"].to_numpy()
     rows = []
     for key, image, classifier in ROUTES:
         part = hits(image, classifier)
@@ -170,6 +170,7 @@ def route_table(config: Config, progress: bool = True) -> pd.DataFrame:
                      "agreement": float(np.mean(part["prediction"].to_numpy() == teacher_top1.to_numpy())),
                      "n_images": len(part), "right_vs_a": test["b"], "wrong_vs_a": test["c"],
                      "p_vs_a": np.nan if key == "a" else test["p_value"],
+                     "p_vs_b": np.nan if key == "b" else metrics.mcnemar(top1, route_b)["p_value"],
                      "p_vs_frozen": np.nan if classifier == "frozen" else same_image["p_value"]})
     table = pd.DataFrame(rows)
     tables.write_table(config.profile, TABLE3, table, table3_markdown(config, table))
@@ -180,12 +181,12 @@ def table3_markdown(config: Config, table: pd.DataFrame) -> str:
     """Table 3 as Markdown with its notes."""
     shown = table.assign(top1_ci=[f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(table["top1_ci_low"], table["top1_ci_high"])])
     shown = shown[["route", "image", "classifier", "top1", "top1_ci", "top5", "agreement", "right_vs_a", "wrong_vs_a",
-                   "p_vs_a", "p_vs_frozen"]]
+                   "p_vs_a", "p_vs_b", "p_vs_frozen"]]
     notes = [f"Profile `{config.profile}`, test split, {int(table['n_images'].max())} images, "
              f"{config.data.image_size} -> {config.small_size} px; the classifier is `{config.teacher.name}`, frozen "
              f"or fine-tuned for {classifier_epochs(config)} epoch(s) at lr {config.alternatives.classifier_lr:g} on "
              "bicubic-upscaled training images with the study's logit MSE (no labels).",
              "agreement: with the frozen classifier's prediction on the original. right_vs_a / wrong_vs_a: images "
-             "this route gets right and (a) wrong / the reverse; p_vs_a: McNemar's test against (a); p_vs_frozen: against "
-             "the frozen classifier on the same images."]
+             "this route gets right and (a) wrong / the reverse; p_vs_a, p_vs_b: McNemar's test against (a), (b); "
+             "p_vs_frozen: against the frozen classifier on the same images."]
     return tables.markdown_table(shown) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"

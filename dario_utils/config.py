@@ -121,7 +121,7 @@ class BeyondConfig:
 class AlternativesConfig:
     """Notebook 07: the classifier fine-tuned instead of the SR net, what each route costs."""
 
-    classifier_lr: float = 1e-5  # Adam's learning rate for the classifier's copy (picked on the val split)
+    classifier_lr: float = 1e-5  # Adam's learning rate for the classifier's copy (a usual fine-tuning rate, not tuned)
     classifier_epochs: int | None = None  # None = train.epochs, the SR net's budget
     speed_images: int = 32  # test images each route classifies to measure its images/s
 

@@ -73,4 +73,4 @@ def frontier(points: pd.DataFrame, cost: str = "gflops_per_image", score: str = 
     for _, row in points.iterrows():
         better = (points[cost] <= row[cost]) & (points[score] > row[score])
         on.append(not bool(better.any()))
-    return pd.Series(np.array(on), index=points.index)
+    return pd.Series(np.array(on), index=points.index, dtype=bool)

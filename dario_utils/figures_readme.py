@@ -46,7 +46,8 @@ CAPTIONS: dict[str, str] = {
     "fig10_loss_ablation": "DarioNet fine-tuned with other losses at the same budget: top-1, agreement "
     "and PSNR, with bicubic, the pretrained SR net and Table 1's DarioNet for reference (notebook 06).",
     "fig11_cost_frontier": "Top-1 against GFLOPs per image at inference (log scale) of every method of Tables 1 "
-    "and 3, with the images/s measured on this machine and the cost frontier (notebook 07).",
+    "and 3, with the images/s measured on this machine and the cost frontier of the methods on the small image (the "
+    "original is the reference) (notebook 07).",
     "fig12_super_categories": "Top-1 of each model per WordNet super-category with 95% bootstrap intervals, and "
     "DarioNet's paired gain over bicubic per group (notebook 07).",
 }
