@@ -58,7 +58,7 @@ def test_lab_lists_every_notebook_with_the_python3_kernel(lab_server):
     base, token = lab_server
     listed = {item["name"] for item in _get(f"{base}/api/contents/", token)["content"]}
     expected = {nb.name for nb in paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")}
-    assert len(expected) == 6 and expected <= listed
+    assert len(expected) == 7 and expected <= listed
     assert "python3" in _get(f"{base}/api/kernelspecs", token)["kernelspecs"]
     for name in sorted(expected):
         model = _get(f"{base}/api/contents/{name}", token)
