@@ -22,6 +22,7 @@ Models are named as everywhere else, by :func:`dario_utils.study_models.display_
 """
 from __future__ import annotations
 
+import io
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -30,7 +31,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
@@ -40,7 +40,7 @@ from dario_utils.metrics import class_differences
 from dario_utils.result_files import (EVALUATION_NOTEBOOK, TRAINING_NOTEBOOK, MissingResultError, best_epoch_row,
                                       examples_path, history_path, per_class_path, require)
 from dario_utils.study_models import display_name
-from dario_utils.style import PALETTE, class_label, new_figure, save_figure, styled
+from dario_utils.style import DPI, PALETTE, class_label, new_figure, save_figure, styled
 
 HISTORY_METRICS: dict[str, str] = {
     "logit_mse": "Logit MSE (training loss)",
@@ -392,8 +392,10 @@ def make_all_figures(profile: str, **fig1_kwargs: int | str) -> list[Path]:
 # --------------------------------------------------------------------------- data split
 
 
-def class_histogram(splits: dict[str, pd.DataFrame]) -> Figure:
-    """How many images each class has, per split (notebook 01); returns the Figure, unsaved."""
+def class_histogram(splits: dict[str, pd.DataFrame]):
+    """How many images each class has, per split (notebook 01), as a PNG image to display (not saved)."""
+    from IPython.display import Image as DisplayImage
+
     counts = pd.concat([frame.assign(split=split) for split, frame in splits.items()])
     per_class = counts.groupby(["split", "label"]).size().rename("images").reset_index()
     with styled():
@@ -402,7 +404,10 @@ def class_histogram(splits: dict[str, pd.DataFrame]) -> Figure:
         sns.histplot(per_class, x="images", hue="split", multiple="dodge", discrete=True, shrink=0.8, ax=ax)
         ax.set(xlabel="images per class", ylabel="classes",
                title=f"{per_class['label'].nunique()} classes over {len(counts)} images")
-    return fig
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=DPI)
+    fig.clear()
+    return DisplayImage(data=buffer.getvalue(), format="png")
 
 
 def show_figure(profile: str, name: str) -> None:
@@ -415,8 +420,6 @@ def show_figure(profile: str, name: str) -> None:
 
 def preview(profile: str, name: str, width: int = 900):
     """A figure's PNG as a small JPEG for display in a notebook (the files stay full size)."""
-    import io
-
     from IPython.display import Image as DisplayImage
     from PIL import Image
 
