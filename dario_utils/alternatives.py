@@ -109,9 +109,6 @@ def super_category_table(config: Config) -> tuple[pd.DataFrame, dict[str, float]
 
 def table4_markdown(config: Config, table: pd.DataFrame, test: dict[str, float]) -> str:
     """Table 4 as Markdown: top-1 with its interval per model, DarioNet's gains, the dogs test."""
-    def cell(row: pd.Series, stem: str) -> str:
-        return f"{row[stem.format('')]:.2f} ({row[stem.format('ci_low_')]:.2f}-{row[stem.format('ci_high_')]:.2f})"
-
     rows = []
     for _, row in table.iterrows():
         entry = {"group": row["group"], "images": int(row["n_images"])}

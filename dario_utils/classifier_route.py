@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from . import fileio, metrics, paths, tables
 from .config import Config, check_config, with_overrides
@@ -87,10 +88,9 @@ def _stats(logits: Tensor, reference: Tensor, labels: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def _validate(model: nn.Module, teacher: nn.Module, config: Config, device: torch.device, epoch: int,
-              show: bool) -> dict[str, float]:
-    """:data:`STATS` of the copy on the bicubic images of the validation split."""
-    loader = shard_loader(manifest_dataset(config, "val"), config.train.batch_size, config, 0, 1)
+def _validate(model: nn.Module, teacher: nn.Module, loader: DataLoader, config: Config, device: torch.device,
+              epoch: int, show: bool) -> dict[str, float]:
+    """:data:`STATS` of the copy on the bicubic images of the validation split (``loader``)."""
     meter = Meter(STATS, len(loader), f"epoch {epoch} val", device, show, 1)
     for batch in loader:
         meter.skipped += len(batch["skipped"])
@@ -114,6 +114,7 @@ def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
     optimizer = torch.optim.Adam(student.parameters(), lr=config.alternatives.classifier_lr)
     batches = train_loader(manifest_dataset(config, "train"), config.train.batch_size, config.train.seed,
                            config, 0, 1)
+    val_batches = shard_loader(manifest_dataset(config, "val"), config.train.batch_size, config, 0, 1)
     step = functools.partial(_step, teacher=teacher, scale=config.data.scale)
     epochs = classifier_epochs(config)
     trainer = Trainer(student, optimizer, batches, lambda images, indices, epoch: images, step, STATS, device,
@@ -121,7 +122,7 @@ def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
     history, best = [], math.inf
     for epoch in range(1, epochs + 1):
         train_row = trainer.run_epoch(epoch).row(epoch, "train")
-        val = _validate(student, teacher, config, device, epoch, show)
+        val = _validate(student, teacher, val_batches, config, device, epoch, show)
         history += [train_row, {"epoch": epoch, "phase": "val", **val}]
         if val["logit_mse"] < best:
             best = val["logit_mse"]

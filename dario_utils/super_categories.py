@@ -33,6 +33,17 @@ def group_order(groups: pd.Series) -> list[str]:
     return list(dict.fromkeys(groups))
 
 
+def _hits_and_groups(per_image: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Top-1 hits (image x model) and each image's super-category; an image of a wnid outside
+    :data:`TABLE_FILE` is a ValueError."""
+    hits = per_image.pivot(index="image", columns="model", values="top1")
+    wnids = per_image.drop_duplicates("image").set_index("image")["wnid"].reindex(hits.index)
+    group_of_image = wnids.map(read_groups())
+    if group_of_image.isna().any():
+        raise ValueError(f"images of wnids outside {TABLE_FILE}: {sorted(set(wnids[group_of_image.isna()]))[:5]}")
+    return hits, group_of_image
+
+
 def _paired_gain(hits: pd.DataFrame, model: str, reference: str, n_boot: int, seed: int) -> tuple[float, float, float]:
     """Mean top-1 gain of ``model`` over ``reference`` on the same images, with its bootstrap interval."""
     gain = (hits[model] - hits[reference]).to_numpy(dtype=np.float64)
@@ -46,14 +57,9 @@ def group_table(per_image: pd.DataFrame, models: list[str], n_boot: int, seed: i
     interval and the paired top-1 gains named in ``gains`` (model over reference) with theirs.
 
     ``per_image`` is :func:`dario_utils.evaluate.evaluate`'s per-image frame (one judge)."""
-    groups = read_groups()
-    hits = per_image.pivot(index="image", columns="model", values="top1")
-    wnids = per_image.drop_duplicates("image").set_index("image")["wnid"]
-    group_of_image = wnids.map(groups).reindex(hits.index)
-    if group_of_image.isna().any():
-        raise ValueError(f"images of wnids outside {TABLE_FILE}: {sorted(set(wnids[group_of_image.isna()]))[:5]}")
+    hits, group_of_image = _hits_and_groups(per_image)
     rows = []
-    present = [g for g in group_order(groups) if (group_of_image == g).any()]
+    present = [g for g in group_order(read_groups()) if (group_of_image == g).any()]
     for group in [*present, ALL]:
         part = hits if group == ALL else hits[group_of_image == group]
         row: dict[str, object] = {"group": group, "n_images": len(part)}
@@ -75,11 +81,9 @@ def dogs_test(per_image: pd.DataFrame, model: str = "darionet", reference: str =
     The statistic is the mean per-image gain on dog images minus that on the rest; its one-sided
     p-value is the share of ``n_permutations`` random relabellings (dogs among all images, seeded)
     whose difference is at most the observed one."""
-    groups = read_groups()
-    hits = per_image.pivot(index="image", columns="model", values="top1")
-    wnids = per_image.drop_duplicates("image").set_index("image")["wnid"].reindex(hits.index)
+    hits, group_of_image = _hits_and_groups(per_image)
     gain = (hits[model] - hits[reference]).to_numpy(dtype=np.float64)
-    dogs = (wnids.map(groups) == DOGS).to_numpy()
+    dogs = (group_of_image == DOGS).to_numpy()
     if not dogs.any() or dogs.all():
         raise ValueError("the split needs dog images and other images for this test")
     observed = gain[dogs].mean() - gain[~dogs].mean()
