@@ -6,9 +6,13 @@ output folder of its own, starting from a copy of a finished run's ``runs/<profi
 (the split, the baselines and the cached head features, which training does not change),
 and prints one line per variant: DarioNet's top-1, agreement, CE, the share of the gap
 recovered, McNemar's p against bicubic and whether every claim of
-:func:`dario_utils.tables.claims` holds.
+:func:`dario_utils.tables.claims` holds. With ``--notebooks 03,04,06`` notebook 06 reruns too,
+and the script ends with every trained row's margin over the untrained start
+(:func:`dario_utils.recorded.trained_margins`), smallest and largest over the variants: the
+measurements :data:`dario_utils.recorded.MARGIN_FLOORS` are set from.
 
-    python benchmarks/spread.py --seeds 1337,1,2 --isa default,SSE41 --threads 2,1
+    python benchmarks/spread.py --seeds 1337,1,2 --isa default,SSE41 --threads 2,1 [--notebooks 03,04,06]
+    python benchmarks/spread.py --profile imagenet-sample --data-root ../shared/imagenet-sample-dev --seeds 2 --isa default --threads 2
 
 A variant is (seed, ONEDNN_MAX_CPU_ISA, threads); the first value of each list is combined
 with every value of the others (one factor at a time), so the default call runs 5 variants.
@@ -26,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dario_utils import paths, result_files, tables
+from dario_utils import paths, recorded, result_files, tables
 from dario_utils.config import load_config
 
 
@@ -40,21 +44,25 @@ def variants(seeds: list[int], isas: list[str], threads: list[int]) -> list[tupl
     return out
 
 
-def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, threads: int) -> dict:
-    """Fine-tune and evaluate one variant in ``folder``; its Table 1 numbers and claims."""
+def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, threads: int,
+                notebooks: str, data_root: str | None = None) -> tuple[dict, pd.DataFrame]:
+    """Fine-tune and evaluate one variant in ``folder`` (``notebooks``, 03 and 04 at least); its
+    Table 1 numbers and claims, and its trained rows' margins over the untrained start."""
     if folder.exists():
         shutil.rmtree(folder)
     run_dir = folder / "runs" / profile
     shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns("checkpoints", "notebooks", "figures-*"))
     raw = yaml.safe_load(paths.profile_file(profile).read_text())
     raw["train"]["seed"], raw["num_threads"] = seed, threads
+    if data_root is not None:
+        raw["data_root"] = str(Path(data_root).resolve())
     profile_file = folder / f"{profile}.yaml"
     profile_file.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "DARIO_OUTPUT_ROOT": str(folder)}
     if isa != "default":
         env["ONEDNN_MAX_CPU_ISA"] = isa
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dario_utils.reproduce", "--profile", str(profile_file), "--only", "03,04"],
+    subprocess.run([sys.executable, "-m", "dario_utils.reproduce", "--profile", str(profile_file), "--only", notebooks],
                    env=env, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     os.environ["DARIO_OUTPUT_ROOT"] = str(folder)
@@ -62,6 +70,7 @@ def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, t
         config = load_config(profile_file)
         run = result_files.read_results(config)
         table, tests = tables.table1(config, run), tables.mcnemar_tests(run)
+        margins = recorded.trained_margins(config.profile)
     finally:
         del os.environ["DARIO_OUTPUT_ROOT"]
     dario = table.set_index("model").loc["darionet"]
@@ -69,7 +78,7 @@ def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, t
     return {"seed": seed, "isa": isa, "threads": threads, "top1": dario.top1, "agreement": dario.agreement,
             "avg_ce": dario.avg_ce, "avg_psnr": dario.avg_psnr, "gap_recovered": tables.gap_closed(table),
             "p_vs_bicubic": float(tests.set_index("baseline").loc["bicubic", "p_value"]),
-            "claims_hold": bool(claims.loc[claims["kind"] == "required", "holds"].all()), "seconds_03_04": seconds}
+            "claims_hold": bool(claims.loc[claims["kind"] == "required", "holds"].all()), "seconds": seconds}, margins
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,22 +87,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="1337,1,2")
     parser.add_argument("--isa", default="default,SSE41", help="ONEDNN_MAX_CPU_ISA values (default: unset)")
     parser.add_argument("--threads", default="2,1")
+    parser.add_argument("--notebooks", default="03,04", help="notebooks each variant reruns (03,04 or 03,04,06)")
+    parser.add_argument("--data-root", help="data folder (overrides the profile's data_root)")
     parser.add_argument("--out", default="/tmp/darionet-spread")
     args = parser.parse_args(argv)
     source = paths.run_dir(args.profile)
     if not (source / "cache").is_dir():
         print(f"error: no finished run at {source}: run the notebooks of profile '{args.profile}' first", file=sys.stderr)
         return 2
-    rows = []
+    rows, margins = [], []
     for seed, isa, threads in variants([int(s) for s in args.seeds.split(",")], args.isa.split(","),
                                        [int(t) for t in args.threads.split(",")]):
-        rows.append(run_variant(args.profile, source, Path(args.out) / f"seed{seed}-{isa}-t{threads}", seed, isa,
-                                threads))
+        row, margin = run_variant(args.profile, source, Path(args.out) / f"seed{seed}-{isa}-t{threads}", seed, isa,
+                                  threads, args.notebooks, args.data_root)
+        rows.append(row)
+        margins.append(margin.assign(variant=f"seed {seed}, {isa}, {threads} threads"))
         print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
     frame = pd.DataFrame(rows)
     print("\nspread (max - min):", ", ".join(f"{c} {frame[c].max() - frame[c].min():.4f}"
                                              for c in ("top1", "agreement", "avg_ce", "avg_psnr", "gap_recovered")))
     print("claims hold in every variant:", bool(frame["claims_hold"].all()))
+    measured = pd.concat(margins).groupby(["what", "metric"], sort=False).agg(
+        smallest=("margin", "min"), largest=("margin", "max"), floor=("floor", "first"), ok=("ok", "all"))
+    print("\nmargins over the untrained start (recorded.MARGIN_FLOORS), over the variants:")
+    print(measured.round(4).to_string())
     return 0
 
 

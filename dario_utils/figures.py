@@ -37,8 +37,8 @@ from matplotlib.ticker import MaxNLocator
 from dario_utils import paths
 from dario_utils.figures_readme import CAPTIONS, by_figure_number
 from dario_utils.metrics import class_differences
-from dario_utils.result_files import (EVALUATION_NOTEBOOK, TRAINING_NOTEBOOK, MissingResultError, best_epoch_row,
-                                      examples_path, history_path, per_class_path, require)
+from dario_utils.result_files import (EVALUATION_NOTEBOOK, START_PHASE, TRAINING_NOTEBOOK, MissingResultError,
+                                      best_epoch_row, examples_path, history_path, per_class_path, require)
 from dario_utils.study_models import display_name
 from dario_utils.style import DPI, PALETTE, class_label, new_figure, save_figure, styled
 
@@ -152,8 +152,8 @@ def fig2_training_curves(profile: str) -> list[Path]:
     """Figure 2: logit MSE, cross-entropy, PSNR and validation loss per epoch.
 
     Train and validation curves are drawn with markers, so a single epoch shows as
-    points. The best epoch (lowest mean validation loss) is a dotted vertical line, named
-    in the legend.
+    points; the validation curve starts at epoch 0, the untrained start. The best epoch
+    (lowest mean validation loss) is a dotted vertical line, named in the legend.
     """
     history = pd.read_csv(require(history_path(profile), TRAINING_NOTEBOOK))
     best = int(best_epoch_row(history)["epoch"])
@@ -162,12 +162,13 @@ def fig2_training_curves(profile: str) -> list[Path]:
         axes = fig.subplots(2, 2, sharex=True).ravel()
         for ax, (column, title) in zip(axes, HISTORY_METRICS.items()):
             for phase, style in PHASE_STYLE.items():
-                rows = history[history["phase"] == phase].sort_values("epoch")
+                phases = (START_PHASE, phase) if phase == "val" else (phase,)
+                rows = history[history["phase"].isin(phases)].sort_values("epoch")
                 ax.plot(rows["epoch"], rows[column], marker="o", markersize=4, **style)
             ax.axvline(best, color="#555555", linestyle=":", linewidth=1.2, label=f"best epoch ({best})")
             ax.set_title(title, fontsize=10)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-            ax.set_xlim(0.5, history["epoch"].max() + 0.5)
+            ax.set_xlim(history["epoch"].min() - 0.5, history["epoch"].max() + 0.5)
         for ax in axes[2:]:
             ax.set_xlabel("epoch")
         handles, labels = axes[0].get_legend_handles_labels()

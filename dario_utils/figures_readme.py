@@ -27,7 +27,8 @@ CAPTIONS: dict[str, str] = {
     "fig1_pipeline": "Pipeline: downsampling, DarioNet super-resolution and the frozen classifier "
     "whose logits on the original image are the only training target.",
     "fig2_training_curves": "Training curves per epoch (train and validation): logit MSE, "
-    "cross-entropy, PSNR and validation loss, with the selected (best) epoch marked.",
+    "cross-entropy, PSNR and validation loss, the validation curve from the untrained start (epoch 0), "
+    "with the selected (best) epoch marked.",
     "fig3_class_differences": "Distribution over classes of the F1 difference (DarioNet minus original) "
     "and the difference against class hardness and support."
     + ONE_IMAGE_PER_CLASS,

@@ -3,7 +3,7 @@
 - ``runs/<p>/results/per_image.csv`` and ``summary.csv`` (notebooks 02 and 04, :func:`read_results`),
   with :func:`results_suffix` where scored on another split or by another judge;
 - ``runs/<p>/results/history.csv`` (notebook 03): one row per epoch and phase (:func:`history_path`,
-  :func:`best_epoch_row`);
+  :func:`best_epoch_row`, :func:`start_row`);
 - ``runs/<p>/results/examples.npz`` (notebook 04): the example images of figures 6 and 7;
 - ``runs/<p>/figures/<name>.csv`` (:func:`table_path`, published as ``figures/<p>/`` by the runner):
   Table 1, McNemar's tests and the per-class reports (notebooks 02 and 04), the tables of
@@ -28,6 +28,8 @@ BEYOND_NOTEBOOKS = ("06", "07")
 ``beyond.with_study`` is false (the demo: they would double its time; ``make beyond`` runs them)."""
 
 HISTORY_FILE = "history.csv"
+START_PHASE = "start"
+"""``history.csv``'s phase of the row (epoch 0) that scores the untrained start on the validation split."""
 LAST_FILE = "darionet_last.pt"
 BEST_FILE = "darionet_best.pt"
 TABLE1 = "table1"
@@ -81,6 +83,15 @@ def read_results(config: Config) -> EvalRun:
 def history_path(profile: str) -> Path:
     """``runs/<p>/results/history.csv``, written by notebook 03."""
     return paths.results_dir(profile) / HISTORY_FILE
+
+
+def start_row(history: pd.DataFrame) -> pd.Series:
+    """The row of ``history.csv`` that scores the untrained start on the validation split."""
+    start = history[history["phase"] == START_PHASE]
+    if start.empty:
+        raise ValueError("history.csv has no 'start' row (written by an older version): "
+                         "rerun notebook 03 to measure the untrained start")
+    return start.iloc[0]
 
 
 def best_epoch_row(history: pd.DataFrame) -> pd.Series:

@@ -28,7 +28,8 @@ Files (all written atomically, by rank 0 only):
   lowest validation loss, written with ``darionet_last.pt``. Both load with
   :func:`dario_utils.models.load_sr`.
 - ``runs/<p>/results/history.csv``: columns :data:`HISTORY_COLUMNS`, one row per epoch
-  and phase (``train``, ``val``).
+  and phase (``train``, ``val``), after a first row (epoch 0, phase ``start``): the
+  untrained start on the validation split, which every trained epoch is measured against.
 
 Command line (alone or under ``torchrun --nproc_per_node=N``)::
 
@@ -65,7 +66,7 @@ from .models import (
     RRDBNet, Snapshot, build_student, load_sr, load_teacher, rng_state, save_sr_checkpoint, set_rng_state,
     student_architecture,
 )
-from .result_files import BEST_FILE, HISTORY_FILE, LAST_FILE
+from .result_files import BEST_FILE, HISTORY_FILE, LAST_FILE, START_PHASE
 from .runtime import git_commit, setup_torch
 
 STATS = ("logit_mse", "ce", "psnr", "agreement", "val_loss")
@@ -269,7 +270,7 @@ def _start(config: Config, device: torch.device, last: Path | None,
 
 
 def finetune(config: Config, resume: bool = False, progress: bool = True,
-             out_dir: Path | None = None) -> pd.DataFrame:
+             out_dir: Path | None = None, label: str = "") -> pd.DataFrame:
     """Fine-tune DarioNet with the teacher's logits; return the history (:data:`HISTORY_COLUMNS`).
 
     Checkpoints go to ``runs/<p>/checkpoints/`` and the history to ``runs/<p>/results/``, or
@@ -306,6 +307,13 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
     else:  # only the tail trains, on the head's cached output
         student = Tail(net, blocks)
         train_head, val_head = (head_features(config, split, net, device, show) for split in ("train", "val"))
+    prefix = f"{label}: " if label else ""
+    if not history:  # a fresh start: the untrained net on the validation split, the trained epochs' baseline
+        start_row = _validate(student, teacher, val_loader, references, val_head, config, device, 0, show, world)
+        history.append(start_row.row(0, START_PHASE))
+        if show:
+            tqdm.write(f"{prefix}start (untrained): val loss {start_row.means['val_loss']:.4f}, "
+                       f"val agreement {start_row.means['agreement']:.2f}, val PSNR {start_row.means['psnr']:.2f} dB")
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(distributed.sigterm_as_interrupt())
@@ -338,8 +346,9 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
             if write_last:
                 saved = epoch
             if show:
-                tqdm.write(f"epoch {epoch}/{config.train.epochs}: train logit MSE {train_row['logit_mse']:.4f}, "
-                           f"val loss {val_row.means['val_loss']:.4f}, val PSNR {val_row.means['psnr']:.2f} dB")
+                tqdm.write(f"{prefix}epoch {epoch}/{config.train.epochs}: train logit MSE {train_row['logit_mse']:.4f}, "
+                           f"val loss {val_row.means['val_loss']:.4f}, val agreement {val_row.means['agreement']:.2f}, "
+                           f"val PSNR {val_row.means['psnr']:.2f} dB")
     return _history_frame(history)
 
 

@@ -13,6 +13,11 @@ def test_trained_results_are_within_tolerance_of_the_recorded_run():
     assert frame["ok"].all(), "outside tolerance:\n" + frame[~frame["ok"]].to_string()
 
 
+def test_every_trained_row_beats_the_untrained_start():
+    frame = recorded.trained_margins("demo")
+    assert frame["ok"].all(), "trained rows that do not beat the untrained start:\n" + frame[~frame["ok"]].to_string()
+
+
 def test_the_fine_tuned_classifier_of_notebook_07_trained():
     frame = recorded.classifier_route_margins("demo")
     assert frame["ok"].all(), "margins over the untrained classifier that do not hold:\n" + frame.to_string()

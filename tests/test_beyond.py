@@ -5,6 +5,7 @@ efficientnet_lite2 as the unseen judge, one batch per epoch."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,7 @@ def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeyp
     assert {p.name: p.read_bytes() for p in beyond_figures.make_beyond_figures(in_study.profile)} == first
     text = beyond.answers(in_study.profile)
     assert "efficientnet_lite2" in text and "at 0.25 (16 px)" in text and "logit MSE" in text
+    assert "not distinguishable at this budget" in text
 
     monkeypatch.setattr(recorded, "RECORD_FILE", tmp_path / "recorded.json")
     monkeypatch.setattr(recorded, "_results", lambda profile: {"table1": {}, "best_val": {}})
@@ -149,6 +151,48 @@ def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeyp
                                                 "beyond": saved}))
     frame = recorded.compare(in_study.profile)
     assert list(frame.loc[~frame["ok"], "what"]) == ["06, DarioNet, loss mse"]
+
+
+def _plant_untrained_darionet(run: Path) -> None:
+    """Planted regression A on a copy of a finished run: every trained row replaced by its untrained start."""
+    figures, results = run / "figures", run / "results"
+    for name in ("table1", "table2_judge_transfer", "scale_sweep"):
+        frame = pd.read_csv(figures / f"{name}.csv")
+        keys = [k for k in ("judge", "scale") if k in frame]
+        for _, group in frame.groupby(keys) if keys else [(None, frame)]:
+            start = group[group["model"] == "esrgan"].iloc[0]
+            index = group.index[group["model"] == "darionet"]
+            metrics = ["top1", "agreement", "avg_ce"]
+            frame.loc[index, metrics] = start[metrics].to_numpy(dtype=float)
+        frame.to_csv(figures / f"{name}.csv", index=False)
+    ablation = pd.read_csv(figures / "loss_ablation.csv")
+    ablation["best_val_loss"] = ablation["start_val_loss"]
+    ablation["avg_ce"] = pd.read_csv(figures / "table1.csv").set_index("model").loc["esrgan", "avg_ce"]
+    ablation.to_csv(figures / "loss_ablation.csv", index=False)
+    history = pd.read_csv(results / "history.csv")
+    start = history[history["phase"] == "start"].iloc[0]
+    history.loc[history["phase"] == "val", "val_loss"] = start["val_loss"]
+    history.to_csv(results / "history.csv", index=False)
+
+
+def test_trained_margins_name_every_trained_row_and_fail_for_a_darionet_that_did_not_train(
+        in_study: Config, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    if not paths.figures_dir(in_study.profile).joinpath("loss_ablation.csv").is_file():
+        for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
+            step(in_study, progress=False)
+    frame = recorded.trained_margins(in_study.profile)
+    trained_rows = ["Table 1, DarioNet", "best validation epoch", "06, DarioNet, unseen judge",
+                    "06, DarioNet, factor 0.25", "06, DarioNet, factor 0.5", "06, DarioNet, loss mse",
+                    "06, DarioNet, loss kl_t2", "06, DarioNet, loss mse_l1", "06, DarioNet, loss mse_features"]
+    assert list(frame["what"].unique()) == trained_rows
+    assert (frame["floor"] > 0).all()
+    copy = tmp_path / "runs" / in_study.profile
+    shutil.copytree(paths.run_dir(in_study.profile), copy, symlinks=True)
+    _plant_untrained_darionet(copy)
+    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))
+    planted = recorded.trained_margins(in_study.profile)
+    assert (planted["margin"] == 0).all() and not planted["ok"].any()
+    assert list(planted["what"].unique()) == trained_rows
 
 
 def test_beyond_needs_the_study_first(output_root: Path) -> None:

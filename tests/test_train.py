@@ -149,7 +149,8 @@ def fail_at_call(monkeypatch: pytest.MonkeyPatch, call: int, action) -> None:
 def test_finetune_writes_history_and_checkpoints(reference, start_checkpoint) -> None:
     root, history = reference
     assert list(history.columns) == train.HISTORY_COLUMNS
-    assert history[["epoch", "phase"]].values.tolist() == [[1, "train"], [1, "val"], [2, "train"], [2, "val"]]
+    assert history[["epoch", "phase"]].values.tolist() == [[0, "start"], [1, "train"], [1, "val"], [2, "train"],
+                                                           [2, "val"]]
     assert np.isfinite(history[list(train.STATS)].to_numpy()).all()
     assert history["agreement"].between(0, 1).all() and (history["images_per_s"] > 0).all()
     on_disk = pd.read_csv(run_file(root, "results", "history.csv"))
@@ -177,7 +178,7 @@ def test_killed_run_resumes_to_bit_identical_weights(output_root, reference, sta
     assert signal.getsignal(signal.SIGTERM) is handler_before
     last = run_file(output_root, "checkpoints", "darionet_last.pt")
     assert read_sr_checkpoint(last).provenance["epoch"] == 1
-    assert len(pd.read_csv(run_file(output_root, "results", "history.csv"))) == 2
+    assert len(pd.read_csv(run_file(output_root, "results", "history.csv"))) == 3  # start, epoch 1
 
     history = train.finetune(tiny_config(start_checkpoint), resume=True, progress=False)
     ref_root, ref_history = reference
@@ -308,7 +309,7 @@ def test_frozen_head_trains_only_the_tail_on_cached_features(output_root, two_bl
     original_head = RRDBNet.head
     monkeypatch.setattr(RRDBNet, "head", lambda self, *a, **k: calls.append(1) or original_head(self, *a, **k))
     history = train.finetune(config, progress=False)
-    assert len(history) == 2 * config.train.epochs and np.isfinite(history["logit_mse"]).all()
+    assert len(history) == 1 + 2 * config.train.epochs and np.isfinite(history["logit_mse"]).all()
     start, tuned = load_sr(two_block_start), load_sr(run_file(output_root, "checkpoints", train.LAST_FILE))
     head_names = [n for n in start.state_dict() if n.startswith(("conv_first.", "body.0."))]
     assert head_names and all(torch.equal(start.state_dict()[n], tuned.state_dict()[n]) for n in head_names)
