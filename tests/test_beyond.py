@@ -5,7 +5,6 @@ efficientnet_lite2 as the unseen judge, one batch per epoch."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,9 @@ DEMO_IMAGES = paths.PROJECT_ROOT / "data" / "imagenet-sample-128"
 N_IMAGES = 12
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Config]:
-    """Notebooks 01-04 of a tiny demo, done: manifests, a fine-tuned DarioNet, Table 1."""
-    root = tmp_path_factory.mktemp("beyond")
+def _tiny_study(root: Path, lr: float) -> tuple[Path, Config]:
+    """Notebooks 01-04 of a tiny demo under ``root``, done at learning rate ``lr``: manifests, a
+    fine-tuned DarioNet, Table 1."""
     images = root / "images"
     images.mkdir()
     for path in sorted(DEMO_IMAGES.glob("*.JPEG"))[::40][:N_IMAGES]:
@@ -38,7 +36,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Config]:
             "data_root": str(images), "num_threads": 1, "data.image_size": 64,
             "data.fractions": {"train": 0.34, "val": 0.33, "test": 0.33}, "teacher.input_size": 64,
             "sr.nf": 8, "sr.nb": 2, "sr.gc": 4, "sr.pretrained": str(start), "train.frozen_blocks": 1,
-            "train.batch_size": 4, "train.epochs": 2, "train.max_batches": 1, "train.lr": 1e-3,
+            "train.batch_size": 4, "train.epochs": 2, "train.max_batches": 1, "train.lr": lr,
             "eval.batch_size": 4, "eval.bootstrap": 50, "beyond.scales": [0.25, 0.5],
             "beyond.ablation_epochs": 1, "beyond.ablation_temperatures": [2.0]})
         data.write_manifests(config, data.make_split(config))
@@ -46,6 +44,12 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Config]:
         run = evaluate.evaluate(config, progress=False)
         tables.write_tables(config, run)
     return root / "out", config
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Config]:
+    """A tiny demo's notebooks 01-04, done (learning rate 1e-3)."""
+    return _tiny_study(tmp_path_factory.mktemp("beyond"), lr=1e-3)
 
 
 @pytest.fixture
@@ -153,46 +157,29 @@ def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeyp
     assert list(frame.loc[~frame["ok"], "what"]) == ["06, DarioNet, loss mse"]
 
 
-def _plant_untrained_darionet(run: Path) -> None:
-    """Planted regression A on a copy of a finished run: every trained row replaced by its untrained start."""
-    figures, results = run / "figures", run / "results"
-    for name in ("table1", "table2_judge_transfer", "scale_sweep"):
-        frame = pd.read_csv(figures / f"{name}.csv")
-        keys = [k for k in ("judge", "scale") if k in frame]
-        for _, group in frame.groupby(keys) if keys else [(None, frame)]:
-            start = group[group["model"] == "esrgan"].iloc[0]
-            index = group.index[group["model"] == "darionet"]
-            metrics = ["top1", "agreement", "avg_ce"]
-            frame.loc[index, metrics] = start[metrics].to_numpy(dtype=float)
-        frame.to_csv(figures / f"{name}.csv", index=False)
-    ablation = pd.read_csv(figures / "loss_ablation.csv")
-    ablation["best_val_loss"] = ablation["start_val_loss"]
-    ablation["avg_ce"] = pd.read_csv(figures / "table1.csv").set_index("model").loc["esrgan", "avg_ce"]
-    ablation.to_csv(figures / "loss_ablation.csv", index=False)
-    history = pd.read_csv(results / "history.csv")
-    start = history[history["phase"] == "start"].iloc[0]
-    history.loc[history["phase"] == "val", "val_loss"] = start["val_loss"]
-    history.to_csv(results / "history.csv", index=False)
+TRAINED_ROWS = ["Table 1, DarioNet", "best validation epoch", "06, DarioNet, unseen judge", "06, DarioNet, factor 0.25",
+                "06, DarioNet, factor 0.5", "06, DarioNet, loss mse", "06, DarioNet, loss kl_t2", "06, DarioNet, loss mse_l1",
+                "06, DarioNet, loss mse_features"]
 
 
-def test_trained_margins_name_every_trained_row_and_fail_for_a_darionet_that_did_not_train(
-        in_study: Config, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_trained_margins_name_every_trained_row(in_study: Config) -> None:
     if not paths.figures_dir(in_study.profile).joinpath("loss_ablation.csv").is_file():
         for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
             step(in_study, progress=False)
     frame = recorded.trained_margins(in_study.profile)
-    trained_rows = ["Table 1, DarioNet", "best validation epoch", "06, DarioNet, unseen judge",
-                    "06, DarioNet, factor 0.25", "06, DarioNet, factor 0.5", "06, DarioNet, loss mse",
-                    "06, DarioNet, loss kl_t2", "06, DarioNet, loss mse_l1", "06, DarioNet, loss mse_features"]
-    assert list(frame["what"].unique()) == trained_rows
-    assert (frame["floor"] > 0).all()
-    copy = tmp_path / "runs" / in_study.profile
-    shutil.copytree(paths.run_dir(in_study.profile), copy, symlinks=True)
-    _plant_untrained_darionet(copy)
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))
-    planted = recorded.trained_margins(in_study.profile)
-    assert (planted["margin"] == 0).all() and not planted["ok"].any()
-    assert list(planted["what"].unique()) == trained_rows
+    assert list(frame["what"].unique()) == TRAINED_ROWS and (frame["floor"] > 0).all()
+
+
+def test_a_darionet_that_did_not_train_fails_every_trained_row(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted regression A: ``train.lr: 0``, so DarioNet and every loss of the ablation stay their start."""
+    root, config = _tiny_study(tmp_path, lr=0.0)
+    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(root))
+    for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
+        step(config, progress=False)
+    frame = recorded.trained_margins(config.profile)
+    assert list(frame["what"].unique()) == TRAINED_ROWS
+    assert (frame["margin"].abs() < 1e-9).all() and not frame["ok"].any(), frame.to_string()
 
 
 def test_beyond_needs_the_study_first(output_root: Path) -> None:
