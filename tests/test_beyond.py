@@ -141,7 +141,7 @@ def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeyp
     assert {p.name: p.read_bytes() for p in beyond_figures.make_beyond_figures(in_study.profile)} == first
     text = beyond.answers(in_study.profile)
     assert "efficientnet_lite2" in text and "at 0.25 (16 px)" in text and "logit MSE" in text
-    assert "not distinguishable at this budget" in text
+    assert "the ablation is inconclusive" in text
 
     monkeypatch.setattr(recorded, "RECORD_FILE", tmp_path / "recorded.json")
     monkeypatch.setattr(recorded, "_results", lambda profile: {"table1": {}, "best_val": {}})
