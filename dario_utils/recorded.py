@@ -30,15 +30,15 @@ from .result_files import (ALTERNATIVES_NOTEBOOK, BEYOND_NOTEBOOK, EVALUATION_NO
 RECORD_FILE = paths.NOTEBOOKS_DIR / "recorded_results.json"
 TRAINED_MODELS = ("darionet",)
 TOLERANCES = {
-    "table1": {"top1": 0.02, "agreement": 0.05, "avg_ce": 0.12, "avg_psnr": 0.20},
+    "table1": {"top1": 0.03, "agreement": 0.05, "avg_ce": 0.12, "avg_psnr": 0.25},
     "best_val": {"val_loss": 0.15, "agreement": 0.10, "psnr": 0.30},
     "beyond": {"top1": 0.04, "agreement": 0.04, "avg_ce": 0.15},
     "ablation": {"top1": 0.06, "agreement": 0.06, "avg_psnr": 2.0},
 }
 """Largest absolute difference allowed from the recorded run, for what training produced.
-Table 1: 1.5 times the largest difference from the recorded run measured over 3 seeds and 3
-CPUs (README, Results: top-1 0.008, agreement 0.036, CE 0.079, PSNR 0.13 dB); 0.02 is 5 of
-the demo's 249 test images. The other windows are wider, first epochs being less stable:
+Table 1: about 1.5 times the largest difference from the recorded run measured over seeds and
+CPUs (README, Checks that can fail: top-1 0.020, agreement 0.036, CE 0.079, PSNR 0.15 dB, the
+top-1 and PSNR from seed 1 on the recording's machine); 0.03 is 7 of the demo's 249 test images. The other windows are wider, first epochs being less stable:
 under SSE4.1 the best epoch was 0.06 higher in validation agreement (3 of 50 images) and
 0.16 dB lower in PSNR, the logit-MSE ablation run 1.67 dB higher in validation PSNR. A
 window alone would pass a DarioNet that did not train where its margin is small, so every
