@@ -38,8 +38,8 @@ TOLERANCES = {
 """Largest absolute difference allowed from the recorded run, for what training produced.
 Table 1: about 1.5 times the largest difference from the recorded run measured over seeds and
 CPUs (README, Checks that can fail: top-1 0.020, agreement 0.036, CE 0.079, PSNR 0.15 dB, the
-top-1 and PSNR from seed 1 on the recording's machine); 0.03 is 7 of the demo's 249 test images. The other windows are wider, first epochs being less stable:
-under SSE4.1 the best epoch was 0.06 higher in validation agreement (3 of 50 images) and
+top-1 and PSNR from seed 1 on the recording's machine); 0.03 is 7 of the demo's 249 test
+images. The other windows are wider, first epochs being less stable: under SSE4.1 the best epoch was 0.06 higher in validation agreement (3 of 50 images) and
 0.16 dB lower in PSNR, the logit-MSE ablation run 1.67 dB higher in validation PSNR. A
 window alone would pass a DarioNet that did not train where its margin is small, so every
 trained row must also beat the untrained start by :data:`MARGIN_FLOORS`."""
@@ -140,6 +140,8 @@ def compare(profile: str) -> pd.DataFrame:
 
 
 def _margin_rows(what: str, kind: str, trained: pd.Series | dict, untrained: pd.Series | dict) -> list[dict]:
+    """One row per metric of :data:`MARGIN_FLOORS` ``kind``: ``trained`` minus ``untrained``, negated
+    where lower is better."""
     rows = []
     for metric, floor in MARGIN_FLOORS[kind].items():
         margin = float(trained[metric]) - float(untrained[metric])

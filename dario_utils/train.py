@@ -309,11 +309,11 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
         train_head, val_head = (head_features(config, split, net, device, show) for split in ("train", "val"))
     prefix = f"{label}: " if label else ""
     if not history:  # a fresh start: the untrained net on the validation split, the trained epochs' baseline
-        start_row = _validate(student, teacher, val_loader, references, val_head, config, device, 0, show, world)
-        history.append(start_row.row(0, START_PHASE))
+        untrained = _validate(student, teacher, val_loader, references, val_head, config, device, 0, show, world)
+        history.append(untrained.row(0, START_PHASE))
         if show:
-            tqdm.write(f"{prefix}start (untrained): val loss {start_row.means['val_loss']:.4f}, "
-                       f"val agreement {start_row.means['agreement']:.2f}, val PSNR {start_row.means['psnr']:.2f} dB")
+            tqdm.write(f"{prefix}start (untrained): val loss {untrained.means['val_loss']:.4f}, "
+                       f"val agreement {untrained.means['agreement']:.2f}, val PSNR {untrained.means['psnr']:.2f} dB")
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(distributed.sigterm_as_interrupt())
