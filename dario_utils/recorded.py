@@ -32,15 +32,17 @@ TRAINED_MODELS = ("darionet",)
 TOLERANCES = {
     "table1": {"top1": 0.03, "agreement": 0.05, "avg_ce": 0.12, "avg_psnr": 0.25},
     "best_val": {"val_loss": 0.15, "agreement": 0.10, "psnr": 0.30},
-    "beyond": {"top1": 0.04, "agreement": 0.04, "avg_ce": 0.15},
-    "ablation": {"top1": 0.06, "agreement": 0.06, "avg_psnr": 2.0},
+    "beyond": {"top1": 0.065, "agreement": 0.04, "avg_ce": 0.15},
+    "ablation": {"top1": 0.08, "agreement": 0.075, "avg_psnr": 2.5},
 }
 """Largest absolute difference allowed from the recorded run, for what training produced.
 Table 1: about 1.5 times the largest difference from the recorded run measured over seeds and
 CPUs (README, Checks that can fail: top-1 0.020, agreement 0.036, CE 0.079, PSNR 0.15 dB, the
 top-1 and PSNR from seed 1 on the recording's machine); 0.03 is 7 of the demo's 249 test
-images. The other windows are wider, first epochs being less stable: under SSE4.1 the best epoch was 0.06 higher in validation agreement (3 of 50 images) and
-0.16 dB lower in PSNR, the logit-MSE ablation run 1.67 dB higher in validation PSNR. A
+images. The other windows are wider, first epochs being less stable: under SSE4.1 the best
+epoch was 0.06 higher in validation agreement (3 of 50 images) and 0.16 dB lower in PSNR;
+over seeds 1 and 2, notebook 06's DarioNet at factor 0.25 moved by up to 0.044 in top-1 and
+the one-epoch ablation runs by up to 0.052 in top-1, 0.048 in agreement and 1.67 dB in PSNR. A
 window alone would pass a DarioNet that did not train where its margin is small, so every
 trained row must also beat the untrained start by :data:`MARGIN_FLOORS`."""
 
@@ -49,7 +51,7 @@ MARGIN_FLOORS = {
     "best_val": {"val_loss": 0.10},
     "unseen judge": {"agreement": 0.02, "avg_ce": 0.20},
     "factor": {"avg_ce": 0.12},
-    "ablation": {"val_loss": 0.05, "avg_ce": 0.08},
+    "ablation": {"avg_ce": 0.08},
 }
 """Least margin each trained row must have over the untrained start measured in the same run
 (higher top-1 and agreement, lower CE and validation loss), about half the smallest margin
@@ -62,8 +64,9 @@ fails every row:
 - ``unseen judge``: Table 2's DarioNet against the pretrained SR, both under the unseen judge;
 - ``factor``: DarioNet against the pretrained SR at each other factor of the scale sweep
   (top-1 and agreement gain too little at 0.25 to be told from the spread);
-- ``ablation``: each loss's best validation loss against its own start, and its test CE
-  against Table 1's pretrained SR."""
+- ``ablation``: each loss's test CE against Table 1's pretrained SR (its validation loss after
+  one epoch is not a margin: with seed 2 the KL run's moved by 0.002 from its start while its
+  test CE fell by 0.27)."""
 
 _LOWER_IS_BETTER = {"avg_ce", "val_loss"}
 
@@ -169,8 +172,7 @@ def trained_margins(profile: str) -> pd.DataFrame:
                                  models.loc["esrgan"])
         for _, loss in ablation.iterrows():
             what = f"06, DarioNet, loss {loss['loss']}"
-            rows += _margin_rows(what, "ablation", {"val_loss": loss["best_val_loss"], "avg_ce": loss["avg_ce"]},
-                                 {"val_loss": loss["start_val_loss"], "avg_ce": table1.loc["esrgan", "avg_ce"]})
+            rows += _margin_rows(what, "ablation", loss, table1.loc["esrgan"])
     frame = pd.DataFrame(rows)
     frame["ok"] = frame["margin"] >= frame["floor"]
     return frame
