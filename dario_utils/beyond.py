@@ -25,7 +25,7 @@ import pandas as pd
 from . import evaluate, fileio, paths, tables
 from .config import Config, check_config, with_overrides
 from .result_files import (BEYOND_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE2, EvalRun, best_epoch_row, history_path,
-                           read_results, read_table, start_row)
+                           read_results, read_table, start_row, table_path)
 from .train import BEST_FILE, finetune
 
 SWEEP_MODELS = ("bilinear", "bicubic", "esrgan", "darionet")
@@ -216,14 +216,28 @@ def ablation_epochs(config: Config) -> int:
     return config.beyond.ablation_epochs or config.train.epochs
 
 
-def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame:
+ABLATION_OUTPUTS = (f"{LOSS_ABLATION}.csv", f"{LOSS_ABLATION}.md", "fig10_loss_ablation.png", "fig10_loss_ablation.pdf")
+"""The loss ablation's files in the run's figures folder."""
+
+
+def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
     """DarioNet fine-tuned with each loss of :func:`ablation_losses`, all for
     :func:`ablation_epochs` epochs with notebook 03's other settings (seed included), its best
     epoch by validation loss scored on the test split. Where that budget is notebook 03's own,
     the logit-MSE row is the study's DarioNet (the same run) rather than trained again.
     Writes ``runs/<p>/figures/loss_ablation.{csv,md}``; each run's checkpoints and history go to
-    ``results/beyond/loss-<key>/``."""
+    ``results/beyond/loss-<key>/``. Where ``beyond.loss_ablation`` is off, trains nothing, removes
+    an earlier run's ablation files from the figures folder, says so and returns None."""
     _require_study(config)
+    if not config.beyond.loss_ablation:
+        stale = [paths.figures_dir(config.profile) / name for name in ABLATION_OUTPUTS]
+        removed = [path.name for path in stale if path.is_file()]
+        for name in removed:
+            (paths.figures_dir(config.profile) / name).unlink()
+        print(f"the loss ablation is off in profile {config.profile} (beyond.loss_ablation: false), so no loss was "
+              f"trained" + (f"; removed an earlier run's {', '.join(removed)}" if removed else "")
+              + f". Turn it on with beyond.loss_ablation: true in profiles/{config.profile}.yaml.")
+        return None
     epochs = ablation_epochs(config)
     rows = []
     for loss in ablation_losses(config):
@@ -251,8 +265,7 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame:
 
 def answers(profile: str) -> str:
     """The three answers in words, with their numbers, from notebook 06's tables (Markdown)."""
-    table2, sweep, ablation = (read_table(profile, name, BEYOND_NOTEBOOK)
-                               for name in (TABLE2, SCALE_SWEEP, LOSS_ABLATION))
+    table2, sweep = (read_table(profile, name, BEYOND_NOTEBOOK) for name in (TABLE2, SCALE_SWEEP))
     found = gaps(table2)
     check = transfer_check(table2).iloc[0]
     unseen = table2[table2["role"] == "unseen judge"].set_index("model")
@@ -263,13 +276,6 @@ def answers(profile: str) -> str:
     sizes = sweep.groupby("scale")["small_size"].first()
     margins = "; ".join(f"at {scale:g} ({sizes[scale]} px) {row['darionet']:.3f}, {row['darionet'] - row['bicubic']:+.3f} "
                         f"and {row['darionet'] - row['esrgan']:+.3f}" for scale, row in top1.iterrows())
-    report = ablation.set_index("loss").loc["mse"]
-    epochs = int(ablation["epochs"].iloc[0])
-    low, high = (ablation.sort_values("top1").iloc[i] for i in (0, -1))
-    teacher = table2[table2["role"] == "teacher"].set_index("model")
-    test_ce = ", ".join(f"{row['label']} {row['avg_ce']:.3f}" for _, row in ablation.iterrows())
-    trained = ", ".join(f"{row['label']} {row['start_val_loss']:.2f} → {row['best_val_loss']:.2f}"
-                        for _, row in ablation.iterrows())
     return "\n".join([
         f"1. **Another judge.** Judged by {unseen['judge'].iloc[0]}, which it never saw, DarioNet's top-1 is "
         f"{unseen.loc['darionet', 'top1']:.3f} (bicubic {unseen.loc['bicubic', 'top1']:.3f}, McNemar p = "
@@ -279,12 +285,29 @@ def answers(profile: str) -> str:
         f"({check['unseen / teacher']} of it). The goal of {TRANSFER_GOAL:.0%} {goal}.",
         f"2. **Other factors.** DarioNet's top-1 (trained at {sweep['trained_at'].iloc[0]:g}) and its margins over "
         f"bicubic and over the pretrained SR: {margins}.",
-        f"3. **The loss** ({epochs} epoch{'s' if epochs != 1 else ''} each, one seed): test CE {test_ce} against the "
-        f"pretrained SR's {teacher.loc['esrgan', 'avg_ce']:.3f} (validation loss from the untrained start to the best "
-        f"epoch: {trained}), but **the ablation is inconclusive**: top-1 from "
-        f"{low['top1']:.3f} ({low['label']}) to {high['top1']:.3f} ({high['label']}), PSNR from "
-        f"{ablation['avg_psnr'].min():.2f} to {ablation['avg_psnr'].max():.2f} dB compare the losses after "
-        f"{epochs} epoch{'s' if epochs != 1 else ''} of one seed each, not at the report's budget, and over the three "
-        f"seeds measured the losses changed order (README, Checks that can fail), so no loss is ranked. The report's logit MSE: top-1 {report['top1']:.3f}, agreement "
-        f"{report['agreement']:.3f}, PSNR {report['avg_psnr']:.2f} dB.",
+        _loss_answer(profile, table2),
     ]) + "\n"
+
+
+def _loss_answer(profile: str, table2: pd.DataFrame) -> str:
+    """Answer 3 in words, from the loss ablation's table; where the run had the ablation off, says so."""
+    if not table_path(profile, LOSS_ABLATION).is_file():
+        return (f"3. **The loss:** not compared in this run of profile {profile} (`beyond.loss_ablation: false`; "
+                f"`profiles/{profile}.yaml` says why).")
+    ablation = read_table(profile, LOSS_ABLATION, BEYOND_NOTEBOOK)
+    report = ablation.set_index("loss").loc["mse"]
+    epochs = int(ablation["epochs"].iloc[0])
+    low, high = (ablation.sort_values("top1").iloc[i] for i in (0, -1))
+    teacher = table2[table2["role"] == "teacher"].set_index("model")
+    test_ce = ", ".join(f"{row['label']} {row['avg_ce']:.3f}" for _, row in ablation.iterrows())
+    trained = ", ".join(f"{row['label']} {row['start_val_loss']:.2f} → {row['best_val_loss']:.2f}"
+                        for _, row in ablation.iterrows())
+    return (f"3. **The loss** ({epochs} epoch{'s' if epochs != 1 else ''} each, one seed): test CE {test_ce} against the "
+            f"pretrained SR's {teacher.loc['esrgan', 'avg_ce']:.3f} (validation loss from the untrained start to the best "
+            f"epoch: {trained}), but **the ablation is inconclusive**: top-1 from "
+            f"{low['top1']:.3f} ({low['label']}) to {high['top1']:.3f} ({high['label']}), PSNR from "
+            f"{ablation['avg_psnr'].min():.2f} to {ablation['avg_psnr'].max():.2f} dB compare the losses after "
+            f"{epochs} epoch{'s' if epochs != 1 else ''} of one seed each, not at the report's budget (in the demo, "
+            f"rerun with three seeds, the losses changed order: README, Notebook 06), so no loss is ranked. The "
+            f"report's logit MSE: top-1 {report['top1']:.3f}, agreement {report['agreement']:.3f}, PSNR "
+            f"{report['avg_psnr']:.2f} dB.")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dario_utils.result_files import (BEYOND_NOTEBOOK, EVALUATION_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2,
-                                      read_table)
+                                      read_table, table_path)
 from dario_utils.study_models import display_name
 from dario_utils.style import PALETTE, new_figure, save_figure, styled
 
@@ -104,5 +104,6 @@ def fig10_loss_ablation(profile: str) -> list[Path]:
 
 
 def make_beyond_figures(profile: str) -> list[Path]:
-    """Figures 8-10 of notebook 06, from its tables."""
-    return fig8_judge_transfer(profile) + fig9_scale_sweep(profile) + fig10_loss_ablation(profile)
+    """Figures 8-10 of notebook 06, from its tables (figure 10 where the run had the loss ablation on)."""
+    ablation = fig10_loss_ablation(profile) if table_path(profile, LOSS_ABLATION).is_file() else []
+    return fig8_judge_transfer(profile) + fig9_scale_sweep(profile) + ablation

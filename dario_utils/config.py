@@ -111,6 +111,7 @@ class BeyondConfig:
     judge: str = "efficientnet_lite2"  # a classifier DarioNet never saw (Table 2, figure 8)
     scales: list = field(default_factory=lambda: [0.25, 0.32, 0.5])  # downsampling factors of figure 9
     train_per_scale: bool = False  # also fine-tune a DarioNet at each factor (one training run each)
+    loss_ablation: bool = True  # train the losses of figure 10 (the demo: off, see profiles/demo.yaml)
     ablation_epochs: int | None = None  # training budget of every loss of figure 10; None = train.epochs
     ablation_temperatures: list = field(default_factory=lambda: [2.0, 4.0])  # of the KL losses
     ablation_l1_weight: float = 10.0  # pixel L1 term of the "+ L1" loss

@@ -31,20 +31,16 @@ RECORD_FILE = paths.NOTEBOOKS_DIR / "recorded_results.json"
 TRAINED_MODELS = ("darionet",)
 TOLERANCES = {
     "table1": {"top1": 0.03, "agreement": 0.05, "avg_ce": 0.12, "avg_psnr": 0.25},
-    "best_val": {"val_loss": 0.15, "agreement": 0.10, "psnr": 0.30},
+    "best_val": {"val_loss": 0.15, "agreement": 0.10, "psnr": 0.35},
     "beyond": {"top1": 0.065, "agreement": 0.04, "avg_ce": 0.15},
     "ablation": {"top1": 0.08, "agreement": 0.075, "avg_psnr": 2.5},
 }
-"""Largest absolute difference allowed from the recorded run, for what training produced.
-Table 1: about 1.5 times the largest difference from the recorded run measured over seeds and
-CPUs (README, Checks that can fail: top-1 0.020, agreement 0.036, CE 0.079, PSNR 0.15 dB, the
-top-1 and PSNR from seed 1 on the recording's machine); 0.03 is 7 of the demo's 249 test
-images. The other windows are wider, first epochs being less stable: under SSE4.1 the best
-epoch was 0.06 higher in validation agreement (3 of 50 images) and 0.16 dB lower in PSNR;
-over seeds 1 and 2, notebook 06's DarioNet at factor 0.25 moved by up to 0.044 in top-1 and
-the one-epoch ablation runs by up to 0.052 in top-1, 0.048 in agreement and 1.67 dB in PSNR. A
-window alone would pass a DarioNet that did not train where its margin is small, so every
-trained row must also beat the untrained start by :data:`MARGIN_FLOORS`."""
+"""Largest absolute difference allowed from the recorded run, for what training produced:
+about 1.5 times the largest difference from the recorded run measured over seeds (1, 2) and
+CPUs (the AMD, SSE4.1 kernels), listed in the README (Checks that can fail). Table 1's top-1
+window, 0.03, is 7 of the demo's 249 test images. A window alone would pass a DarioNet that
+did not train where its margin is small, so every trained row must also beat the untrained
+start by :data:`MARGIN_FLOORS`."""
 
 MARGIN_FLOORS = {
     "table1": {"top1": 0.035, "agreement": 0.04, "avg_ce": 0.15},
@@ -64,9 +60,9 @@ fails every row:
 - ``unseen judge``: Table 2's DarioNet against the pretrained SR, both under the unseen judge;
 - ``factor``: DarioNet against the pretrained SR at each other factor of the scale sweep
   (top-1 and agreement gain too little at 0.25 to be told from the spread);
-- ``ablation``: each loss's test CE against Table 1's pretrained SR (its validation loss after
-  one epoch is not a margin: with seed 2 the KL run's moved by 0.002 from its start while its
-  test CE fell by 0.27)."""
+- ``ablation`` (profiles that run it; not the demo): each loss's test CE against Table 1's
+  pretrained SR (its validation loss after one epoch is not a margin: with seed 2 the KL run's
+  moved by 0.002 from its start while its test CE fell by 0.27)."""
 
 _LOWER_IS_BETTER = {"avg_ce", "val_loss"}
 
@@ -84,12 +80,13 @@ def _results(profile: str) -> dict:
             "best_val": {k: float(best[k]) for k in TOLERANCES["best_val"]}}
 
 
-def _beyond_tables(profile: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
-    """Notebook 06's Table 2, scale sweep and loss ablation; None where 06 has not run."""
-    if not table_path(profile, LOSS_ABLATION).is_file():
+def _beyond_tables(profile: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None] | None:
+    """Notebook 06's Table 2, scale sweep and loss ablation (None where the run had the ablation
+    off: ``beyond.loss_ablation``); None where 06 has not run."""
+    if not table_path(profile, SCALE_SWEEP).is_file():
         return None
-    return tuple(read_table(profile, name, BEYOND_NOTEBOOK)  # type: ignore[return-value]
-                 for name in (TABLE2, SCALE_SWEEP, LOSS_ABLATION))
+    ablation = read_table(profile, LOSS_ABLATION, BEYOND_NOTEBOOK) if table_path(profile, LOSS_ABLATION).is_file() else None
+    return read_table(profile, TABLE2, BEYOND_NOTEBOOK), read_table(profile, SCALE_SWEEP, BEYOND_NOTEBOOK), ablation
 
 
 def _beyond_results(profile: str) -> dict[str, dict[str, dict[str, float]]]:
@@ -104,7 +101,8 @@ def _beyond_results(profile: str) -> dict[str, dict[str, dict[str, float]]]:
     trained = sweep[sweep["model"].str.startswith("darionet") & (sweep["scale"] != sweep["trained_at"])]
     for (scale, model), group in trained.groupby(["scale", "model"], sort=False):
         rows[f"factor {scale:g}" + ("" if model == "darionet" else f", {model}")] = group
-    rows.update({f"loss {key}": ablation[ablation["loss"] == key] for key in ablation["loss"]})
+    if ablation is not None:
+        rows.update({f"loss {key}": ablation[ablation["loss"] == key] for key in ablation["loss"]})
     return {"beyond": {what: {k: float(frame[k].iloc[0])
                               for k in TOLERANCES["ablation" if what.startswith("loss ") else "beyond"]}
                        for what, frame in rows.items()}}
@@ -170,7 +168,7 @@ def trained_margins(profile: str) -> pd.DataFrame:
             models = group.set_index("model")
             rows += _margin_rows(f"06, DarioNet, factor {scale:g}", "factor", models.loc["darionet"],
                                  models.loc["esrgan"])
-        for _, loss in ablation.iterrows():
+        for _, loss in ([] if ablation is None else ablation.iterrows()):
             what = f"06, DarioNet, loss {loss['loss']}"
             rows += _margin_rows(what, "ablation", loss, table1.loc["esrgan"])
     frame = pd.DataFrame(rows)

@@ -38,7 +38,7 @@ def _tiny_study(root: Path, lr: float) -> tuple[Path, Config]:
             "sr.nf": 8, "sr.nb": 2, "sr.gc": 4, "sr.pretrained": str(start), "train.frozen_blocks": 1,
             "train.batch_size": 4, "train.epochs": 2, "train.max_batches": 1, "train.lr": lr,
             "eval.batch_size": 4, "eval.bootstrap": 50, "beyond.scales": [0.25, 0.5],
-            "beyond.ablation_epochs": 1, "beyond.ablation_temperatures": [2.0]})
+            "beyond.loss_ablation": True, "beyond.ablation_epochs": 1, "beyond.ablation_temperatures": [2.0]})
         data.write_manifests(config, data.make_split(config))
         train.finetune(config, progress=False)
         run = evaluate.evaluate(config, progress=False)
@@ -119,6 +119,24 @@ def test_loss_ablation_trains_each_loss_apart_from_the_study(in_study: Config) -
     last = "conv_last.weight"
     assert not any(torch.equal(weights["mse"][last], weights[key][last]) for key in ("kl_t2", "mse_l1", "mse_features"))
     assert ablation["top1"].between(0, 1).all() and np.isfinite(ablation["avg_psnr"]).all()
+
+
+def test_an_ablation_turned_off_trains_nothing_and_leaves_no_earlier_table(in_study: Config,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
+        step(in_study, progress=False)
+    beyond_figures.make_beyond_figures(in_study.profile)
+    off = with_overrides(in_study, {"beyond.loss_ablation": False})
+    try:
+        assert beyond.loss_ablation(off, progress=False) is None
+        assert "the loss ablation is off" in capsys.readouterr().out
+        assert not any((paths.figures_dir(off.profile) / name).exists() for name in beyond.ABLATION_OUTPUTS)
+        drawn = {p.stem for p in beyond_figures.make_beyond_figures(off.profile)}
+        assert drawn == {"fig8_judge_transfer", "fig9_scale_sweep"}
+        assert "3. **The loss:** not compared" in beyond.answers(off.profile)
+        assert not recorded.trained_margins(off.profile)["what"].str.contains("loss").any()
+    finally:  # the other tests of this module find the ablation's table
+        beyond.loss_ablation(in_study, progress=False)
 
 
 def test_the_study_budget_reuses_the_study_run_for_logit_mse(in_study: Config) -> None:
