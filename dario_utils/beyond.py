@@ -230,10 +230,11 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
     an earlier run's ablation files from the figures folder, says so and returns None."""
     _require_study(config)
     if not config.beyond.loss_ablation:
-        stale = [paths.figures_dir(config.profile) / name for name in ABLATION_OUTPUTS]
-        removed = [path.name for path in stale if path.is_file()]
-        for name in removed:
-            (paths.figures_dir(config.profile) / name).unlink()
+        stale = [path for path in (paths.figures_dir(config.profile) / name for name in ABLATION_OUTPUTS)
+                 if path.is_file()]
+        for path in stale:
+            path.unlink()
+        removed = [path.name for path in stale]
         print(f"the loss ablation is off in profile {config.profile} (beyond.loss_ablation: false), so no loss was "
               f"trained" + (f"; removed an earlier run's {', '.join(removed)}" if removed else "")
               + f". Turn it on with beyond.loss_ablation: true in profiles/{config.profile}.yaml.")
