@@ -12,6 +12,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND := Agg
+# OpenMP threads sleep while they wait instead of spinning: two 2-thread jobs on 2 shared cores
+# ran 5x slower each with spinning, 1.5x with passive waiting; alone it costs at most a few
+# per cent (benchmarks/contention.py). Results do not depend on it.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install reproduce beyond test unit-tests notebook-tests notebooks lab clean-runs
 
