@@ -81,6 +81,7 @@ class TrainConfig:
     hflip: float = 0.5
     vflip: float = 0.1
     crop: int | None = None  # random crop of the original for speed (the SR net is convolutional)
+    flipped_copies: bool = False  # each epoch trains on every image and its left-right mirror (2x the steps)
     max_batches: int | None = None  # per epoch; None = the whole split
     loss: str = "mse"  # on the teacher's logits: "mse" (the report's) or "kl" (softmaxes at train.temperature)
     temperature: float = 1.0  # of the "kl" loss, which is scaled by temperature**2
@@ -254,7 +255,8 @@ def check_config(config: Config) -> Config:
                               f"sr.nb ({config.sr.nb})")
         if train.hflip or train.vflip or train.crop:
             raise ConfigError("train.frozen_blocks reuses the head's output for each image, which flips and crops "
-                              "would change: set train.hflip and train.vflip to 0 and train.crop to null")
+                              "would change: set train.hflip and train.vflip to 0 and train.crop to null "
+                              "(train.flipped_copies: true trains on mirrors with their head cached too)")
     if train.checkpoint_every < 1:
         raise ConfigError(f"config key 'train.checkpoint_every': {train.checkpoint_every} must be at least 1")
     if train.crop is not None and not 1 <= train.crop <= config.data.image_size:

@@ -105,6 +105,24 @@ class ManifestDataset(Dataset):
         raise error
 
 
+class FlippedCopies(Dataset):
+    """A dataset followed by its mirror images: item ``n + i`` is item ``i`` flipped left-right,
+    with ``"index"`` ``n + i`` (``n = len(dataset)``), so each epoch sees both copies."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return 2 * len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self.dataset)  # type: ignore[arg-type]
+        item = self.dataset[index % n]
+        if index < n or "skipped" in item:
+            return item
+        return {**item, "image": item["image"].flip(-1), "index": index}
+
+
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack readable items; list the skipped ones under ``"skipped"``."""
     kept = [item for item in items if "skipped" not in item]

@@ -9,8 +9,9 @@ validation and evaluation run only the tail.
 
 The cache is keyed by everything its values depend on (the head's weights, ``k``, the
 image size, the scale and the split's manifest), so a changed input is recomputed, never
-silently reused. Flips and crops would change the head's input, so
-:func:`dario_utils.config.check_config` refuses them with a frozen head.
+silently reused. Random flips and crops would change the head's input, so
+:func:`dario_utils.config.check_config` refuses them with a frozen head; the mirror images of
+``train.flipped_copies`` are fixed, and their head is cached beside the originals' (``flipped``).
 """
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ class HeadFeatures:
         return tuple(t[indices].to(device).contiguous(memory_format=torch.channels_last)
                      for t in (self.feat, self.trunk))  # type: ignore[return-value]
 
+    def followed_by(self, other: HeadFeatures) -> HeadFeatures:
+        """These rows, then ``other``'s (the features of :class:`~dario_utils.data.FlippedCopies`)."""
+        return HeadFeatures(torch.cat([self.feat, other.feat]), torch.cat([self.trunk, other.trunk]), self.blocks,
+                            self.seconds + other.seconds)
+
 
 class Tail(nn.Module):
     """The trainable part of a frozen-head student: ``(feat, trunk)`` -> SR image.
@@ -77,24 +83,26 @@ def head_fingerprint(net: RRDBNet, blocks: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def _cache_key(config: Config, split: str, net: RRDBNet, blocks: int) -> dict[str, object]:
+def _cache_key(config: Config, split: str, net: RRDBNet, blocks: int, flipped: bool) -> dict[str, object]:
     manifest = paths.manifests_dir(config.profile) / f"{split}.csv"
     return {"head": head_fingerprint(net, blocks), "blocks": blocks, "image_size": config.data.image_size,
-            "scale": config.data.scale, "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]}
+            "scale": config.data.scale, "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest()[:16],
+            "flipped": flipped}
 
 
 @torch.no_grad()
 def head_features(config: Config, split: str, net: RRDBNet, device: torch.device,
-                  progress: bool = True) -> HeadFeatures:
-    """The head's output for every image of ``split``: from the cache when its key matches,
-    else computed (with a progress bar) and cached. Unreadable images skipped by the data
+                  progress: bool = True, flipped: bool = False) -> HeadFeatures:
+    """The head's output for every image of ``split`` (with ``flipped``, of its left-right mirror):
+    from the cache when its key matches, else computed (with a progress bar) and cached. Unreadable images skipped by the data
     (``data.skip_unreadable``) keep zero rows, which nothing reads. ``config`` has passed
     :func:`dario_utils.config.check_config`."""
     blocks = config.train.frozen_blocks
     if blocks is None:
         raise ConfigError("head features need train.frozen_blocks in the profile")
-    key = _cache_key(config, split, net, blocks)
-    path = paths.run_dir(config.profile) / "cache" / f"head-{split}-{config.data.scale:g}.pt"
+    key = _cache_key(config, split, net, blocks, flipped)
+    name = f"head-{split}-{config.data.scale:g}{'-flipped' if flipped else ''}.pt"
+    path = paths.run_dir(config.profile) / "cache" / name
     if path.is_file():
         cached = torch.load(path, map_location="cpu", weights_only=True)
         if cached["key"] == key:
@@ -105,10 +113,12 @@ def head_features(config: Config, split: str, net: RRDBNet, device: torch.device
     feat = trunk = None
     start = time.perf_counter()
     net.eval().to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN) and CUDA
-    for batch in tqdm(loader, desc=f"SR head, {split} split", unit="batch", disable=not progress_enabled(progress), leave=False):
+    desc = f"SR head, {split} split{', mirrored' if flipped else ''}"
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress_enabled(progress), leave=False):
         if "image" not in batch:
             continue
-        small = downsample(batch["image"].to(device), config.data.scale)
+        image = batch["image"].flip(-1) if flipped else batch["image"]
+        small = downsample(image.to(device), config.data.scale)
         f, t = net.head(small.contiguous(memory_format=torch.channels_last), blocks)
         if feat is None:
             feat = torch.zeros((len(dataset), *f.shape[1:]), dtype=torch.float32)

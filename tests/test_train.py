@@ -22,7 +22,7 @@ from PIL import Image
 
 from dario_utils import head_cache, loop, paths, train
 from dario_utils.config import Config, load_config, with_overrides
-from dario_utils.data import DataError, ManifestDataset, manifest_dataset
+from dario_utils.data import DataError, FlippedCopies, ManifestDataset, manifest_dataset
 from dario_utils.degrade import downsample, reconstruct
 from dario_utils.models import (CheckpointError, RRDBNet, build_student, load_sr, load_teacher, read_sr_checkpoint,
                                 save_sr_checkpoint)
@@ -335,6 +335,41 @@ def test_frozen_head_trains_only_the_tail_on_cached_features(output_root, two_bl
     head_calls = len(calls)
     evaluate.evaluate(config, ["esrgan"], progress=False, merge=False)
     assert len(calls) == head_calls  # a second evaluation reads the cache back
+
+
+def test_flipped_copies_train_each_image_and_its_mirror_on_the_mirror_s_head(output_root, two_block_start,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``train.flipped_copies`` an epoch steps through every train image and its mirror, and the
+    tail of a mirror runs on the head of the mirror: the reconstruction each step trains on is the
+    whole net's on the (mirrored) image it sees."""
+    config = frozen_config(two_block_start, **{"train.flipped_copies": True, "train.epochs": 1,
+                                               "train.max_batches": None})
+    n = len(manifest_dataset(config, "train"))
+    seen: list[int] = []
+    forward_batch = train._forward_batch
+
+    def checked_forward_batch(model, x, labels, indices, **kwargs):
+        seen.extend(indices.tolist())
+        with torch.no_grad():
+            whole = reconstruct(model.net, downsample(x, config.data.scale), x.shape[-1])
+            tail = train._reconstruct(model, x, indices, config.data.scale, kwargs["head"])
+        assert torch.allclose(tail, whole, atol=1e-5)
+        return forward_batch(model, x, labels, indices, **kwargs)
+
+    monkeypatch.setattr(train, "_forward_batch", checked_forward_batch)
+    train.finetune(config, progress=False)
+    assert sorted(seen) == list(range(2 * n))
+    cached = {p.name for p in (output_root / "runs" / PROFILE / "cache").iterdir()}
+    assert f"head-train-{config.data.scale:g}-flipped.pt" in cached
+
+
+def test_flipped_copies_mirror_the_second_half() -> None:
+    items = [{"image": torch.arange(6.0).reshape(1, 2, 3) + i, "label": i, "index": i} for i in range(3)]
+    copies = FlippedCopies(items)  # type: ignore[arg-type]
+    assert len(copies) == 6
+    assert copies[1] is items[1]
+    assert copies[4]["index"] == 4 and copies[4]["label"] == 1
+    assert torch.equal(copies[4]["image"], items[1]["image"].flip(-1))
 
 
 def test_head_cache_is_recomputed_when_its_inputs_change(output_root, two_block_start) -> None:
