@@ -105,6 +105,11 @@ class ManifestDataset(Dataset):
         raise error
 
 
+def mirror(image: torch.Tensor) -> torch.Tensor:
+    """``image`` flipped left-right: the mirror of :class:`FlippedCopies` and of the head cached for it."""
+    return image.flip(-1)
+
+
 class FlippedCopies(Dataset):
     """A dataset followed by its mirror images: item ``n + i`` is item ``i`` flipped left-right,
     with ``"index"`` ``n + i`` (``n = len(dataset)``), so each epoch sees both copies."""
@@ -120,7 +125,7 @@ class FlippedCopies(Dataset):
         item = self.dataset[index % n]
         if index < n or "skipped" in item:
             return item
-        return {**item, "image": item["image"].flip(-1), "index": index}
+        return {**item, "image": mirror(item["image"]), "index": index}
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import fileio, paths
 from .config import Config, ConfigError
-from .data import collate, manifest_dataset
+from .data import collate, manifest_dataset, mirror
 from .degrade import downsample, to_size
 from .models import RRDBNet
 from .runtime import progress_enabled
@@ -93,8 +93,9 @@ def _cache_key(config: Config, split: str, net: RRDBNet, blocks: int, flipped: b
 @torch.no_grad()
 def head_features(config: Config, split: str, net: RRDBNet, device: torch.device,
                   progress: bool = True, flipped: bool = False) -> HeadFeatures:
-    """The head's output for every image of ``split`` (with ``flipped``, of its left-right mirror):
-    from the cache when its key matches, else computed (with a progress bar) and cached. Unreadable images skipped by the data
+    """The head's output for every image of ``split`` (with ``flipped``, of its mirror,
+    :func:`~dario_utils.data.mirror`): from the cache when its key matches, else computed (with a
+    progress bar) and cached. Unreadable images skipped by the data
     (``data.skip_unreadable``) keep zero rows, which nothing reads. ``config`` has passed
     :func:`dario_utils.config.check_config`."""
     blocks = config.train.frozen_blocks
@@ -117,7 +118,7 @@ def head_features(config: Config, split: str, net: RRDBNet, device: torch.device
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress_enabled(progress), leave=False):
         if "image" not in batch:
             continue
-        image = batch["image"].flip(-1) if flipped else batch["image"]
+        image = mirror(batch["image"]) if flipped else batch["image"]
         small = downsample(image.to(device), config.data.scale)
         f, t = net.head(small.contiguous(memory_format=torch.channels_last), blocks)
         if feat is None:
