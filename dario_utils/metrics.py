@@ -11,7 +11,7 @@ numpy arrays / pandas frames of such per-image results.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -128,25 +128,33 @@ def logit_mse(logits: Tensor, reference_logits: Tensor) -> Tensor:
 
 
 def bootstrap_interval(
-    hits: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+    statistic: Callable[[np.ndarray], float] = np.mean,
 ) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``hits``.
+    """Percentile bootstrap confidence interval of ``statistic`` (the mean by default) of per-image values.
 
-    ``hits`` is a 1-D array of per-image values (booleans for accuracy, or floats).
-    ``n_boot`` resamples of the same size are drawn with replacement from
-    ``numpy.random.default_rng(seed)``, so the interval is reproducible; the
-    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of their means are returned.
+    ``values`` holds one value per image (booleans for accuracy, or floats), or one row per
+    image whose columns a resample keeps together (paired values, such as several models'
+    hits). ``n_boot`` resamples of the same number of images are drawn with replacement from
+    ``numpy.random.default_rng(seed)``, so the interval is reproducible; the ``(1 - level) / 2``
+    and ``(1 + level) / 2`` quantiles of the statistic over them are returned, leaving out
+    resamples where it is undefined (NaN).
     """
-    values = np.asarray(hits, dtype=np.float64).ravel()
-    if values.size == 0:
+    values = np.asarray(values, dtype=np.float64)
+    values = values.ravel() if values.ndim < 2 else values
+    if values.shape[0] == 0:
         raise ValueError("bootstrap_interval needs at least one value")
     if n_boot < 1 or not 0.0 < level < 1.0:
         raise ValueError(f"need n_boot >= 1 and 0 < level < 1, got {n_boot}, {level}")
     rng = np.random.default_rng(seed)
+    n = values.shape[0]
     # One resample at a time keeps memory at O(n) for ~25k test images.
-    means = np.array([values[rng.integers(0, values.size, values.size)].mean() for _ in range(n_boot)])
+    resampled = np.array([statistic(values[rng.integers(0, n, n)]) for _ in range(n_boot)], dtype=np.float64)
+    resampled = resampled[~np.isnan(resampled)]
+    if resampled.size == 0:
+        raise ValueError("the statistic is undefined on every resample")
     alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    low, high = np.quantile(resampled, [alpha, 1.0 - alpha])
     return float(low), float(high)
 
 

@@ -121,6 +121,27 @@ def test_bootstrap_interval_is_reproducible(sample_config, baseline_run):
     assert len(rerun.per_image) == len(baseline_run.per_image)
 
 
+def _hits_run(original: list[int], bicubic: list[int], darionet: list[int]) -> result_files.EvalRun:
+    """An evaluation run holding only per-image top-1 hits of three models."""
+    rows = [{"image": f"img{i}", "model": model, "top1": hit}
+            for model, hits in (("original", original), ("bicubic", bicubic), ("darionet", darionet))
+            for i, hit in enumerate(hits)]
+    return result_files.EvalRun(pd.DataFrame(rows), pd.DataFrame())
+
+
+def test_gap_closed_interval_brackets_the_gap_and_pairs_the_images(sample_config):
+    original = [1] * 30 + [0] * 10
+    bicubic = [1] * 10 + [0] * 30
+    recovers_all = _hits_run(original, bicubic, original)
+    assert tables.gap_closed_interval(sample_config, recovers_all) == (1.0, 1.0)
+    recovers_none = _hits_run(original, bicubic, bicubic)
+    assert tables.gap_closed_interval(sample_config, recovers_none) == (0.0, 0.0)
+    half = _hits_run(original, bicubic, [1] * 20 + [0] * 20)
+    low, high = tables.gap_closed_interval(sample_config, half)
+    assert low < 0.5 < high and high - low < 0.6
+    assert tables.gap_closed_interval(sample_config, _hits_run(original, bicubic, [])) is None
+
+
 def test_write_tables(sample_config, baseline_run):
     written = tables.write_tables(sample_config, baseline_run)
     folder = paths.figures_dir(sample_config.profile)

@@ -157,6 +157,27 @@ def test_bootstrap_narrower_at_lower_level():
     assert high50 - low50 < high95 - low95
 
 
+def test_bootstrap_keeps_the_columns_of_an_image_together():
+    """A paired statistic sees each resampled image's columns side by side: a difference of two
+    columns that are equal on every image has a zero-width interval, as it would not if the
+    columns were resampled apart."""
+    hits = np.random.default_rng(9).random(200) < 0.6
+    paired = np.column_stack([hits, hits])
+    difference = lambda rows: rows[:, 0].mean() - rows[:, 1].mean()  # noqa: E731
+    assert bootstrap_interval(paired, statistic=difference) == (0.0, 0.0)
+    shifted = np.column_stack([hits, np.roll(hits, 1)])
+    low, high = bootstrap_interval(shifted, statistic=difference)
+    assert low < 0 < high
+
+
+def test_bootstrap_leaves_out_resamples_where_the_statistic_is_undefined():
+    values = np.array([0.0] * 5 + [1.0])
+    ratio = lambda rows: 1.0 if rows.sum() else np.nan  # noqa: E731
+    assert bootstrap_interval(values, statistic=ratio) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="undefined on every resample"):
+        bootstrap_interval(np.zeros(4), statistic=ratio)
+
+
 def test_bootstrap_constant_and_empty():
     assert bootstrap_interval(np.ones(10, dtype=bool)) == (1.0, 1.0)
     with pytest.raises(ValueError):
