@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from . import fileio, metrics, paths, tables
 from .config import Config, check_config, with_overrides
-from .data import manifest_dataset
+from .data import manifest_dataset, training_set
 from .degrade import downsample, upsample
 from .evaluate import evaluate
 from .loop import Meter, Trainer, shard_loader, to_device, train_loader
@@ -103,8 +103,9 @@ def _validate(model: nn.Module, teacher: nn.Module, loader: DataLoader, config: 
 
 
 def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
-    """Fine-tune a copy of the teacher on bicubic-upscaled small images with the study's loss;
-    write the best epoch's weights and the history, and return the history."""
+    """Fine-tune a copy of the teacher on bicubic-upscaled small images with the study's loss, on
+    the images DarioNet trains on (:func:`~dario_utils.data.training_set`, mirrors included where
+    the profile trains on them); write the best epoch's weights and the history, and return the history."""
     check_config(config)
     device = setup_torch(config)
     show = progress_enabled(progress)
@@ -112,7 +113,7 @@ def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
     student = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
     student.requires_grad_(True)  # still in eval mode: batch-norm statistics stay the teacher's
     optimizer = torch.optim.Adam(student.parameters(), lr=config.alternatives.classifier_lr)
-    batches = train_loader(manifest_dataset(config, "train"), config.train.batch_size, config.train.seed,
+    batches = train_loader(training_set(config), config.train.batch_size, config.train.seed,
                            config, 0, 1)
     val_batches = shard_loader(manifest_dataset(config, "val"), config.train.batch_size, config, 0, 1)
     step = functools.partial(_step, teacher=teacher, scale=config.data.scale)
@@ -186,7 +187,8 @@ def table3_markdown(config: Config, table: pd.DataFrame) -> str:
     notes = [f"Profile `{config.profile}`, test split, {int(table['n_images'].max())} images, "
              f"{config.data.image_size} -> {config.small_size} px; the classifier is `{config.teacher.name}`, frozen "
              f"or fine-tuned for {classifier_epochs(config)} epoch(s) at lr {config.alternatives.classifier_lr:g} on "
-             "bicubic-upscaled training images with the study's logit MSE (no labels).",
+             f"bicubic-upscaled training images{' and their left-right mirrors' if config.train.flipped_copies else ''}"
+             " with the study's logit MSE (no labels).",
              "agreement: with the frozen classifier's prediction on the original. right_vs_a / wrong_vs_a: images "
              "this route gets right and (a) wrong / the reverse; p_vs_a, p_vs_b: McNemar's test against (a), (b); "
              "p_vs_frozen: against the frozen classifier on the same images."]

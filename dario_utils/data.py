@@ -337,6 +337,13 @@ def manifest_dataset(config: Config, split: str) -> ManifestDataset:
     return ManifestDataset(frame, root, config.data.image_size, config.data.skip_unreadable)
 
 
+def training_set(config: Config) -> Dataset:
+    """The train split as every fine-tuning of the study steps through it: with
+    ``train.flipped_copies``, followed by its mirrors (:class:`FlippedCopies`)."""
+    images = manifest_dataset(config, "train")
+    return FlippedCopies(images) if config.train.flipped_copies else images
+
+
 def split_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Images, classes, source groups and label sources per split."""
     sources = sorted(set(pd.concat(frames.values())["label_source"]))

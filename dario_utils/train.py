@@ -56,7 +56,7 @@ from tqdm import tqdm
 
 from . import distributed, fileio, paths
 from .config import LR_SCHEDULES, Config, TrainConfig, check_choice, check_config, load_config
-from .data import FlippedCopies, manifest_dataset
+from .data import manifest_dataset, training_set
 from .degrade import downsample, reconstruct
 from .head_cache import HeadFeatures, Tail, freeze_head, head_features, reconstruct_from_head
 from .losses import FeatureTap, distillation_loss
@@ -287,10 +287,7 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
     rank, world = distributed.world()
     show = progress and rank == 0
     batch = config.train.batch_size
-    train_set = manifest_dataset(config, "train")
-    if config.train.flipped_copies:
-        train_set = FlippedCopies(train_set)
-    train_batches = train_loader(train_set, batch, config.train.seed, config, rank, world)
+    train_batches = train_loader(training_set(config), batch, config.train.seed, config, rank, world)
     val_loader = shard_loader(manifest_dataset(config, "val"), batch, config, rank, world)
     folder, results = ((out_dir, out_dir) if out_dir is not None else
                        (paths.checkpoints_dir(config.profile), paths.results_dir(config.profile)))

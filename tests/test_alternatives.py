@@ -90,6 +90,24 @@ def _bicubic_logit_mse(config, weights=None) -> float:
         return float(((classifier(small) - teacher(images)) ** 2).mean())
 
 
+def test_fine_tuned_classifier_steps_through_the_mirrors_where_darionet_does(output_root, start_checkpoint,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both routes get the same training images: with ``train.flipped_copies`` the classifier's
+    epoch, like DarioNet's, holds every train image and its mirror."""
+    config = tiny_config(start_checkpoint, **{"train.epochs": 1, "train.max_batches": None, "train.crop": None,
+                                              "train.flipped_copies": True})
+    sizes: list[int] = []
+    loader = classifier_route.train_loader
+
+    def counting_loader(dataset, *args, **kwargs):
+        sizes.append(len(dataset))
+        return loader(dataset, *args, **kwargs)
+
+    monkeypatch.setattr(classifier_route, "train_loader", counting_loader)
+    classifier_route.finetune_classifier(config, progress=False)
+    assert sizes == [2 * len(manifest_dataset(config, "train"))]
+
+
 def test_fine_tuned_classifier_comes_closer_to_the_teacher_on_small_images(output_root, start_checkpoint) -> None:
     config = tiny_config(start_checkpoint, **{"train.epochs": 2, "train.max_batches": None, "train.crop": None,
                                               "alternatives.classifier_lr": 1e-4})

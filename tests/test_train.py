@@ -103,9 +103,11 @@ def tiny_config(start: Path | str, **overrides: object) -> Config:
               "sr.nf": 8, "sr.nb": 1, "sr.gc": 4, "sr.pretrained": str(start),
               "teacher.name": "efficientnet_lite0", "train.batch_size": 4, "train.epochs": 2,
               "train.max_batches": 2, "train.crop": 32, "train.lr": 1e-3}
-    # the profile's frozen head and cosine schedule off unless asked for: crops and the plain loop are tested here
+    # the profile's frozen head, flipped copies and cosine schedule off unless asked for: crops and the
+    # plain loop are tested here
     return with_overrides(load_config("imagenet-sample", values),
-                          {"train.frozen_blocks": None, "train.lr_schedule": "constant", **overrides})
+                          {"train.frozen_blocks": None, "train.flipped_copies": False, "train.lr_schedule": "constant",
+                           **overrides})
 
 
 @pytest.fixture
