@@ -4,9 +4,10 @@ Table 1 (:func:`table1`, :func:`table_markdown`), McNemar's tests of DarioNet ag
 other model (:func:`mcnemar_tests`), the share of the downsampling gap DarioNet recovers
 (:func:`gap_closed`) with its interval (:func:`gap_closed_interval`), per-class reports
 (:func:`per_class_reports`), the classes whose examples figures 6 and 7 show
-(:func:`choose_examples`) and the study's claim as checks (:func:`claims`). :func:`write_tables` writes them to the run's figures folder
-``runs/<profile>/figures/`` (published as ``figures/<profile>/`` by the runner);
-:func:`markdown_table` and :func:`write_table` format and write every table of the study.
+(:func:`choose_examples`) and the study's claim as checks (:func:`claims`).
+:func:`write_tables` writes them to the run's figures folder ``runs/<profile>/figures/``
+(published as ``figures/<profile>/`` by the runner); :func:`markdown_table` and
+:func:`write_table` format and write every table of the study.
 """
 from __future__ import annotations
 
