@@ -81,9 +81,16 @@ def table1(config: Config, run: EvalRun) -> pd.DataFrame:
 def gap_closed(table: pd.DataFrame, reference: str = "bicubic") -> float | None:
     """Share of the top-1 lost to downsampling (original vs ``reference``) that DarioNet recovers."""
     top1 = table.set_index("model")["top1"]
-    if not {"original", reference, "darionet"} <= set(top1.index) or top1["original"] == top1[reference]:
+    if not {"original", reference, "darionet"} <= set(top1.index):
         return None
-    return float((top1["darionet"] - top1[reference]) / (top1["original"] - top1[reference]))
+    share = _share_recovered(top1["original"], top1[reference], top1["darionet"])
+    return None if np.isnan(share) else share
+
+
+def _share_recovered(original: float, reference: float, darionet: float) -> float:
+    """``(darionet - reference) / (original - reference)`` from top-1 means or counts; NaN where
+    the original and the reference tie (no gap)."""
+    return float((darionet - reference) / (original - reference)) if original != reference else np.nan
 
 
 def gap_closed_interval(config: Config, run: EvalRun, reference: str = "bicubic") -> tuple[float, float] | None:
@@ -93,13 +100,8 @@ def gap_closed_interval(config: Config, run: EvalRun, reference: str = "bicubic"
     hits = run.per_image.pivot(index="image", columns="model", values="top1")
     if not {"original", reference, "darionet"} <= set(hits.columns):
         return None
-
-    def share(rows: np.ndarray) -> float:
-        original, ref, darionet = rows.sum(axis=0)
-        return (darionet - ref) / (original - ref) if original != ref else np.nan
-
     return metrics.bootstrap_interval(hits[["original", reference, "darionet"]].to_numpy(), config.eval.bootstrap,
-                                      seed=config.seed, statistic=share)
+                                      seed=config.seed, statistic=lambda rows: _share_recovered(*rows.sum(axis=0)))
 
 
 def mcnemar_tests(run: EvalRun) -> pd.DataFrame:
