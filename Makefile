@@ -17,7 +17,7 @@ export MPLBACKEND := Agg
 # per cent (benchmarks/contention.py). Results do not depend on it.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install reproduce beyond test unit-tests notebook-tests notebooks lab clean-runs
+.PHONY: install reproduce beyond crossval docs test unit-tests notebook-tests notebooks lab clean-runs
 
 install: $(STAMP)
 
@@ -36,6 +36,11 @@ reproduce: install
 beyond: install
 	$(PY) -m dario_utils.reproduce $(RUN_OPTIONS) --only 06,07
 
+# k-fold cross-validation of the whole recipe over every image of the profile's folder
+# (dario_utils/crossval.py): make crossval PROFILE=imagenet-sample DATA=<dir> [FOLDS=1,2]
+crossval: install
+	$(PY) -m dario_utils.crossval $(RUN_OPTIONS) $(if $(FOLDS),--folds $(FOLDS))
+
 # Unit tests, then the committed notebooks re-run on the demo profile and compared
 # cell by cell with their stored outputs (strict nbval, sanitised for timings; cells whose
 # output depends on training are tagged nbval-ignore-output and checked within tolerances
@@ -51,6 +56,11 @@ notebook-tests:
 	rm -rf .test-output
 	DARIO_OUTPUT_ROOT=$(abspath .test-output) TQDM_DISABLE=1 $(PY) -m pytest -q --nbval notebooks \
 		--nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name python3 --nbval-cell-timeout 3600
+
+# The numbers of README.md and docs/ and the front page's figure, rewritten from the committed results
+# (dario_utils/docs.py; make test fails where a page disagrees with them).
+docs: install
+	$(PY) -m dario_utils.docs
 
 # Refresh the outputs stored in notebooks/ (and figures/demo/) from a demo run of every notebook.
 notebooks: install

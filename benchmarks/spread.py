@@ -11,7 +11,12 @@ and the script ends with every trained row's margin over the untrained start
 (:func:`dario_utils.recorded.trained_margins`), smallest and largest over the variants: the
 measurements :data:`dario_utils.recorded.MARGIN_FLOORS` are set from.
 
-    python benchmarks/spread.py --seeds 1337,1,2 --isa default,SSE41 --threads 2,1 [--notebooks 03,04,06]
+    python benchmarks/spread.py --seeds 1337,1,2 --isa default,SSE41 --threads 2,1 [--notebooks 03,04,06,07] [--write]
+
+With notebook 07 it also measures 07's trained routes, frontier flags and answers. ``--write`` saves
+the finished run's and every variant's values to ``notebooks/recorded_spread.json``, which
+``tests/test_recorded.py`` checks the margin floors and 07's windows against; ``--collect`` reads
+variants already finished under ``--out`` instead of rerunning them.
     python benchmarks/spread.py --profile imagenet-sample --data-root ../shared/imagenet-sample-dev --seeds 2 --isa default --threads 2
 
 A variant is (seed, ONEDNN_MAX_CPU_ISA, threads); the first value of each list is combined
@@ -20,6 +25,7 @@ with every value of the others (one factor at a time), so the default call runs 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -30,8 +36,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dario_utils import paths, recorded, result_files, tables
+from dario_utils import fileio, paths, recorded, result_files, tables
+from dario_utils.alternatives import super_category_table
 from dario_utils.config import load_config
+from dario_utils.result_files import DOGS_TEST, TABLE4, table_path
 
 
 def variants(seeds: list[int], isas: list[str], threads: list[int]) -> list[tuple[int, str, int]]:
@@ -65,20 +73,48 @@ def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, t
     subprocess.run([sys.executable, "-m", "dario_utils.reproduce", "--profile", str(profile_file), "--only", notebooks],
                    env=env, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
+    row, margins, alternatives = collect(folder, profile_file)
+    return {"seed": seed, "isa": isa, "threads": threads, **row, "seconds": seconds}, margins, alternatives
+
+
+def collect(folder: Path, profile: str | Path) -> tuple[dict, pd.DataFrame, dict]:
+    """A finished run's trained results under the output root ``folder``: Table 1's DarioNet and
+    claims, every margin over the untrained start, and notebook 07's routes, frontier flags and
+    answers where it ran."""
     os.environ["DARIO_OUTPUT_ROOT"] = str(folder)
     try:
-        config = load_config(profile_file)
+        config = load_config(profile)
         run = result_files.read_results(config)
         table, tests = tables.table1(config, run), tables.mcnemar_tests(run)
-        margins = recorded.trained_margins(config.profile)
+        margins = recorded.trained_margins(config.profile, with_floors=False)
+        if table_path(config.profile, TABLE4).is_file() and not table_path(config.profile, DOGS_TEST).is_file():
+            super_category_table(config)  # a run of an older version: its dogs test, from its per-image results
+        alternatives = recorded.alternatives_results(config.profile).get("alternatives", {})
+        if alternatives:
+            margins = pd.concat([margins, recorded.classifier_route_margins(config.profile, with_floors=False)])
     finally:
         del os.environ["DARIO_OUTPUT_ROOT"]
     dario = table.set_index("model").loc["darionet"]
     claims = tables.claims(table, tests)
-    return {"seed": seed, "isa": isa, "threads": threads, "top1": dario.top1, "agreement": dario.agreement,
-            "avg_ce": dario.avg_ce, "avg_psnr": dario.avg_psnr, "gap_recovered": tables.gap_closed(table),
-            "p_vs_bicubic": float(tests.set_index("baseline").loc["bicubic", "p_value"]),
-            "claims_hold": bool(claims.loc[claims["kind"] == "required", "holds"].all()), "seconds": seconds}, margins
+    return ({"top1": dario.top1, "agreement": dario.agreement, "avg_ce": dario.avg_ce, "avg_psnr": dario.avg_psnr,
+             "gap_recovered": tables.gap_closed(table),
+             "p_vs_bicubic": float(tests.set_index("baseline").loc["bicubic", "p_value"]),
+             "claims_hold": bool(claims.loc[claims["kind"] == "required", "holds"].all())}, margins, alternatives)
+
+
+def spread_record(margins: list[pd.DataFrame], alternatives: list[dict], variants: list[str]) -> dict:
+    """What ``--write`` saves (:data:`dario_utils.recorded.SPREAD_FILE`): every margin, route value,
+    frontier flag and answer, one value per run, in the order of ``variants``."""
+    frame = pd.concat(margins)
+    record = {"variants": variants,
+              "margins": {f"{w}|{m}": {"kind": g["kind"].iloc[0], "values": list(g["margin"])}
+                          for (w, m), g in frame.groupby(["what", "metric"], sort=False)}}
+    if all(alternatives):
+        record["routes"] = {f"{route}|{k}": [a["routes"][route][k] for a in alternatives]
+                            for route, values in alternatives[0]["routes"].items() for k in values}
+        for kind in ("on_frontier", "answers"):
+            record[kind] = {key: [a[kind][key] for a in alternatives] for key in alternatives[0][kind]}
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,26 +126,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", default="03,04", help="notebooks each variant reruns (03,04 or 03,04,06)")
     parser.add_argument("--data-root", help="data folder (overrides the profile's data_root)")
     parser.add_argument("--out", default="/tmp/darionet-spread")
+    parser.add_argument("--collect", action="store_true",
+                        help="rerun nothing: read the variants already finished under --out")
+    parser.add_argument("--write", action="store_true",
+                        help=f"save the finished run's and every variant's values to {recorded.SPREAD_FILE.name} "
+                             "(the measurements the margin floors and 07's windows are checked against)")
     args = parser.parse_args(argv)
     source = paths.run_dir(args.profile)
     if not (source / "cache").is_dir():
         print(f"error: no finished run at {source}: run the notebooks of profile '{args.profile}' first", file=sys.stderr)
         return 2
-    rows, margins = [], []
+    base, base_margins, base_alternatives = collect(paths.output_root(), args.profile)
+    rows, margins, alternatives, names = [], [base_margins], [base_alternatives], ["the finished run"]
     for seed, isa, threads in variants([int(s) for s in args.seeds.split(",")], args.isa.split(","),
                                        [int(t) for t in args.threads.split(",")]):
-        row, margin = run_variant(args.profile, source, Path(args.out) / f"seed{seed}-{isa}-t{threads}", seed, isa,
-                                  threads, args.notebooks, args.data_root)
+        folder = Path(args.out) / f"seed{seed}-{isa}-t{threads}"
+        if args.collect:
+            row, margin, alternative = collect(folder, folder / f"{args.profile}.yaml")
+            row = {"seed": seed, "isa": isa, "threads": threads, **row}
+        else:
+            row, margin, alternative = run_variant(args.profile, source, folder, seed, isa, threads, args.notebooks,
+                                                   args.data_root)
         rows.append(row)
-        margins.append(margin.assign(variant=f"seed {seed}, {isa}, {threads} threads"))
+        names.append(f"seed {seed}, {isa}, {threads} threads")
+        margins.append(margin.assign(variant=names[-1]))
+        alternatives.append(alternative)
         print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
+    if args.write:
+        fileio.write_text(recorded.SPREAD_FILE, json.dumps(spread_record(margins, alternatives, names), indent=2) + "\n")
+        print(f"wrote {recorded.SPREAD_FILE}")
     frame = pd.DataFrame(rows)
     print("\nspread (max - min):", ", ".join(f"{c} {frame[c].max() - frame[c].min():.4f}"
                                              for c in ("top1", "agreement", "avg_ce", "avg_psnr", "gap_recovered")))
     print("claims hold in every variant:", bool(frame["claims_hold"].all()))
     measured = pd.concat(margins).groupby(["what", "metric"], sort=False).agg(
-        smallest=("margin", "min"), largest=("margin", "max"), floor=("floor", "first"), ok=("ok", "all"))
-    print("\nmargins over the untrained start (recorded.MARGIN_FLOORS), over the variants:")
+        smallest=("margin", "min"), largest=("margin", "max"))
+    print("\nmargins over the untrained start (recorded.MARGIN_FLOORS), over the finished run and the variants:")
     print(measured.round(4).to_string())
     return 0
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from . import tables
+from . import fileio, result_files, tables
 from .config import Config, check_config
 from .costs import CostedRoute, cost_table, frontier
 from .data import manifest_dataset
 from .degrade import downsample, reconstruct, upsample
 from .models import build_student, load_teacher
-from .result_files import (ALTERNATIVES_NOTEBOOK, COST_FRONTIER, EVALUATION_NOTEBOOK, TABLE1, TABLE3, TABLE4,
-                           read_results, read_table)
+from .result_files import (ALTERNATIVES_NOTEBOOK, COST_FRONTIER, DOGS_TEST, EVALUATION_NOTEBOOK, TABLE1, TABLE3,
+                           TABLE4, read_results, read_table)
 from .runtime import setup_torch
 from .study_models import display_name
 from .super_categories import GROUP_MODELS, dogs_answer, dogs_test, group_table
@@ -104,6 +104,7 @@ def super_category_table(config: Config) -> tuple[pd.DataFrame, dict[str, float]
     table = group_table(per_image, list(GROUP_MODELS), config.eval.bootstrap, config.seed)
     test = dogs_test(per_image, seed=config.seed)
     tables.write_table(config.profile, TABLE4, table, table4_markdown(config, table, test))
+    fileio.write_csv(pd.DataFrame([test]), result_files.table_path(config.profile, DOGS_TEST))
     return table, test
 
 
@@ -129,20 +130,42 @@ def table4_markdown(config: Config, table: pd.DataFrame, test: dict[str, float])
     return tables.markdown_table(pd.DataFrame(rows)) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
 
 
-def answers(config: Config, table3: pd.DataFrame, costs: pd.DataFrame, table4: pd.DataFrame,
-            dogs: dict[str, float]) -> str:
-    """The three answers of notebook 07 in words, from its tables."""
+def answer_directions(table3: pd.DataFrame, table4: pd.DataFrame, dogs: dict[str, float]) -> dict[str, str]:
+    """Which way each of notebook 07's answers goes, as words a rerun can be compared with:
+    ``alone`` (does DarioNet alone beat the fine-tuned classifier on bicubic images?), ``together``
+    (does the SR net add significantly to the fine-tuned classifier?), ``originals`` (what fine-tuning
+    does to the classifier on the original images), ``largest_gain`` and ``smallest_gain`` (the groups
+    of Table 4 where DarioNet gains most and least over bicubic) and ``dogs`` (is the gain smaller on dogs?)."""
     routes = table3.set_index("route")
     a, b, c, original, tuned_original = (routes.loc[k] for k in ("a", "b", "c", "original", "original_finetuned"))
+    groups = table4[table4["group"] != "all groups"].set_index("group")["gain_darionet_vs_bicubic"]
+    return {
+        "alone": "b as accurate or more" if b["top1"] >= a["top1"] or b["p_vs_a"] >= ALPHA else "a beats b",
+        "together": "c adds significantly to b" if c["p_vs_b"] < ALPHA else "c not significantly above b",
+        "originals": ("no significant change" if tuned_original["p_vs_frozen"] >= ALPHA else
+                      "forgets" if tuned_original["top1"] < original["top1"] else "does better"),
+        "largest_gain": str(groups.idxmax()),
+        "smallest_gain": str(groups.idxmin()),
+        "dogs": "smaller on dogs" if dogs["p_value"] < ALPHA else "not significantly smaller on dogs",
+    }
+
+
+def answers(config: Config, table3: pd.DataFrame, costs: pd.DataFrame, table4: pd.DataFrame,
+            dogs: dict[str, float]) -> str:
+    """The three answers of notebook 07 in words, from its tables (their directions:
+    :func:`answer_directions`)."""
+    routes = table3.set_index("route")
+    a, b, c, original, tuned_original = (routes.loc[k] for k in ("a", "b", "c", "original", "original_finetuned"))
+    direction = answer_directions(table3, table4, dogs)
     cost = costs.set_index("method")
     sr, bicubic = cost.loc["DarioNet (a)"], cost.loc["bicubic + fine-tuned classifier (b)"]
     ratio = sr["gflops_per_image"] / bicubic["gflops_per_image"]
     alone = ("DarioNet alone is not worth its cost: the fine-tuned classifier on bicubic images is as accurate or "
-             "more" if b["top1"] >= a["top1"] or b["p_vs_a"] >= ALPHA else
+             "more" if direction["alone"] == "b as accurate or more" else
              f"DarioNet alone beats the fine-tuned classifier by {100 * (a['top1'] - b['top1']):.1f} points")
     gain = f"{100 * (c['top1'] - b['top1']):+.1f} points (McNemar p = {c['p_vs_b']:.3g}) for {ratio:.0f}x its compute"
     together = (f"the SR net adds {gain} to the fine-tuned classifier, worth it only where those points matter more "
-                "than throughput" if c["p_vs_b"] < ALPHA else
+                "than throughput" if direction["together"] == "c adds significantly to b" else
                 f"the SR net's {gain} on top of the fine-tuned classifier are not significant at this budget")
     worth = f"{alone} (McNemar p = {b['p_vs_a']:.3g}) at {ratio:.0f}x less compute; {together}"
     groups = table4[table4["group"] != "all groups"].set_index("group")["gain_darionet_vs_bicubic"]
@@ -153,9 +176,8 @@ def answers(config: Config, table3: pd.DataFrame, costs: pd.DataFrame, table4: p
         f"(vs (a), p = {c['p_vs_a']:.3g}). On the original images the fine-tuned classifier scores "
         f"{tuned_original['top1']:.3f} against the frozen one's {original['top1']:.3f} (McNemar p = "
         f"{tuned_original['p_vs_frozen']:.3g}): "
-        + ("no significant change." if tuned_original["p_vs_frozen"] >= ALPHA else
-           "it forgets part of what it knew." if tuned_original["top1"] < original["top1"] else
-           "it does not forget; it does better on the originals too."),
+        + {"no significant change": "no significant change.", "forgets": "it forgets part of what it knew.",
+           "does better": "it does not forget; it does better on the originals too."}[direction["originals"]],
         f"2. **What it costs:** the SR net + classifier takes {sr['gflops_per_image']:.1f} GFLOPs per image "
         f"against {bicubic['gflops_per_image']:.2f} for bicubic + classifier, and runs at "
         f"{sr['images_per_s']:.2g} against {bicubic['images_per_s']:.3g} images/s on this machine: {worth}.",

@@ -19,6 +19,8 @@ def test_every_trained_row_beats_the_untrained_start():
 
 
 def test_the_fine_tuned_classifier_of_notebook_07_trained():
+    """Routes (b) and (c) beat the frozen classifier on the same images by their floors; their windows,
+    the frontier flags and the answers are compared with the recorded run by the first test."""
     frame = recorded.classifier_route_margins("demo")
     assert frame["ok"].all(), "margins over the untrained classifier that do not hold:\n" + frame.to_string()
 
@@ -28,5 +30,5 @@ def test_the_demo_shows_the_study_claim():
     run = result_files.read_results(config)
     frame = tables.claims(tables.table1(config, run), tables.mcnemar_tests(run))
     required = frame[frame["kind"] == "required"]
-    assert len(required) == 5, frame.to_string()
+    assert len(required) == 4, frame.to_string()
     assert required["holds"].all(), "claims that do not hold:\n" + required[~required["holds"]].to_string()

@@ -1,0 +1,84 @@
+"""The committed results of every profile (``figures/<profile>/``), checked without training:
+the stated gap, Table 1 against its per-class files, DarioNet's margin over its own start and the
+provenance's recipe (:mod:`dario_utils.published`). A doctored table fails."""
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from dario_utils import paths, published
+from dario_utils.config import load_config
+
+PROFILES = sorted(p.name for p in (paths.PROJECT_ROOT / "figures").iterdir()
+                  if (p / "table1.csv").is_file() and paths.profile_file(p.name).is_file())
+
+
+def test_every_published_profile_is_checked():
+    assert {"demo", "imagenet-sample"} <= set(PROFILES)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_published_results_hold(profile):
+    config = load_config(profile)
+    checks = published.published_checks(config, paths.PROJECT_ROOT / "figures" / profile)
+    assert checks["ok"].all(), "checks that fail:\n" + checks[~checks["ok"]].to_string()
+
+
+def _doctored(tmp_path, profile: str, edit) -> pd.DataFrame:
+    folder = tmp_path / profile
+    shutil.copytree(paths.PROJECT_ROOT / "figures" / profile, folder)
+    table = pd.read_csv(folder / "table1.csv")
+    edit(table)
+    table.to_csv(folder / "table1.csv", index=False)
+    return published.published_checks(load_config(profile), folder)
+
+
+@pytest.mark.parametrize("profile", ["demo", "imagenet-sample"])
+def test_a_table_doctored_so_darionet_equals_its_start_fails(tmp_path, profile):
+    def untrained(table):
+        columns = ["avg_ce", "avg_psnr", "top1", "agreement"]
+        table.loc[table["model"] == "darionet", columns] = table.loc[table["model"] == "esrgan", columns].to_numpy()
+
+    checks = _doctored(tmp_path, profile, untrained).set_index("check")
+    failed = set(checks.index[~checks["ok"]])
+    assert "darionet: Table 1's top-1 = its per-class file's" in failed
+    assert any(name.startswith("DarioNet beats its start") for name in failed)
+    assert "stated gap vs bicubic = Table 1's rows" in failed
+
+
+def test_a_gap_stated_by_hand_fails(tmp_path):
+    folder = tmp_path / "demo"
+    shutil.copytree(paths.PROJECT_ROOT / "figures" / "demo", folder)
+    markdown = (folder / "table1.md").read_text()
+    stated = published.stated_gaps(markdown)["bicubic"]
+    (folder / "table1.md").write_text(markdown.replace(f"recovers {100 * stated:.1f}%", f"recovers {100 * stated + 5:.1f}%"))
+    checks = published.published_checks(load_config("demo"), folder).set_index("check")
+    assert not checks.loc["stated gap vs bicubic = Table 1's rows", "ok"]
+
+
+def test_provenance_of_another_recipe_fails(tmp_path):
+    import json
+
+    folder = tmp_path / "demo"
+    shutil.copytree(paths.PROJECT_ROOT / "figures" / "demo", folder)
+    provenance = json.loads((folder / "provenance.json").read_text())
+    provenance["recipe"] = "0" * 12
+    (folder / "provenance.json").write_text(json.dumps(provenance))
+    checks = published.published_checks(load_config("demo"), folder).set_index("check")
+    assert not checks.loc["provenance names the profile's recipe", "ok"]
+
+
+@pytest.mark.parametrize("profile", ["demo", "imagenet-sample"])
+def test_a_table_with_half_the_training_effect_fails(tmp_path, profile):
+    """DarioNet halfway between its start and the published DarioNet (half the training effect) fails
+    Table 1's margin floors, however its per-class files are made to agree."""
+    def halved(table):
+        columns = ["avg_ce", "top1", "agreement"]
+        dario, start = table["model"] == "darionet", table["model"] == "esrgan"
+        table.loc[dario, columns] = (table.loc[dario, columns].to_numpy() + table.loc[start, columns].to_numpy()) / 2
+
+    checks = _doctored(tmp_path, profile, halved)
+    floors = checks[checks["check"].str.startswith("DarioNet beats its start")]
+    assert not floors["ok"].any(), floors.to_string()
