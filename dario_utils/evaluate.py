@@ -127,6 +127,8 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
     split = config.eval.split
     device = setup_torch(config)
     dataset = manifest_dataset(config, split)
+    if save:  # an output folder that cannot be written fails now, not after the scoring
+        fileio.check_writable(paths.results_dir(config.profile))
     loader = DataLoader(dataset, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate,
                         num_workers=config.data.num_workers)
     judge = load_judge(config, device)
@@ -275,9 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.profile, {"data_root": args.data_root, "device": args.device,
                                             "eval.judge": args.judge, "eval.split": args.split})
         read_manifest(config.profile, config.eval.split)
+        for folder in (paths.results_dir(config.profile), paths.figures_dir(config.profile)):
+            fileio.check_writable(folder)  # before any work: the results and tables are written there
         run = evaluate(config, args.models.split(","), checkpoint=args.checkpoint)
         written = tables.write_tables(config, run)
-    except (ConfigError, FileNotFoundError, ValueError, OSError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, OSError, fileio.OutputNotWritableError) as err:
+        # config, device, data, checkpoint, teacher weights and output folder errors
         print(f"error: {err}", file=sys.stderr)
         return 2
     table = tables.table1(config, run)

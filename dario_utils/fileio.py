@@ -35,6 +35,24 @@ def ensure_dir(folder: Path) -> Path:
     return folder
 
 
+def check_writable(folder: Path) -> Path:
+    """Raise :class:`OutputNotWritableError`, as :func:`ensure_dir` would, where ``folder`` cannot be
+    created or written; create nothing (its nearest existing folder is probed with a temporary
+    file). For commands that check their outputs before any work."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-", delete=True).close()
+    except OSError as err:
+        raise OutputNotWritableError(
+            f"cannot write to output folder {folder}: {err.strerror or err}. "
+            "Fix its permissions or set DARIO_OUTPUT_ROOT to a writable folder."
+        ) from None
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it onto ``target`` on success."""

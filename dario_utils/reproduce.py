@@ -12,19 +12,25 @@ Machines without Jupyter (the GPU machine) run the same with an in-process engin
 
 Executed copies go to ``runs/<profile>/notebooks/``. The notebooks write their tables and
 figures to the run's own folder, ``runs/<profile>/figures/`` (:func:`dario_utils.paths.figures_dir`),
-which keeps every notebook's latest results of one data. A run keeps that folder where it holds
-results of the run's data root; else (missing, or of another data root) it starts it as a copy
-of the published folder where that is of the run's data root (so that a run of some notebooks,
-``--only 06`` say, publishes the others' results too), or empty. Where the run's notebook 01
-made another split than the folder's results were of, the run removes every file it did not
-write. Only when every notebook succeeded is the folder published as ``figures/<profile>/``, so
-a failed run keeps the previous complete results. The first failing notebook stops the run,
-naming the notebook and the cell; the exit code is then 1.
+which keeps every notebook's latest results of one data. Data are told apart by content, never
+by the folder they lie in: by the manifests' fingerprint (their paths are relative to the data
+root) and the sha256 of the listed images' bytes (``images_sha256``, recorded by notebook 01 in
+the manifests' ``meta.json``), so the same images copied elsewhere are the same data. A run
+keeps that folder unless it holds results of other data than the manifests the run starts from
+(where those were made from the run's data root; else the run's data are known only once its
+notebook 01 made the split); then it starts it as a copy of the published folder where that is
+not of other data (so that a run of some notebooks, ``--only 06`` say, publishes the others'
+results too), or empty. Where the run's notebook 01 made another split than the folder's
+results were of, the run removes every file it did not write. Only when every notebook
+succeeded is the folder published as ``figures/<profile>/``, so a failed run keeps the previous
+complete results. The first failing notebook stops the run, naming the notebook and the cell;
+the exit code is then 1, or 2 (one line, the error's message) where the notebook raised an
+error of bad input (:data:`INPUT_ERRORS`: a data folder without images, say).
 
-Before publishing, the runner writes ``provenance.json`` (profile, data root, manifests
-fingerprint, notebooks run, commit, date, Table 1 rows, figures) into the run's folder and the
-"Made by" section of its README. It then refuses to replace a published folder that holds the
-results of a fuller run: other data (data root or manifests fingerprint differ from its
+Before publishing, the runner writes ``provenance.json`` (profile, data root as given,
+manifests and images fingerprints, notebooks run, commit, date, Table 1 rows, figures) into the
+run's folder and the "Made by" section of its README. It then refuses to replace a published
+folder that holds the results of a fuller run: other data (a fingerprint differs from its
 provenance), or Table 1 rows or figures this run lacks. The run's results then stay in
 ``runs/<profile>/figures/`` only and the exit code is 3; ``--overwrite`` publishes anyway.
 """
@@ -55,6 +61,13 @@ from .runtime import git_commit
 NO_PROGRESS_ENV = "TQDM_DISABLE"
 REFUSED = 3
 """Exit code of a run whose results were kept unpublished."""
+SPLIT_NOTEBOOK = "01"
+"""The notebook that makes the split (writes ``runs/<profile>/manifests/``): it tells the run's data."""
+BAD_INPUT = 2
+"""Exit code of bad input: a wrong argument or profile, or a notebook that raised one of :data:`INPUT_ERRORS`."""
+INPUT_ERRORS = frozenset({"ConfigError", "DataError", "ImageReadError", "OutputNotWritableError", "TeacherWeightsError",
+                          "CheckpointError", "CheckpointReadError", "MissingCheckpointError"})
+"""Errors of bad input (by class name, as a notebook's failing cell reports them): their message says what to do."""
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (darionet)", "language": "python"}
 """The kernel ``make lab`` installs (the Makefile's ``--name`` and ``--display-name``); stored in
@@ -126,7 +139,8 @@ def clean_notebook(path: Path) -> None:
 
 
 def manifests_fingerprint(profile: str) -> str | None:
-    """Short sha256 over the contents of ``runs/<profile>/manifests/{train,val,test}.csv``; None if one is missing."""
+    """Short sha256 over the contents of ``runs/<profile>/manifests/{train,val,test}.csv`` (paths relative
+    to the data root: the same wherever it lies); None if one is missing."""
     digest = hashlib.sha256()
     for split in ("train", "val", "test"):
         manifest = paths.manifests_dir(profile) / f"{split}.csv"
@@ -134,6 +148,21 @@ def manifests_fingerprint(profile: str) -> str | None:
             return None
         digest.update(manifest.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _manifests_meta(profile: str) -> dict:
+    """``runs/<profile>/manifests/meta.json`` (empty where there is none)."""
+    meta = paths.manifests_dir(profile) / "meta.json"
+    try:
+        return json.loads(meta.read_text()) if meta.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def images_fingerprint(profile: str) -> str | None:
+    """The sha256 of the bytes of the images ``runs/<profile>/manifests/`` lists, as notebook 01 recorded it
+    (:func:`dario_utils.data.write_manifests`); None for manifests of an older version."""
+    return _manifests_meta(profile).get("images_sha256")
 
 
 def table1_models(folder: Path) -> list[str]:
@@ -150,36 +179,66 @@ def figure_files(folder: Path) -> list[str]:
     return sorted((p.name for p in folder.glob("fig*.png")), key=by_figure_number)
 
 
-def _data_root(config: Config) -> str:
-    """The data root as recorded: absolute, or relative to the project root where it lies inside it
-    (the demo profile's shipped images), so that a committed folder does not name the checkout's place."""
+def _data_root(config: Config, given: str | None = None) -> str:
+    """The data root as recorded: relative to the project root where it lies inside it (the demo
+    profile's shipped images), else as the user gave it (``given``: ``--data-root``; else the
+    profile's ``data_root``), so that a committed folder does not name the machine's folders. It
+    only tells the reader where the data were: data are compared by content (:func:`_other_data`)."""
     root = resolve_data_root(config)
-    return root.relative_to(paths.PROJECT_ROOT).as_posix() if root.is_relative_to(paths.PROJECT_ROOT) else str(root)
+    if root.is_relative_to(paths.PROJECT_ROOT):
+        return root.relative_to(paths.PROJECT_ROOT).as_posix()
+    return given or str(config.data_root)
+
+
+DATA_FINGERPRINTS = {"images_sha256": "images", "manifests_sha256": "manifests"}
+"""The provenance keys that identify the data by content, and their names in a refusal."""
+
+
+def _current_data(config: Config, split: bool = True) -> dict[str, str | None]:
+    """The fingerprints (:data:`DATA_FINGERPRINTS`) of the data of ``runs/<profile>/manifests/``. Without
+    ``split`` (a run whose notebook 01 will make the split anew) only where those manifests were made
+    from the run's data root; else none: the run's data are known once its notebook 01 made the split."""
+    if not split:
+        made_from = _manifests_meta(config.profile).get("data_root")
+        try:
+            same_root = made_from is not None and Path(made_from) == resolve_data_root(config)
+        except ValueError:  # no data root: the run fails on it before any notebook
+            same_root = False
+        if not same_root:
+            return {}
+    return {"images_sha256": images_fingerprint(config.profile),
+            "manifests_sha256": manifests_fingerprint(config.profile)}
+
+
+def _other_data(record: dict, current: dict) -> str | None:
+    """Why the data of provenance ``record`` differ from those of ``current`` (fingerprints), or None:
+    a fingerprint that both hold and that differs. Never the data root, which may differ for the same images."""
+    for key, what in DATA_FINGERPRINTS.items():
+        if record.get(key) and current.get(key) and record[key] != current[key]:
+            return f"other data: {what} {current[key]}, published {record[key]}"
+    return None
 
 
 def _of_other_data(folder: Path, config: Config, split: bool = True) -> bool:
-    """Whether ``folder``'s provenance records other data than ``config``'s: another data root or,
-    with ``split``, other manifests than ``runs/<profile>/manifests/`` holds (where it holds some).
-    False where ``folder`` has no provenance."""
+    """Whether ``folder``'s provenance records other data than ``config``'s: other content than
+    ``runs/<profile>/manifests/`` lists (:func:`_current_data`; without ``split`` only where those
+    manifests are of the run's data root). False where ``folder`` has no provenance."""
     record = _read_provenance(folder)
-    if not record:
-        return False
-    if record.get("data_root") != _data_root(config):
-        return True
-    current = manifests_fingerprint(config.profile) if split else None
-    return current is not None and record.get("manifests_sha256") != current
+    return bool(record) and _other_data(record, _current_data(config, split)) is not None
 
 
-def provenance(config: Config, selected: list[Path], folder: Path) -> dict:
+def provenance(config: Config, selected: list[Path], folder: Path, data_root: str | None = None) -> dict:
     """What made the tables and figures in ``folder``: see the module's docstring. The notebooks
     listed are those of this run and, where ``folder`` holds an earlier run's results on the same
-    data (the demo's notebook 06 runs on its own), those of that run too."""
+    data (the demo's notebook 06 runs on its own), those of that run too. ``data_root``: as the user
+    gave it (:func:`_data_root`)."""
     ran = [nb.stem for nb in selected]
     earlier = [] if _of_other_data(folder, config) else (_read_provenance(folder) or {}).get("notebooks", [])
     return {
         "profile": config.profile,
-        "data_root": _data_root(config),
+        "data_root": _data_root(config, data_root),
         "manifests_sha256": manifests_fingerprint(config.profile),
+        "images_sha256": images_fingerprint(config.profile),
         "notebooks": sorted(set(ran) | set(earlier)),
         "commit": git_commit(),
         "date": datetime.now(timezone.utc).date().isoformat(),
@@ -195,13 +254,13 @@ def _read_provenance(folder: Path) -> dict | None:
 
 
 def publish_refusals(staged: Path, published: Path) -> list[str]:
-    """Why ``staged`` must not replace ``published``: other data, or rows or figures it would lose."""
+    """Why ``staged`` must not replace ``published``: other data (by content: :func:`_other_data`), or
+    rows or figures it would lose."""
     reasons = []
     new, old = _read_provenance(staged) or {}, _read_provenance(published)
-    if old and old.get("data_root") != new.get("data_root"):
-        reasons.append(f"other data: data root {new.get('data_root')}, published {old.get('data_root')}")
-    elif old and old.get("manifests_sha256") and old["manifests_sha256"] != new.get("manifests_sha256"):
-        reasons.append(f"other data: manifests {new.get('manifests_sha256')}, published {old['manifests_sha256']}")
+    other = _other_data(old, new) if old else None
+    if other:
+        reasons.append(other)
     staged_models = set(table1_models(staged))
     rows = [model for model in table1_models(published) if model not in staged_models]
     if rows:
@@ -212,18 +271,20 @@ def publish_refusals(staged: Path, published: Path) -> list[str]:
     return reasons
 
 
-def _open_run_folder(config: Config) -> Path:
-    """The run's folder (:func:`dario_utils.paths.figures_dir`), ready for the notebooks: as it is where
-    it holds results of this run's data root; else (missing, or of another) started as a copy of the
-    published folder where that is of this run's data root (so a run of some notebooks keeps the
-    others' results), or empty. The split is compared once the run made it (:func:`_drop_leftovers`)."""
+def _open_run_folder(config: Config, makes_split: bool = False) -> Path:
+    """The run's folder (:func:`dario_utils.paths.figures_dir`), ready for the notebooks: as it is unless
+    it holds results of other data than the run's, as far as they are known before the run
+    (:func:`_current_data`; with ``makes_split``, the run's notebook 01 makes the split anew); else
+    (missing, or of other data) started as a copy of the published folder where that is not of other
+    data (so a run of some notebooks keeps the others' results), or empty. The split the run makes is
+    compared once it made it (:func:`_settle_run_folder`, :func:`_drop_leftovers`)."""
     folder = paths.figures_dir(config.profile)
-    if folder.is_dir() and not _of_other_data(folder, config, split=False):
+    if folder.is_dir() and not _of_other_data(folder, config, split=not makes_split):
         return folder
     if folder.exists():
         shutil.rmtree(folder)
     published = paths.published_figures_dir(config.profile)
-    if published.is_dir() and not _of_other_data(published, config, split=False):
+    if published.is_dir() and not _of_other_data(published, config, split=not makes_split):
         shutil.copytree(published, folder)
     else:
         folder.mkdir(parents=True)
@@ -240,16 +301,38 @@ def _file_states(folder: Path) -> dict[Path, tuple[int, int, int]]:
     return states
 
 
-def _drop_leftovers(folder: Path, config: Config, before: dict[Path, tuple[int, int, int]]) -> None:
-    """Where ``folder``'s provenance, from before this run, records other data than the run's
-    (its notebook 01 made another split), remove the files the run did not write (``before``:
-    :func:`_file_states` at its start), that provenance included."""
-    if not _of_other_data(folder, config):
-        return
+def _drop_unwritten(before: dict[Path, tuple[int, int, int]], folder: Path) -> None:
+    """Remove the files of ``folder`` that the run did not write (``before``: :func:`_file_states` at its start)."""
     now = _file_states(folder)
     for path, state in before.items():
         if now.get(path) == state:
             path.unlink()
+
+
+def _drop_leftovers(folder: Path, config: Config, before: dict[Path, tuple[int, int, int]]) -> None:
+    """Where ``folder``'s provenance, from before this run, records other data than the run's
+    (its notebook 01 made another split), remove the files the run did not write (``before``:
+    :func:`_file_states` at its start), that provenance included."""
+    if _of_other_data(folder, config):
+        _drop_unwritten(before, folder)
+
+
+def _settle_run_folder(folder: Path, config: Config, before: dict[Path, tuple[int, int, int]]) -> None:
+    """Once the run's notebook 01 made the split, which tells the run's data: where ``folder`` holds
+    results of other data, remove the files the run did not write and take those of the published
+    folder where that is of the run's data (the same images, wherever they lie), so that the
+    notebooks after 01 find the other notebooks' results of these data as a run without a split would."""
+    if not _of_other_data(folder, config):
+        return
+    _drop_unwritten(before, folder)
+    published = paths.published_figures_dir(config.profile)
+    if not published.is_dir() or _of_other_data(published, config):
+        return
+    for source in sorted(published.rglob("*")):
+        target = folder / source.relative_to(published)
+        if source.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
 
 
 def _copy_folder(source: Path, target: Path) -> None:
@@ -269,12 +352,12 @@ def _copy_folder(source: Path, target: Path) -> None:
 
 
 def _publish_figures(config: Config, selected: list[Path], overwrite: bool, data_root: str | None) -> bool:
-    """Record the run folder's provenance and write its README, then copy it in place of
-    ``figures/<profile>/`` unless that holds a fuller run's results (and not ``overwrite``):
-    then print why and return False."""
+    """Record the run folder's provenance (``data_root`` as the user gave it) and write its README, then
+    copy it in place of ``figures/<profile>/`` unless that holds a fuller run's results (and not
+    ``overwrite``): then print why and return False."""
     profile = config.profile
     folder = paths.figures_dir(profile)
-    record = provenance(config, selected, folder)
+    record = provenance(config, selected, folder, data_root)
     write_text(folder / PROVENANCE_FILE, json.dumps(record, indent=2) + "\n")
     beyond_apart = not config.beyond.with_study and any(nb[:2] in BEYOND_NOTEBOOKS for nb in record["notebooks"])
     write_readme(folder, profile, reproduce_command(profile, data_root, beyond_apart))
@@ -286,6 +369,11 @@ def _publish_figures(config: Config, selected: list[Path], overwrite: bool, data
         return False
     _copy_folder(folder, final)
     return True
+
+
+def _one_line(message: str) -> str:
+    """``message`` on one line (a notebook's error value may wrap)."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
 class Engine(NamedTuple):
@@ -310,8 +398,9 @@ def papermill_engine() -> Engine:
 
 @dataclass
 class RunResult:
-    """What a run did: its exit code (0; 1 a notebook failed; :data:`REFUSED`; None until the run
-    ends) and the seconds each notebook that finished took, by name (``01_data_split``), in order."""
+    """What a run did: its exit code (0; 1 a notebook failed; :data:`BAD_INPUT` a notebook raised one of
+    :data:`INPUT_ERRORS`; :data:`REFUSED`; None until the run ends) and the seconds each notebook that
+    finished took, by name (``01_data_split``), in order."""
 
     code: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -321,15 +410,17 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
         in_place: bool = False, timeout: int = 7200, overwrite: bool = False, run_all: bool = False,
         engine: Engine | None = None, result: RunResult | None = None) -> RunResult:
     """Execute the notebooks and publish their tables and figures; the result's code is 0 on success,
-    1 if a notebook failed, :data:`REFUSED` if the results were kept unpublished (see the module's
-    docstring). ``only``: notebook numbers; else every notebook with ``run_all``, else
-    :func:`default_notebooks`. ``engine``: :func:`papermill_engine` unless given. ``result``: filled
-    in as the run goes (a caller whose run is interrupted keeps what finished), and returned."""
+    1 if a notebook failed, :data:`BAD_INPUT` if it failed on bad input, :data:`REFUSED` if the results
+    were kept unpublished (see the module's docstring). ``only``: notebook numbers; else every notebook
+    with ``run_all``, else :func:`default_notebooks`. ``engine``: :func:`papermill_engine` unless given.
+    ``result``: filled in as the run goes (a caller whose run is interrupted keeps what finished), and
+    returned."""
     result = result if result is not None else RunResult()
     if in_place and engine is not None:
         raise ConfigError("--in-place stores Jupyter kernels' outputs in the committed notebooks: "
                           "it needs papermill, not another engine")
     execute_notebook, cell_error = engine or papermill_engine()
+    given_root = data_root  # as the user gave it: what the provenance records
     if data_root:  # the notebooks run in notebooks/: pass the data root as an absolute path
         data_root = str(Path(data_root).expanduser().resolve())
     if str(profile).endswith((".yaml", ".yml")):  # and a profile file of one's own too
@@ -350,7 +441,8 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
     executed_dir = paths.run_dir(config.profile) / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"profile": profile, "data_root": data_root, "device": device}
-    figures = _open_run_folder(config)
+    makes_split = any(nb.name[:2] == SPLIT_NOTEBOOK for nb in selected)
+    figures = _open_run_folder(config, makes_split)
     before = _file_states(figures)
     os.environ[NO_PROGRESS_ENV] = "1"  # nobody sees the kernels' progress bars; keep them out of the outputs
     try:
@@ -364,6 +456,10 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
                     kernel_name=KERNELSPEC["name"], execution_timeout=timeout, progress_bar=False, log_output=False,
                 )
             except cell_error as err:
+                if err.ename in INPUT_ERRORS:  # bad input: its message says what to do
+                    print(f"error: {_one_line(err.evalue)}", file=sys.stderr)
+                    result.code = BAD_INPUT
+                    return result
                 first_line = (err.source or "").strip().splitlines()[:1]
                 print(f"error: notebook {nb.name} failed in cell {err.cell_index} "
                       f"(execution count {err.exec_count}): {err.ename}: {err.evalue}\n"
@@ -373,11 +469,13 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
                 result.code = 1
                 return result
             result.seconds[nb.stem] = time.perf_counter() - start
+            if nb.name[:2] == SPLIT_NOTEBOOK:
+                _settle_run_folder(figures, config, before)
             print(f"[{nb.name}] done in {result.seconds[nb.stem]:.0f} s", flush=True)
     finally:
         os.environ.pop(NO_PROGRESS_ENV, None)
         _drop_leftovers(figures, config, before)
-    if not _publish_figures(config, selected, overwrite, data_root):
+    if not _publish_figures(config, selected, overwrite, given_root):
         result.code = REFUSED
         return result
     if in_place:  # only once every notebook succeeded and the results were published

@@ -1,5 +1,6 @@
 """Shared fixtures: a redirected output root, a miniature ILSVRC2012 tree of generated
-JPEGs (three real wnids), and the shared folder of real ImageNet sample images."""
+JPEGs (three real wnids), and the shared folder of real ImageNet sample images (where
+``../shared`` is absent, the demo's shipped thumbnails of the same images)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,8 @@ from PIL import Image
 torch.set_num_threads(1)
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "imagenet-sample-dev"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "imagenet-sample-128"
+"""The demo's shipped 128 px thumbnails of the sample's images: what the tests read without ``../shared``."""
 
 # Class indices of the miniature tree: far apart in the sorted-wnid order.
 TREE_CLASSES = (0, 417, 999)
@@ -43,10 +46,9 @@ def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def sample_dir() -> Path:
-    """The shared folder of real ImageNet sample JPEGs (``<wnid>_<name>.JPEG``)."""
-    if not SAMPLE_DIR.is_dir():
-        pytest.skip(f"real ImageNet sample images not found at {SAMPLE_DIR}")
-    return SAMPLE_DIR
+    """A folder of real ImageNet sample JPEGs (``<wnid>_<name>.JPEG``): the shared one,
+    ``../shared/imagenet-sample-dev``, or where it is absent the shipped thumbnails (:data:`SHIPPED_DIR`)."""
+    return SAMPLE_DIR if SAMPLE_DIR.is_dir() else SHIPPED_DIR
 
 
 @pytest.fixture

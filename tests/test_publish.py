@@ -13,7 +13,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dario_utils import paths, reproduce
+from conftest import write_jpeg
+from dario_utils import data, paths, reproduce
+from dario_utils.config import load_config
 from dario_utils.runtime import git_commit
 
 PROFILE = "imagenet-sample"
@@ -27,17 +29,22 @@ def _write_table(folder: Path, models: list[str]) -> None:
 
 class FakeStudy:
     """Stands in for ``papermill.execute_notebook``: 01 writes manifests listing the data root's
-    files, 02 Table 1 without DarioNet, 04 Table 1 with ``rows_04``, 05 ``figures_05``."""
+    files (with ``real_split``, the study's own split and manifests of its JPEGs), 02 Table 1
+    without DarioNet, 04 Table 1 with ``rows_04``, 05 ``figures_05``."""
 
     def __init__(self) -> None:
         self.rows_04 = MODELS
         self.figures_05 = [f"fig{i}_panel.png" for i in range(1, 8)]
+        self.real_split = False
 
     def __call__(self, input_path: str, output_path: str, parameters: dict, **kwargs) -> None:
         profile = parameters.get("profile", "demo")
         folder = paths.figures_dir(profile)
         number = Path(input_path).name[:2]
-        if number == "01":
+        if number == "01" and self.real_split:
+            config = load_config(profile, {"data_root": parameters["data_root"]})
+            data.write_manifests(config, data.make_split(config))
+        elif number == "01":
             names = sorted(p.name for p in Path(parameters["data_root"]).iterdir())
             manifests = paths.manifests_dir(profile)
             manifests.mkdir(parents=True, exist_ok=True)
@@ -76,6 +83,10 @@ def _data(tmp_path: Path, name: str, images: int) -> Path:
     return root
 
 
+def _record(folder: Path) -> dict:
+    return json.loads((folder / "provenance.json").read_text())
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -88,7 +99,7 @@ def test_full_run_publishes_its_provenance_and_republishes_on_the_same_data(
     record = json.loads((published / "provenance.json").read_text())
     assert record == {
         "profile": PROFILE, "data_root": str(data.resolve()),
-        "manifests_sha256": reproduce.manifests_fingerprint(PROFILE), "notebooks": NOTEBOOKS,
+        "manifests_sha256": reproduce.manifests_fingerprint(PROFILE), "images_sha256": None, "notebooks": NOTEBOOKS,
         "commit": git_commit(), "date": datetime.now(timezone.utc).date().isoformat(),
         "table1_models": MODELS, "figures": study.figures_05,
     }
@@ -119,8 +130,9 @@ def test_quick_run_on_other_data_is_refused_until_overwrite(
     kept = output_root / "runs" / PROFILE / "figures"
     err = capsys.readouterr().err
     assert err.splitlines() == [
-        f"error: figures/{PROFILE}/ holds the results of a fuller run (other data: data root {quick.resolve()}, "
-        f"published {full.resolve()}; rows darionet would be lost; figures {', '.join(study.figures_05)} would be "
+        f"error: figures/{PROFILE}/ holds the results of a fuller run (other data: manifests "
+        f"{reproduce.manifests_fingerprint(PROFILE)}, published {_record(published)['manifests_sha256']}; "
+        f"rows darionet would be lost; figures {', '.join(study.figures_05)} would be "
         f"lost); this run's tables and figures are in {kept}: pass --overwrite to replace them"]
     assert _snapshot(published) == before
     assert reproduce.table1_models(kept) == MODELS[:4]
@@ -224,5 +236,60 @@ def test_refusals_compare_rows_figures_and_data(tmp_path: Path):
     (published / "provenance.json").write_text(json.dumps({**record, "manifests_sha256": "bbbbbbbbbbbb"}))
     assert reproduce.publish_refusals(staged, published) == [
         "other data: manifests aaaaaaaaaaaa, published bbbbbbbbbbbb"]
+    # the data are told by content: the same manifests and images in another folder are the same data
     (published / "provenance.json").write_text(json.dumps({**record, "data_root": "/data/b"}))
-    assert reproduce.publish_refusals(staged, published) == ["other data: data root /data/a, published /data/b"]
+    assert reproduce.publish_refusals(staged, published) == []
+    images = {"images_sha256": "cccccccccccc"}
+    (staged / "provenance.json").write_text(json.dumps({**record, **images}))
+    assert reproduce.publish_refusals(staged, published) == []  # published by an older runner: no images hash
+    (published / "provenance.json").write_text(json.dumps({**record, "images_sha256": "dddddddddddd"}))
+    assert reproduce.publish_refusals(staged, published) == ["other data: images cccccccccccc, published dddddddddddd"]
+
+
+# ---------------------------------------------------------------- data told by content, not by folder
+
+
+def _jpegs(tmp_path: Path, name: str, seeds: range) -> Path:
+    """A sample folder of real JPEGs, one per seed (the same seeds give the same bytes)."""
+    for i, seed in enumerate(seeds):
+        write_jpeg(tmp_path / name / f"n01440764_{i}.JPEG", seed)
+    return tmp_path / name
+
+
+def test_the_same_images_in_another_folder_are_the_same_data(
+        study: FakeStudy, tmp_path: Path, output_root: Path, monkeypatch: pytest.MonkeyPatch):
+    study.real_split = True
+    first = _jpegs(tmp_path, "first", range(12))
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(first)]) == 0
+    published = output_root / "figures" / PROFILE
+    record = _record(published)
+    assert re.fullmatch(r"[0-9a-f]{12}", record["images_sha256"])
+
+    shutil.copytree(first, tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    # a run of some notebooks on the copy keeps the others' results: its folder holds the same data
+    assert reproduce.main(["--profile", PROFILE, "--data-root", "moved", "--only", "01,04"]) == 0
+    moved = _record(published)
+    assert moved["data_root"] == "moved"  # as the user gave it, not this machine's absolute path
+    assert (moved["manifests_sha256"], moved["images_sha256"]) == (record["manifests_sha256"], record["images_sha256"])
+    assert moved["notebooks"] == NOTEBOOKS and moved["figures"] == study.figures_05
+    # and a full run from there publishes
+    assert reproduce.main(["--profile", PROFILE, "--data-root", "moved"]) == 0
+    assert _record(published)["data_root"] == "moved"
+
+
+def test_other_images_of_the_same_names_and_sizes_are_other_data(
+        study: FakeStudy, tmp_path: Path, output_root: Path, capsys: pytest.CaptureFixture):
+    study.real_split = True
+    first = _jpegs(tmp_path, "first", range(12))
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(first)]) == 0
+    published = output_root / "figures" / PROFILE
+    before, record = _snapshot(published), _record(published)
+    other = _jpegs(tmp_path, "other", range(100, 112))  # the same manifests, other pixels
+    capsys.readouterr()
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(other)]) == reproduce.REFUSED
+    assert reproduce.manifests_fingerprint(PROFILE) == record["manifests_sha256"]
+    err = capsys.readouterr().err
+    assert f"fuller run (other data: images {reproduce.images_fingerprint(PROFILE)}, published " \
+           f"{record['images_sha256']})" in err
+    assert _snapshot(published) == before
