@@ -14,6 +14,9 @@ Inputs:
 
 - ``runs/<p>/results/history.csv`` (notebook 03): one row per epoch and phase.
 - ``runs/<p>/figures/per_class_<model>.csv`` (notebook 04): per-class precision, recall, F1.
+- ``runs/<p>/results/per_image.csv`` (notebooks 02 and 04): each test image's cross-entropy per
+  model, read by figures 3 and 4 only where every class has one test image
+  (:func:`one_image_per_class`), whose per-class F1 can only be 0, 2/3 or 1.
 - ``runs/<p>/results/examples.npz`` (notebook 04): one image of each class with the lowest
   and the highest F1 difference DarioNet minus original, with every model's reconstruction
   and prediction and the class's two F1 values.
@@ -38,7 +41,8 @@ from dario_utils import paths
 from dario_utils.figures_readme import CAPTIONS, by_figure_number
 from dario_utils.metrics import class_differences
 from dario_utils.result_files import (EVALUATION_NOTEBOOK, START_PHASE, TRAINING_NOTEBOOK, MissingResultError,
-                                      best_epoch_row, examples_path, history_path, per_class_path, require)
+                                      best_epoch_row, examples_path, history_path, per_class_path, per_image_path,
+                                      require)
 from dario_utils.study_models import display_name
 from dario_utils.style import DPI, PALETTE, class_label, new_figure, save_figure, styled
 
@@ -63,6 +67,16 @@ VERSUS_ORIGINALS = "vs the classifier on the originals"
 """What the per-class F1 differences of figures 3 and 5-7 are measured against."""
 
 
+PROBABILITY_LABEL = "probability of the true class, exp(−CE)"
+"""Axis label of the probability the classifier gives an image's true class."""
+
+PROBABILITY_DIFFERENCE_LABEL = "true-class probability difference (DarioNet − original)"
+"""Axis label of an image's true-class probability with DarioNet minus on the original."""
+
+PER_IMAGE_NOTE = "one image per class, so per-class F1 is only 0, 2/3 or 1: shown per image instead"
+"""What the titles of figures 3 and 4 say where they show each test image instead of each class."""
+
+
 def read_per_class(profile: str, model: str) -> pd.DataFrame:
     """The per-class report of ``model`` (original, bicubic, darionet, ...)."""
     return pd.read_csv(require(per_class_path(profile, model), EVALUATION_NOTEBOOK))
@@ -71,6 +85,47 @@ def read_per_class(profile: str, model: str) -> pd.DataFrame:
 def read_class_differences(profile: str) -> pd.DataFrame:
     """Per-class F1 of the original images and DarioNet and their difference (worst first)."""
     return class_differences(read_per_class(profile, "original"), read_per_class(profile, "darionet"))
+
+
+def one_image_per_class(profile: str) -> bool:
+    """Whether every class has a single test image (support 1 in ``per_class_original.csv``), so
+    that its F1 can only be 0, 2/3 or 1 and figures 3 and 4 show each test image instead."""
+    return bool((read_per_class(profile, "original")["support"] == 1).all())
+
+
+def read_true_class_probability(profile: str) -> pd.DataFrame:
+    """The probability the classifier gives each test image's true class, ``exp(-ce)``, per model.
+
+    One row per image of ``per_image.csv``, sorted by label, with columns ``image``, ``label``,
+    ``class_name`` and one per model scored (original, bicubic, darionet, ...). Raises
+    :class:`MissingResultError` where the file or its original or DarioNet rows are missing.
+    """
+    path = require(per_image_path(profile), EVALUATION_NOTEBOOK)
+    per_image = pd.read_csv(path, dtype={"image": str, "wnid": str})
+    missing = {"original", "darionet"} - set(per_image["model"])
+    if missing:
+        raise MissingResultError(f"{path} has no rows of {', '.join(sorted(missing))}: "
+                                 f"run notebook {EVALUATION_NOTEBOOK} for this profile first")
+    probability = (per_image.assign(probability=np.exp(-per_image["ce"]))
+                   .pivot(index=["label", "image"], columns="model", values="probability")
+                   .sort_index().reset_index())
+    names = read_per_class(profile, "original").set_index("label")["class_name"]
+    probability.insert(2, "class_name", probability["label"].map(names))
+    probability.columns.name = None
+    return probability
+
+
+def _difference_histogram(ax: Axes, delta: pd.Series, xlabel: str, units: str) -> None:
+    """Histogram (with a density estimate) of ``delta`` over ``units`` (classes or images), with
+    its zero and its mean; the title counts the units lowered, unchanged and raised."""
+    sns.histplot(x=delta, kde=len(delta) > 2, color=PALETTE["darionet"], ax=ax)
+    ax.axvline(0, color="#333333", linewidth=1)
+    ax.axvline(delta.mean(), color=PALETTE["darionet"], linestyle="--", linewidth=1.2,
+               label=f"mean {delta.mean():+.3f}")
+    ax.set(xlabel=xlabel, ylabel=units)
+    ax.set_title(f"{len(delta)} {units}: {(delta < 0).sum()} lowered, {(delta == 0).sum()} unchanged, "
+                 f"{(delta > 0).sum()} raised", fontsize=10)
+    ax.legend(loc="upper left")
 
 
 # --------------------------------------------------------------------------- Figure 1
@@ -186,22 +241,19 @@ def fig3_class_differences(profile: str) -> list[Path]:
     (DarioNet minus original). Right: a 3D scatter of that difference against class
     hardness (1 - F1 on originals) and support. Support is the third axis because any
     other per-class F1 (original or DarioNet) is fixed by hardness and difference.
+
+    Where every class has one test image (:func:`one_image_per_class`), per-class F1 is only
+    0, 2/3 or 1 and support is 1: :func:`_fig3_per_image` draws the figure per image instead.
     """
+    if one_image_per_class(profile):
+        return _fig3_per_image(profile)
     diffs = read_class_differences(profile)
     delta = diffs["f1_difference"]
     correlation = diffs["hardness"].corr(delta)
     with styled():
         fig = new_figure(10, 4.4)
         fig.suptitle(f"Per-class F1 change with DarioNet, {VERSUS_ORIGINALS}", fontsize=10, fontweight="bold")
-        left = fig.add_subplot(1, 2, 1)
-        sns.histplot(x=delta, kde=len(diffs) > 2, color=PALETTE["darionet"], ax=left)
-        left.axvline(0, color="#333333", linewidth=1)
-        left.axvline(delta.mean(), color=PALETTE["darionet"], linestyle="--", linewidth=1.2,
-                     label=f"mean {delta.mean():+.3f}")
-        left.set(xlabel=DIFFERENCE_LABEL, ylabel="classes")
-        left.set_title(f"{len(diffs)} classes: {(delta < 0).sum()} lowered, {(delta == 0).sum()} unchanged, "
-                       f"{(delta > 0).sum()} raised", fontsize=10)
-        left.legend(loc="upper left")
+        _difference_histogram(fig.add_subplot(1, 2, 1), delta, DIFFERENCE_LABEL, "classes")
         right = fig.add_subplot(1, 2, 2, projection="3d")
         right.scatter(diffs["hardness"], diffs["support"], delta, c=delta, cmap="coolwarm_r",
                       vmin=-delta.abs().max(), vmax=delta.abs().max(), s=22, depthshade=False,
@@ -216,6 +268,33 @@ def fig3_class_differences(profile: str) -> list[Path]:
         return save_figure(fig, profile, "fig3_class_differences")
 
 
+def _fig3_per_image(profile: str) -> list[Path]:
+    """Figure 3 where every class has one test image: the change of the true class's probability.
+
+    Left: histogram over test images of the probability the classifier gives the true class,
+    ``exp(-ce)``, with DarioNet minus on the original. Right: that difference against the image's
+    hardness (1 minus the probability on the original), with Pearson's r.
+    """
+    probability = read_true_class_probability(profile)
+    delta = probability["darionet"] - probability["original"]
+    hardness = 1.0 - probability["original"]
+    correlation = hardness.corr(delta)
+    limit = float(delta.abs().max())
+    with styled():
+        fig = new_figure(10, 4.4)
+        fig.suptitle(f"Per-image change of the true class's probability with DarioNet, {VERSUS_ORIGINALS}\n"
+                     f"({PER_IMAGE_NOTE})", fontsize=10, fontweight="bold")
+        _difference_histogram(fig.add_subplot(1, 2, 1), delta, PROBABILITY_DIFFERENCE_LABEL, "images")
+        right = fig.add_subplot(1, 2, 2)
+        right.axhline(0, color="#333333", linewidth=1)
+        right.scatter(hardness, delta, c=delta, cmap="coolwarm_r", vmin=-limit, vmax=limit, s=18,
+                      edgecolors="#333333", linewidths=0.4)
+        right.set(xlim=(0, 1), xlabel="hardness (1 − true-class probability on the original)",
+                  ylabel=PROBABILITY_DIFFERENCE_LABEL)
+        right.set_title(f"Probability difference vs hardness: Pearson r = {correlation:+.2f}", fontsize=10)
+        return save_figure(fig, profile, "fig3_class_differences")
+
+
 # --------------------------------------------------------------------------- Figure 4
 
 
@@ -224,7 +303,13 @@ def fig4_hardest_classes(profile: str, k: int = 15) -> list[Path]:
 
     Bars for the original images and DarioNet, plus bicubic when
     ``per_class_bicubic.csv`` exists; hardest class at the top.
+
+    Where every class has one test image (:func:`one_image_per_class`), the ``k`` hardest
+    classes all have F1 0 on the originals, and so mostly with every model:
+    :func:`_fig4_per_image` draws the figure per image instead.
     """
+    if one_image_per_class(profile):
+        return _fig4_per_image(profile, k)
     models = ["original", "darionet"] + (["bicubic"] if per_class_path(profile, "bicubic").is_file() else [])
     reports = {model: read_per_class(profile, model).set_index("label") for model in models}
     f1 = pd.concat({model: report["f1"] for model, report in reports.items()}, axis=1)
@@ -242,6 +327,37 @@ def fig4_hardest_classes(profile: str, k: int = 15) -> list[Path]:
         ax.set(xlim=(0, 1), xlabel="F1 (per class)")
         ax.set_title(f"F1 on the {len(hardest)} classes with the lowest F1 on the originals", fontsize=10)
         fig.legend(loc="outside right upper")
+        ax.grid(axis="y", visible=False)
+        return save_figure(fig, profile, "fig4_hardest_classes")
+
+
+def _fig4_per_image(profile: str, k: int) -> list[Path]:
+    """Figure 4 where every class has one test image: the ``k`` test images downsampling hurts most.
+
+    The images whose true-class probability ``exp(-ce)`` drops most from the original to
+    bicubic (to DarioNet where bicubic was not scored), the largest drop at the top (ties by
+    label); bars for the original, bicubic and DarioNet, each image named by its class.
+    """
+    probability = read_true_class_probability(profile)
+    models = [m for m in ("original", "bicubic", "darionet") if m in probability]
+    hurt_by = "bicubic" if "bicubic" in probability else "darionet"
+    drop = probability["original"] - probability[hurt_by]
+    hurt = probability.assign(drop=drop).sort_values(["drop", "label"], ascending=[False, True], kind="stable")
+    hurt = hurt.head(k)
+    positions = np.arange(len(hurt))[::-1]
+    height = 0.8 / len(models)
+    with styled():
+        fig = new_figure(8, 1.5 + 0.13 * len(hurt) * len(models))
+        ax = fig.add_subplot()
+        for i, model in enumerate(models):
+            ax.barh(positions + (len(models) - 1 - 2 * i) * height / 2, hurt[model], height,
+                    color=PALETTE[model], label=display_name(model))
+        ax.set_yticks(positions, [class_label(name) for name in hurt["class_name"]], fontsize=8)
+        ax.set(xlim=(0, 1), xlabel=PROBABILITY_LABEL)
+        fig.suptitle(f"True-class probability on the {len(hurt)} test images that downsampling hurts most\n"
+                     f"(largest drop from the original to {display_name(hurt_by)})\n({PER_IMAGE_NOTE})",
+                     fontsize=10, fontweight="bold")
+        fig.legend(loc="outside lower center", ncols=len(models))
         ax.grid(axis="y", visible=False)
         return save_figure(fig, profile, "fig4_hardest_classes")
 

@@ -21,7 +21,11 @@ PROVENANCE_FILE = "provenance.json"
 ONE_IMAGE_PER_CLASS = (" Where each class has a single test image (the demo and imagenet-sample profiles), its F1 "
                        "can only be 0, 2/3 or 1: these rankings are coarse and ties keep label order; Table 4 "
                        "and figure 12 pool the classes into WordNet super-categories instead.")
-"""What per-class figures can show with one image per class (figures 3-5)."""
+"""What per-class figures can show with one image per class (figure 5)."""
+
+PER_IMAGE_INSTEAD = (" Where each class has a single test image (the demo and imagenet-sample profiles), its F1 "
+                     "can only be 0, 2/3 or 1, so the figure shows each test image instead: ")
+"""How figures 3 and 4 begin to say what they show with one image per class; each caption ends the sentence."""
 
 CAPTIONS: dict[str, str] = {
     "fig1_pipeline": "Pipeline: downsampling, DarioNet super-resolution and the frozen classifier "
@@ -30,10 +34,14 @@ CAPTIONS: dict[str, str] = {
     "cross-entropy, PSNR and validation loss, the validation curve from the untrained start (epoch 0), "
     "with the selected (best) epoch marked.",
     "fig3_class_differences": "Distribution over classes of the F1 difference (DarioNet minus original) "
-    "and the difference against class hardness and support."
-    + ONE_IMAGE_PER_CLASS,
+    "and the difference against class hardness and support." + PER_IMAGE_INSTEAD
+    + "the distribution over images of the change in the probability the classifier gives the true class, "
+    "exp(−CE) (DarioNet minus original), and that change against the image's hardness (1 minus that "
+    "probability on the original).",
     "fig4_hardest_classes": "F1 of each model on the classes with the lowest F1 on the original images "
-    "(original, DarioNet, and bicubic where evaluated)." + ONE_IMAGE_PER_CLASS,
+    "(original, DarioNet, and bicubic where evaluated)." + PER_IMAGE_INSTEAD
+    + "the 15 test images whose true-class probability bicubic lowers most from the original, with the "
+    "probability the classifier gives the true class, exp(−CE), on the original, bicubic and DarioNet images.",
     "fig5_worse_better": "Classes whose F1 DarioNet lowers most (left) and raises most (right), "
     "against the classifier on the original images; unchanged classes are not shown." + ONE_IMAGE_PER_CLASS,
     "fig6_reconstructions_worse": "One test image of each class whose F1 DarioNet lowers most "

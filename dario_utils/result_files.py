@@ -118,6 +118,12 @@ def per_class_path(profile: str, model: str) -> Path:
     return table_path(profile, f"per_class_{model}")
 
 
+def per_image_path(profile: str) -> Path:
+    """``runs/<p>/results/per_image.csv``: the per-image results on the test split judged by the teacher
+    (:func:`eval_results_path` of the default split and judge), written by notebooks 02 and 04."""
+    return paths.results_dir(profile) / "per_image.csv"
+
+
 def read_table(profile: str, name: str, notebook: str) -> pd.DataFrame:
     """The table ``name`` of :func:`table_path`; :class:`MissingResultError` naming ``notebook`` where it is missing."""
     return pd.read_csv(require(table_path(profile, name), notebook))

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.axes import Axes
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from dario_utils import alternatives_figures, beyond_figures, figures, figures_readme, paths
-from dario_utils.result_files import best_epoch_row
+from dario_utils import alternatives_figures, beyond_figures, figures, figures_readme, metrics, paths
+from dario_utils.result_files import best_epoch_row, per_class_path, per_image_path
 from dario_utils.style import class_label
 
 PROFILE = "testfig"
@@ -75,6 +77,41 @@ def write_examples(with_f1: bool = True) -> None:
     np.savez(target, images=images, columns=columns, group=np.array(["worse", "worse", "better", "better"]),
              class_name=class_name, image=np.array([f"img_{i:04d}" for i in range(4)]), prediction=np.array(prediction),
              **(f1 if with_f1 else {}))
+
+
+def write_one_image_per_class(classes: int = 40) -> None:
+    """``per_image.csv`` of one test image per class (as the demo profile has) and the per-class reports
+    computed from it, whose F1 is then 0, 2/3 or 1.
+
+    An image is classified right where the true class's probability ``exp(-ce)`` exceeds 0.5, else as
+    the next class. About half the images are wrong on the originals and stay wrong with bicubic and
+    DarioNet, which only lower a low probability: each of the 15 classes with the lowest F1 on the
+    originals has F1 0 for every model.
+    """
+    rng = np.random.default_rng(2)
+    labels = np.arange(classes)
+    names = [CLASS_NAMES[i] if i < len(CLASS_NAMES) else f"invented class {i}" for i in labels]
+    wnids = [f"n{i:08d}" for i in labels]
+    original = rng.uniform(0.05, 0.99, classes)
+    probability = {"original": original, "bicubic": original * rng.uniform(0.2, 1.0, classes),
+                   "darionet": np.where(original > 0.5, np.clip(original * rng.uniform(0.6, 1.3, classes), 0, 0.99),
+                                        original * rng.uniform(0.5, 1.0, classes))}
+    rows = []
+    for model, p in probability.items():
+        prediction = np.where(p > 0.5, labels, (labels + 1) % classes)
+        rows.append(pd.DataFrame({
+            "image": [f"{w}/img_{i:04d}.JPEG" for i, w in enumerate(wnids)], "wnid": wnids, "label": labels,
+            "model": model, "judge": "resnet50", "prediction": prediction, "top1": (prediction == labels).astype(int),
+            "top5": 1, "agree": (prediction == np.where(original > 0.5, labels, (labels + 1) % classes)).astype(int),
+            "ce": -np.log(p), "logit_mse": 0.0 if model == "original" else rng.uniform(0.5, 3.0, classes),
+            "psnr": 99.0 if model == "original" else rng.uniform(20, 30, classes),
+            "ssim": 1.0 if model == "original" else rng.uniform(0.6, 0.9, classes)}))
+        report = metrics.per_class_report(labels, prediction, names, wnids)
+        target = per_class_path(PROFILE, model)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        report.to_csv(target, index=False)
+    per_image_path(PROFILE).parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(rows, ignore_index=True).to_csv(per_image_path(PROFILE), index=False)
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +264,117 @@ def test_examples_without_f1_ask_for_notebook_04(output_root: Path) -> None:
     write_examples(with_f1=False)
     with pytest.raises(ValueError, match="rerun notebook 04"):
         figures.fig6_reconstructions_worse(PROFILE)
+
+
+def constant_data(fig: Figure) -> list[str]:
+    """What ``fig`` plots that does not vary, one line each: a set of bars (a bar container) whose
+    heights (widths for horizontal bars) are all equal or all 0, a scatter coordinate (2-D or 3-D)
+    that is the same for every point, a line drawn in data coordinates whose y is the same
+    everywhere. Reference lines (``axvline``, ``axhline``) and single points are not data that
+    could vary."""
+    found = []
+    for ax in fig.axes:
+        where = ax.get_title() or ax.get_xlabel() or ax.get_label() or "axes"
+        for container in ax.containers:
+            if not isinstance(container, BarContainer) or not container.patches:
+                continue
+            horizontal = container.orientation == "horizontal"
+            sizes = np.array([bar.get_width() if horizontal else bar.get_height() for bar in container.patches])
+            if np.ptp(sizes) == 0 and (len(sizes) > 1 or sizes[0] == 0):
+                found.append(f"{where}: {len(sizes)} bars all {sizes[0]:g}")
+        for collection in ax.collections:
+            points = getattr(collection, "_offsets3d", None)
+            coordinates = ([np.asarray(c, dtype=float) for c in points] if points is not None
+                           else list(np.asarray(collection.get_offsets(), dtype=float).T))
+            for axis, values in zip("xyz", coordinates):
+                if len(values) > 1 and np.ptp(values) == 0:
+                    found.append(f"{where}: scatter {axis} all {values[0]:g}")
+        for line in ax.get_lines():
+            y = np.asarray(line.get_ydata(), dtype=float)
+            if line.get_transform() is ax.transData and len(y) > 1 and np.ptp(y) == 0:
+                found.append(f"{where}: line {line.get_label()} at y = {y[0]:g}")
+    return found
+
+
+@pytest.fixture
+def constant_data_of(output_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """:func:`constant_data` of each figure drawn in the test, keyed by the figure's name, taken just
+    before the figure is saved (and cleared)."""
+    found: dict[str, list[str]] = {}
+    save = figures.save_figure
+
+    def recording_save(fig: Figure, profile: str, name: str) -> list[Path]:
+        found[name] = constant_data(fig)
+        return save(fig, profile, name)
+
+    monkeypatch.setattr(figures, "save_figure", recording_save)
+    return found
+
+
+def test_constant_data_is_found() -> None:
+    fig = Figure()
+    bars, scatter, lines, fine = fig.subplots(1, 4)
+    bars.barh([0, 1, 2], [0.0, 0.0, 0.0])
+    scatter.scatter([0.1, 0.2, 0.3], [1, 1, 1])
+    lines.plot([1, 2, 3], [0.5, 0.5, 0.5])
+    lines.axvline(2)
+    fine.bar([0, 1], [1, 2])
+    fine.plot([1, 2], [3, 4])
+    fine.axhline(1)
+    space = fig.add_subplot(2, 2, 4, projection="3d")
+    space.scatter([0, 1], [1, 1], [2, 3])
+    assert [line.split(":")[1] for line in constant_data(fig)] == [
+        " 3 bars all 0", " scatter y all 1", " line _child0 at y = 0.5", " scatter y all 1"]
+
+
+@pytest.mark.parametrize("one_image_per_class", [False, True], ids=["several images per class", "one image per class"])
+def test_every_figure_shows_data_that_varies(one_image_per_class: bool, constant_data_of: dict[str, list[str]]) -> None:
+    """Issue 35: with one image per class, per-class F1 is 0 or 1 and figures 3 and 4 showed nothing."""
+    write_history(epochs=4)
+    if one_image_per_class:
+        write_one_image_per_class()
+    else:
+        write_per_class()
+    write_examples()
+    figures.make_all_figures(PROFILE, **FIG1)
+    assert set(constant_data_of) == {name for name in figures_readme.CAPTIONS if name.startswith(
+        ("fig1_", "fig2_", "fig3_", "fig4_", "fig5_", "fig6_", "fig7_"))}
+    assert {name: found for name, found in constant_data_of.items() if found} == {}
+
+
+def test_one_image_per_class_is_shown_per_image(figure_texts: dict[str, list[str]]) -> None:
+    """Figures 3 and 4 say, in their titles and captions, that they show each test image instead."""
+    write_one_image_per_class()
+    assert figures.one_image_per_class(PROFILE)
+    figures.fig3_class_differences(PROFILE)
+    figures.fig4_hardest_classes(PROFILE)
+    fig3, fig4 = figure_texts["fig3_class_differences"], figure_texts["fig4_hardest_classes"]
+    note = f"({figures.PER_IMAGE_NOTE})"
+    assert f"Per-image change of the true class's probability with DarioNet, {figures.VERSUS_ORIGINALS}\n{note}" in fig3
+    hardness = "hardness (1 − true-class probability on the original)"
+    assert {figures.PROBABILITY_DIFFERENCE_LABEL, hardness} <= set(fig3)
+    assert "F1 difference (DarioNet − original)" not in fig3 and not [t for t in fig3 if "support" in t]
+    assert ("True-class probability on the 15 test images that downsampling hurts most\n"
+            f"(largest drop from the original to bicubic)\n{note}") in fig4
+    assert {"original", "bicubic", "DarioNet", figures.PROBABILITY_LABEL} <= set(fig4)
+    for name in ("fig3_class_differences", "fig4_hardest_classes"):
+        assert "so the figure shows each test image instead: " in figures_readme.CAPTIONS[name]
+        assert "exp(−CE)" in figures_readme.CAPTIONS[name]
+    probability = figures.read_true_class_probability(PROFILE)
+    assert list(probability.columns) == ["label", "image", "class_name", "bicubic", "darionet", "original"]
+    assert len(probability) == 40 and probability["class_name"].iloc[0] == CLASS_NAMES[0]
+
+
+def test_one_image_per_class_needs_the_per_image_results(output_root: Path) -> None:
+    write_one_image_per_class()
+    per_image_path(PROFILE).unlink()
+    with pytest.raises(FileNotFoundError, match=r"per_image\.csv is missing: run notebook 04"):
+        figures.fig4_hardest_classes(PROFILE)
+    write_one_image_per_class()
+    rows = pd.read_csv(per_image_path(PROFILE))
+    rows[rows["model"] != "darionet"].to_csv(per_image_path(PROFILE), index=False)
+    with pytest.raises(FileNotFoundError, match="no rows of darionet"):
+        figures.fig3_class_differences(PROFILE)
+    write_per_class()  # several images per class: the per-class figures, which need no per-image results
+    assert not figures.one_image_per_class(PROFILE)
+    assert all(p.is_file() for p in figures.fig3_class_differences(PROFILE) + figures.fig4_hardest_classes(PROFILE))
