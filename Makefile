@@ -62,9 +62,10 @@ notebook-tests:
 docs: install
 	$(PY) -m dario_utils.docs
 
-# Refresh the outputs stored in notebooks/ (and figures/demo/) from a demo run of every notebook.
+# Refresh the outputs stored in notebooks/ (and figures/demo/) from a demo run of every notebook;
+# a run whose trained results moved outside the recorded windows is refused unless RERECORD=1.
 notebooks: install
-	$(PY) -m dario_utils.reproduce --profile demo --all --in-place
+	$(PY) -m dario_utils.reproduce --profile demo --all --in-place $(if $(RERECORD),--re-record)
 
 lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

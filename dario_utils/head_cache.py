@@ -20,6 +20,7 @@ import hashlib
 import sys
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +49,12 @@ class HeadFeatures:
         """The features of the images at dataset ``indices``, on ``device``, channels-last."""
         return tuple(t[indices].to(device).contiguous(memory_format=torch.channels_last)
                      for t in (self.feat, self.trunk))  # type: ignore[return-value]
+
+    def rows(self, indices: Sequence[int]) -> HeadFeatures:
+        """The features of the images at ``indices`` only (their share of the time it took)."""
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        return HeadFeatures(self.feat[index], self.trunk[index], self.blocks,
+                            self.seconds * len(index) / max(len(self.feat), 1))
 
     def followed_by(self, other: HeadFeatures) -> HeadFeatures:
         """These rows, then ``other``'s (the features of :class:`~dario_utils.data.FlippedCopies`)."""

@@ -198,21 +198,29 @@ def _all_results(profile: str) -> dict:
             "margins": {f"{r['what']}|{r['metric']}": r["margin"] for r in margins.to_dict("records")}}
 
 
-def record(profile: str, accept_moved: bool = False) -> Path:
-    """Write the finished run's trained results as the recorded ones (``make notebooks``).
-
-    Where a recording of ``profile`` exists and this run moved outside one of its windows
-    (:func:`compare`), or changed a frontier flag or an answer's direction, :class:`RecordingError`
-    names what moved, unless ``accept_moved`` (``--re-record``) says the move is meant."""
-    if RECORD_FILE.is_file() and json.loads(RECORD_FILE.read_text()).get("profile") == profile:
+def refuse_moved(profile: str, accept_moved: bool = False) -> None:
+    """:class:`RecordingError` naming what moved, where a recording of ``profile`` exists and this run
+    moved outside one of its windows (:func:`compare`) or changed a frontier flag or an answer's
+    direction, unless ``accept_moved`` (``--re-record``) says the move is meant."""
+    if accept_moved or not RECORD_FILE.is_file() or json.loads(RECORD_FILE.read_text()).get("profile") != profile:
+        return
+    try:
         frame = compare(profile)
-        moved = frame[~frame["ok"]]
-        if len(moved) and not accept_moved:
-            raise RecordingError(
-                "this run moved outside the recorded run's windows, so it is not recorded: "
-                + "; ".join(f"{r['what']} {r['metric']}: {r['recorded']} -> {r['this run']} (window {r['tolerance']})"
-                            for r in moved.to_dict("records"))
-                + " (rerun with --re-record, RERECORD=1 for make notebooks, to record it anyway)")
+    except FileNotFoundError:  # a run without trained results records nothing (see record)
+        return
+    moved = frame[~frame["ok"]]
+    if len(moved):
+        raise RecordingError(
+            "this run moved outside the recorded run's windows, so it is not recorded: "
+            + "; ".join(f"{r['what']} {r['metric']}: {r['recorded']} -> {r['this run']} (window {r['tolerance']})"
+                        for r in moved.to_dict("records"))
+            + " (rerun with --re-record, RERECORD=1 for make notebooks, to record it anyway)")
+
+
+def record(profile: str, accept_moved: bool = False) -> Path:
+    """Write the finished run's trained results as the recorded ones (``make notebooks``), unless
+    :func:`refuse_moved` refuses."""
+    refuse_moved(profile, accept_moved)
     return fileio.write_text(RECORD_FILE, json.dumps(_all_results(profile), indent=2) + "\n")
 
 

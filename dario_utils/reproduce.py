@@ -56,7 +56,8 @@ from .data import resolve_data_root
 from .fileio import write_text
 from .figures_readme import PROVENANCE_FILE, by_figure_number, reproduce_command, write_readme
 from .result_files import BEYOND_NOTEBOOKS
-from .runtime import git_commit
+from .runtime import cpu_name, git_commit, working_tree_state
+from .scorings import recipe_hash
 
 NO_PROGRESS_ENV = "TQDM_DISABLE"
 REFUSED = 3
@@ -227,21 +228,31 @@ def _of_other_data(folder: Path, config: Config, split: bool = True) -> bool:
     return bool(record) and _other_data(record, _current_data(config, split)) is not None
 
 
-def provenance(config: Config, selected: list[Path], folder: Path, data_root: str | None = None) -> dict:
+def provenance(config: Config, selected: list[Path], folder: Path, data_root: str | None = None,
+               seconds: dict[str, float] | None = None) -> dict:
     """What made the tables and figures in ``folder``: see the module's docstring. The notebooks
     listed are those of this run and, where ``folder`` holds an earlier run's results on the same
-    data (the demo's notebook 06 runs on its own), those of that run too. ``data_root``: as the user
-    gave it (:func:`_data_root`)."""
+    data (the demo's notebook 06 runs on its own), those of that run too, with the seconds each took.
+    ``data_root``: as the user gave it (:func:`_data_root`). The recipe is the hash of the resolved
+    profile's recipe (:func:`dario_utils.scorings.recipe_hash`), given whole under ``resolved_profile``;
+    ``dirty`` says whether the checkout differed from ``commit`` (``diff_sha256``: that difference)."""
     ran = [nb.stem for nb in selected]
-    earlier = [] if _of_other_data(folder, config) else (_read_provenance(folder) or {}).get("notebooks", [])
+    earlier_run = {} if _of_other_data(folder, config) else (_read_provenance(folder) or {})
+    given_root = _data_root(config, data_root)
     return {
         "profile": config.profile,
-        "data_root": _data_root(config, data_root),
+        "data_root": given_root,
         "manifests_sha256": manifests_fingerprint(config.profile),
         "images_sha256": images_fingerprint(config.profile),
-        "notebooks": sorted(set(ran) | set(earlier)),
+        "notebooks": sorted(set(ran) | set(earlier_run.get("notebooks", []))),
         "commit": git_commit(),
+        **working_tree_state(),
         "date": datetime.now(timezone.utc).date().isoformat(),
+        "recipe": recipe_hash(config),
+        "resolved_profile": {**config.to_dict(), "data_root": given_root},
+        "seconds": {**earlier_run.get("seconds", {}), **(seconds or {})},
+        "cpu": cpu_name(),
+        "threads": config.num_threads or os.cpu_count(),
         "table1_models": table1_models(folder),
         "figures": figure_files(folder),
     }
@@ -351,13 +362,14 @@ def _copy_folder(source: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
-def _publish_figures(config: Config, selected: list[Path], overwrite: bool, data_root: str | None) -> bool:
-    """Record the run folder's provenance (``data_root`` as the user gave it) and write its README, then
-    copy it in place of ``figures/<profile>/`` unless that holds a fuller run's results (and not
-    ``overwrite``): then print why and return False."""
+def _publish_figures(config: Config, selected: list[Path], overwrite: bool, data_root: str | None,
+                     seconds: dict[str, float]) -> bool:
+    """Record the run folder's provenance (``data_root`` as the user gave it, each notebook's ``seconds``)
+    and write its README, then copy it in place of ``figures/<profile>/`` unless that holds a fuller
+    run's results (and not ``overwrite``): then print why and return False."""
     profile = config.profile
     folder = paths.figures_dir(profile)
-    record = provenance(config, selected, folder, data_root)
+    record = provenance(config, selected, folder, data_root, seconds)
     write_text(folder / PROVENANCE_FILE, json.dumps(record, indent=2) + "\n")
     beyond_apart = not config.beyond.with_study and any(nb[:2] in BEYOND_NOTEBOOKS for nb in record["notebooks"])
     write_readme(folder, profile, reproduce_command(profile, data_root, beyond_apart))
@@ -408,13 +420,14 @@ class RunResult:
 
 def run(profile: str, data_root: str | None = None, device: str | None = None, only: list[str] | None = None,
         in_place: bool = False, timeout: int = 7200, overwrite: bool = False, run_all: bool = False,
-        engine: Engine | None = None, result: RunResult | None = None) -> RunResult:
+        engine: Engine | None = None, result: RunResult | None = None, re_record: bool = False) -> RunResult:
     """Execute the notebooks and publish their tables and figures; the result's code is 0 on success,
     1 if a notebook failed, :data:`BAD_INPUT` if it failed on bad input, :data:`REFUSED` if the results
     were kept unpublished (see the module's docstring). ``only``: notebook numbers; else every notebook
     with ``run_all``, else :func:`default_notebooks`. ``engine``: :func:`papermill_engine` unless given.
     ``result``: filled in as the run goes (a caller whose run is interrupted keeps what finished), and
-    returned."""
+    returned. With ``in_place``, trained results that moved outside the recorded run's windows are
+    refused (:class:`dario_utils.recorded.RecordingError`, nothing published) unless ``re_record``."""
     result = result if result is not None else RunResult()
     if in_place and engine is not None:
         raise ConfigError("--in-place stores Jupyter kernels' outputs in the committed notebooks: "
@@ -475,7 +488,9 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
     finally:
         os.environ.pop(NO_PROGRESS_ENV, None)
         _drop_leftovers(figures, config, before)
-    if not _publish_figures(config, selected, overwrite, given_root):
+    if in_place:  # a rerun that moved outside the recorded windows is recorded only when asked
+        recorded.refuse_moved(config.profile, re_record)
+    if not _publish_figures(config, selected, overwrite, given_root, result.seconds):
         result.code = REFUSED
         return result
     if in_place:  # only once every notebook succeeded and the results were published
@@ -484,7 +499,7 @@ def run(profile: str, data_root: str | None = None, device: str | None = None, o
             shutil.copyfile(executed_dir / nb.name, nb)
         print(f"refreshed the outputs stored in {', '.join(nb.name for nb in selected)}")
         try:
-            print(f"recorded the trained results in {recorded.record(config.profile).name}")
+            print(f"recorded the trained results in {recorded.record(config.profile, accept_moved=True).name}")
         except FileNotFoundError as err:  # a run without notebooks 03-04 has no trained results
             print(f"no trained results recorded: {err}")
     print(f"tables and figures: {paths.published_figures_dir(config.profile)}")
@@ -506,13 +521,15 @@ def main(argv: list[str] | None = None, engine: Engine | None = None, result: Ru
     parser.add_argument("--overwrite", action="store_true",
                         help="replace figures/<profile>/ even with other data or fewer rows or figures")
     parser.add_argument("--timeout", type=int, default=7200, help="seconds a cell may run (default 7200)")
+    parser.add_argument("--re-record", action="store_true",
+                        help="with --in-place: record the run even where it moved outside the recorded windows")
     args = parser.parse_args(argv)
     only = [part.strip().zfill(2) for part in args.only.split(",")] if args.only else None
     try:
         if only and args.run_all:
             raise ConfigError("--only and --all exclude each other")
         return run(args.profile, args.data_root, args.device, only, args.in_place, args.timeout, args.overwrite,
-                   args.run_all, engine, result).code
+                   args.run_all, engine, result, args.re_record).code
     except (ConfigError, FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

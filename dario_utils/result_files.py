@@ -39,6 +39,7 @@ LOSS_ABLATION = "loss_ablation"
 TABLE3 = "table3_classifier_vs_sr"
 COST_FRONTIER = "cost_frontier"
 TABLE4 = "table4_super_categories"
+DOGS_TEST = "dogs_test"
 
 
 class MissingResultError(FileNotFoundError):

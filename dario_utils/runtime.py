@@ -1,9 +1,12 @@
 """Run-time set-up shared by every stage: seeds, threads, device, the git commit."""
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import random
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -63,6 +66,30 @@ def git_commit() -> str:
         return (out.stdout.strip() if out.returncode == 0 else "") or fallback
     except (OSError, subprocess.SubprocessError):
         return fallback
+
+
+def working_tree_state() -> dict[str, object]:
+    """Whether the checkout's tracked files differ from its commit (``dirty``), and the SHA-256 of that
+    difference (``git diff HEAD``), so that a result made from uncommitted changes says so; ``dirty``
+    is None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "diff", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return {"dirty": None, "diff_sha256": None}
+    if out.returncode != 0:
+        return {"dirty": None, "diff_sha256": None}
+    return {"dirty": bool(out.stdout), "diff_sha256": hashlib.sha256(out.stdout).hexdigest()[:16] if out.stdout else None}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows of it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def speed_report(frame: pd.DataFrame, label_columns: list[str]) -> str:

@@ -45,7 +45,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -288,7 +288,8 @@ def _start(config: Config, device: torch.device, last: Path | None,
 
 
 def finetune(config: Config, resume: bool = False, progress: bool = True,
-             out_dir: Path | None = None, label: str = "") -> pd.DataFrame:
+             out_dir: Path | None = None, label: str = "",
+             heads: Mapping[str, HeadFeatures] | None = None) -> pd.DataFrame:
     """Fine-tune DarioNet with the teacher's logits; return the history (:data:`HISTORY_COLUMNS`).
 
     Checkpoints go to ``runs/<p>/checkpoints/`` and the history to ``runs/<p>/results/``, or
@@ -299,6 +300,11 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
     ``train.batch_size // world`` images of each global batch; metrics are reduced over all
     processes and only rank 0 writes files. Raises :class:`TrainingError` on a non-finite
     loss (the last good checkpoint is kept). ``config`` is checked first (:func:`check_config`).
+
+    With a frozen head, ``heads`` may give its cached features of the ``"train"`` images (rows
+    in :func:`~dario_utils.data.training_set` order, mirrors included) and of the ``"val"``
+    images, computed once for several runs (the folds of :mod:`dario_utils.crossval`);
+    otherwise :func:`head_features` reads or computes them per split.
     """
     check_config(config)
     device = _device(config)
@@ -327,9 +333,12 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
         student, train_head, val_head = net, None, None
     else:  # only the tail trains, on the head's cached output
         student = Tail(net, blocks)
-        train_head, val_head = (head_features(config, split, net, device, show) for split in ("train", "val"))
-        if config.train.flipped_copies:
-            train_head = train_head.followed_by(head_features(config, "train", net, device, show, flipped=True))
+        if heads is not None:
+            train_head, val_head = heads["train"], heads["val"]
+        else:
+            train_head, val_head = (head_features(config, split, net, device, show) for split in ("train", "val"))
+            if config.train.flipped_copies:
+                train_head = train_head.followed_by(head_features(config, "train", net, device, show, flipped=True))
     prefix = f"{label}: " if label else ""
     if not history:  # a fresh start: the untrained net on the validation split, the trained epochs' baseline
         untrained = _validate(student, teacher, val_loader, references, val_head, config, device, 0, show, world)

@@ -17,6 +17,7 @@ from conftest import write_jpeg
 from dario_utils import data, paths, reproduce
 from dario_utils.config import load_config
 from dario_utils.runtime import git_commit
+from dario_utils.scorings import recipe_hash
 
 PROFILE = "imagenet-sample"
 MODELS = ["original", "bilinear", "bicubic", "esrgan", "darionet"]
@@ -97,12 +98,18 @@ def test_full_run_publishes_its_provenance_and_republishes_on_the_same_data(
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
     published = output_root / "figures" / PROFILE
     record = json.loads((published / "provenance.json").read_text())
+    config = load_config(PROFILE, {"data_root": str(data.resolve())})
+    machine = {key: record.pop(key) for key in ("dirty", "diff_sha256", "seconds", "cpu", "threads")}
+    resolved = record.pop("resolved_profile")
     assert record == {
         "profile": PROFILE, "data_root": str(data.resolve()),
         "manifests_sha256": reproduce.manifests_fingerprint(PROFILE), "images_sha256": None, "notebooks": NOTEBOOKS,
-        "commit": git_commit(), "date": datetime.now(timezone.utc).date().isoformat(),
+        "commit": git_commit(), "date": datetime.now(timezone.utc).date().isoformat(), "recipe": recipe_hash(config),
         "table1_models": MODELS, "figures": study.figures_05,
     }
+    assert resolved == {**config.to_dict(), "data_root": str(data.resolve())}
+    assert sorted(machine["seconds"]) == NOTEBOOKS and all(s >= 0 for s in machine["seconds"].values())
+    assert machine["cpu"] and machine["threads"] >= 1 and machine["dirty"] in (True, False)
     assert re.fullmatch(r"[0-9a-f]{12}", record["manifests_sha256"])
     readme = (published / "README.md").read_text()
     made_by = readme[readme.index("\n## Made by\n"):]

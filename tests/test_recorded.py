@@ -102,3 +102,17 @@ def test_re_recording_a_moved_result_takes_the_flag(tmp_path, monkeypatch):
     with pytest.raises(recorded.RecordingError, match="Table 1, darionet top1: 0.6 -> 0.4"):
         recorded.record("demo")
     assert json.loads(record_file.read_text()) == moved  # nothing written
+
+
+def test_a_classifier_that_did_not_train_fails_notebook_07s_margins(tmp_path, monkeypatch):
+    """Route (b) with learning rate 0 is the frozen classifier on bicubic images, and (c) is (a): every
+    margin of :func:`recorded.classifier_route_margins` is 0 and fails its floor."""
+    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))
+    table3 = pd.read_csv(paths.PROJECT_ROOT / "figures" / "demo" / "table3_classifier_vs_sr.csv").set_index("route")
+    for trained, frozen in (("b", "bicubic"), ("c", "a")):
+        table3.loc[trained, ["top1", "agreement"]] = table3.loc[frozen, ["top1", "agreement"]]
+    target = paths.figures_dir("demo") / "table3_classifier_vs_sr.csv"
+    target.parent.mkdir(parents=True)
+    table3.reset_index().to_csv(target, index=False)
+    margins = recorded.classifier_route_margins("demo")
+    assert len(margins) == 4 and not margins["ok"].any(), margins.to_string()
