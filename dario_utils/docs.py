@@ -353,7 +353,20 @@ def super_categories() -> str:
     if not columns:
         return "No profile has run notebook 07.\n"
     frame = pd.DataFrame(columns).fillna("-")
-    return _markdown(frame.rename_axis("super-category").reset_index())
+    return _markdown(frame.rename_axis("super-category").reset_index()) + _dogs_tests()
+
+
+def _dogs_tests() -> str:
+    """The test of the report's claim that dogs gain less, per profile that wrote it (``dogs_test.csv``)."""
+    lines = []
+    for profile in _published_profiles():
+        file = _figures(profile) / "dogs_test.csv"
+        if file.is_file():
+            test = pd.read_csv(file).iloc[0]
+            lines.append(f"- `{profile}`: DarioNet's gain over bicubic is {100 * test['gain_dogs']:+.1f} points on the "
+                         f"{int(test['n_dogs'])} dog images and {100 * test['gain_rest']:+.1f} on the "
+                         f"{int(test['n_rest'])} others (one-sided permutation p = {test['p_value']:.2g}).")
+    return "\nIs the gain smaller on dogs?\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def checks_table() -> str:
