@@ -316,19 +316,24 @@ def fig4_hardest_classes(profile: str, k: int = 15) -> list[Path]:
     names = reports["original"]["class_name"]
     hardest = f1.sort_values(["original"], kind="stable").head(k)
     positions = np.arange(len(hardest))[::-1]
-    height = 0.8 / len(models)
     with styled():
         fig = new_figure(8, 1.0 + 0.13 * len(hardest) * len(models))
         ax = fig.add_subplot()
-        for i, model in enumerate(models):
-            ax.barh(positions + (len(models) - 1 - 2 * i) * height / 2, hardest[model], height,
-                    color=PALETTE[model], label=display_name(model))
+        _grouped_bars(ax, positions, hardest, models)
         ax.set_yticks(positions, [class_label(names[label]) for label in hardest.index], fontsize=8)
         ax.set(xlim=(0, 1), xlabel="F1 (per class)")
         ax.set_title(f"F1 on the {len(hardest)} classes with the lowest F1 on the originals", fontsize=10)
         fig.legend(loc="outside right upper")
         ax.grid(axis="y", visible=False)
         return save_figure(fig, profile, "fig4_hardest_classes")
+
+
+def _grouped_bars(ax: Axes, positions: np.ndarray, values: pd.DataFrame, models: list[str]) -> None:
+    """One horizontal bar per model at each position, side by side, first model on top, in its colour."""
+    height = 0.8 / len(models)
+    for i, model in enumerate(models):
+        ax.barh(positions + (len(models) - 1 - 2 * i) * height / 2, values[model], height,
+                color=PALETTE[model], label=display_name(model))
 
 
 def _fig4_per_image(profile: str, k: int) -> list[Path]:
@@ -345,13 +350,10 @@ def _fig4_per_image(profile: str, k: int) -> list[Path]:
     hurt = probability.assign(drop=drop).sort_values(["drop", "label"], ascending=[False, True], kind="stable")
     hurt = hurt.head(k)
     positions = np.arange(len(hurt))[::-1]
-    height = 0.8 / len(models)
     with styled():
         fig = new_figure(8, 1.5 + 0.13 * len(hurt) * len(models))
         ax = fig.add_subplot()
-        for i, model in enumerate(models):
-            ax.barh(positions + (len(models) - 1 - 2 * i) * height / 2, hurt[model], height,
-                    color=PALETTE[model], label=display_name(model))
+        _grouped_bars(ax, positions, hurt, models)
         ax.set_yticks(positions, [class_label(name) for name in hurt["class_name"]], fontsize=8)
         ax.set(xlim=(0, 1), xlabel=PROBABILITY_LABEL)
         fig.suptitle(f"True-class probability on the {len(hurt)} test images that downsampling hurts most\n"

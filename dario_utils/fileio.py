@@ -20,6 +20,11 @@ class OutputNotWritableError(RuntimeError):
     """An output folder cannot be created or written."""
 
 
+def _not_writable(folder: Path, err: OSError) -> OutputNotWritableError:
+    return OutputNotWritableError(f"cannot write to output folder {folder}: {err.strerror or err}. "
+                                  "Fix its permissions or set DARIO_OUTPUT_ROOT to a writable folder.")
+
+
 def ensure_dir(folder: Path) -> Path:
     """Create ``folder`` (and parents); raise a message naming it if that fails."""
     folder = Path(folder)
@@ -28,10 +33,7 @@ def ensure_dir(folder: Path) -> Path:
         probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
         probe.close()
     except OSError as err:
-        raise OutputNotWritableError(
-            f"cannot write to output folder {folder}: {err.strerror or err}. "
-            "Fix its permissions or set DARIO_OUTPUT_ROOT to a writable folder."
-        ) from None
+        raise _not_writable(folder, err) from None
     return folder
 
 
@@ -46,10 +48,7 @@ def check_writable(folder: Path) -> Path:
             raise NotADirectoryError(20, "Not a directory", str(existing))
         tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-", delete=True).close()
     except OSError as err:
-        raise OutputNotWritableError(
-            f"cannot write to output folder {folder}: {err.strerror or err}. "
-            "Fix its permissions or set DARIO_OUTPUT_ROOT to a writable folder."
-        ) from None
+        raise _not_writable(folder, err) from None
     return folder
 
 
