@@ -34,9 +34,9 @@ TRAINED_MODELS = ("darionet",)
 TOLERANCES = {
     "table1": {"top1": 0.03, "agreement": 0.05, "avg_ce": 0.12, "avg_psnr": 0.25},
     "best_val": {"val_loss": 0.15, "psnr": 0.35},
-    "beyond": {"agreement": 0.04, "avg_ce": 0.15},
+    "beyond": {"avg_ce": 0.15},
     "ablation": {"top1": 0.08, "agreement": 0.075, "avg_psnr": 2.5},
-    "alternatives": {"top1": 0.05, "agreement": 0.05},
+    "alternatives": {"top1": 0.03, "agreement": 0.05},
 }
 """Largest absolute difference allowed from the recorded run, for what training produced:
 about 1.5 times the largest difference from the recorded run measured over seeds (1, 2) and
@@ -44,19 +44,22 @@ CPUs (the AMD, SSE4.1 kernels), listed in the README (Checks that can fail). Tab
 window, 0.03, is 7 of the demo's 249 test images. A window alone would pass a DarioNet that
 did not train where its margin is small, so every trained row must also beat the untrained
 start by :data:`MARGIN_FLOORS`. A window that holds the untrained start's value guards nothing and
-is not kept (the best validation epoch's agreement, the unseen judge's and factor 0.25's top-1;
+is not kept (the best validation epoch's agreement, the unseen judge's and factor 0.25's top-1 and
+agreement;
 ``tests/test_recorded.py`` checks every window against the recorded run's untrained values).
-``alternatives``: notebook 07's routes (b), (c) and the fine-tuned classifier on the originals, from
-the spread of three seeds (``notebooks/recorded_spread.json``), at least Table 1's windows since no
-other CPU was measured for them."""
+``alternatives``: notebook 07's route (b) and the fine-tuned classifier on the originals, 1.5 times
+the largest difference over three seeds (``notebooks/recorded_spread.json``: 0.004 top-1, 0.008
+agreement) but at least Table 1's windows, since no other CPU was measured for them. Route (c) has
+no window: over the seeds its top-1 moved by up to 0.040 and its agreement by 0.044, so a window
+wide enough for the seeds would hold the untrained value ((a)'s) and guard nothing."""
 
 MARGIN_FLOORS = {
-    "table1": {"top1": 0.05, "agreement": 0.07, "avg_ce": 0.27},
-    "best_val": {"val_loss": 0.30},
-    "unseen judge": {"avg_ce": 0.33},
-    "factor": {"avg_ce": 0.27},
+    "table1": {"top1": 0.054, "agreement": 0.078, "avg_ce": 0.249},
+    "best_val": {"val_loss": 0.318},
+    "unseen judge": {"avg_ce": 0.332},
+    "factor": {"avg_ce": 0.288},
     "ablation": {"avg_ce": 0.08},
-    "classifier route": {"top1": 0.07, "agreement": 0.07},
+    "classifier route": {"top1": 0.096, "agreement": 0.108},
 }
 """Least margin each trained row must have over the untrained start measured in the same run
 (higher top-1 and agreement, lower CE and validation loss). The rule (:func:`floor_by_rule`):
@@ -77,7 +80,7 @@ the effect from the spread and is not a floor (the unseen judge's agreement). Th
   epoch is not a margin: with seed 2 the KL run's moved by 0.002 from its start while its test CE
   fell by 0.27);
 - ``classifier route``: notebook 07's classifier fine-tuned on bicubic images, route (b), against
-  the frozen classifier on the same images, and route (c) against (a)."""
+  the frozen classifier on the same images."""
 
 HALF_EFFECT = 0.5
 """The share of the recorded training effect that a margin floor must fail."""
@@ -140,7 +143,7 @@ def _beyond_results(profile: str) -> dict[str, dict[str, dict[str, float]]]:
                        for what, frame in rows.items()}}
 
 
-ROUTES_RECORDED = ("b", "c", "original_finetuned")
+ROUTES_RECORDED = ("b", "original_finetuned")
 """Notebook 07's trained routes whose top-1 and agreement are recorded (Table 3's ``route``)."""
 
 
@@ -182,7 +185,7 @@ def _untrained_results(profile: str) -> dict:
                                      for key in ablation["loss"]})
     if table_path(profile, TABLE3).is_file():
         routes = read_table(profile, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
-        frozen = {"b": "bicubic", "c": "a", "original_finetuned": "original"}
+        frozen = {"b": "bicubic", "original_finetuned": "original"}
         values["alternatives"] = {route: {k: float(routes.loc[frozen[route], k]) for k in TOLERANCES["alternatives"]}
                                   for route in ROUTES_RECORDED}
     return values
@@ -254,8 +257,9 @@ def compare(profile: str) -> pd.DataFrame:
 
 def _compare_alternatives(profile: str, recorded: dict) -> pd.DataFrame:
     """Notebook 07's rerun against the recorded run: routes within their windows, the same methods on
-    the cost frontier, and each answer in the same direction (those that held over the seeds of
-    :data:`SPREAD_FILE`; an answer that changed with the seed is not a claim the rerun must repeat)."""
+    the cost frontier and each answer in the same direction, for the flags and answers that held over
+    the seeds of :data:`SPREAD_FILE` (one that changed with the seed is not a claim a rerun must repeat:
+    route (c) on the frontier, the groups that gain most and least)."""
     current = alternatives_results(profile).get("alternatives")
     if current is None:
         raise FileNotFoundError(f"{RECORD_FILE} records notebook 07's results, but this run has none: "
@@ -265,19 +269,18 @@ def _compare_alternatives(profile: str, recorded: dict) -> pd.DataFrame:
             for route, values in recorded["routes"].items() for k, v in values.items()]
     frame = pd.DataFrame(rows)
     frame["ok"] = (frame["this run"] - frame["recorded"]).abs() <= frame["tolerance"] + 1e-9
-    stable = stable_answers()
     same = [{"what": f"07, {kind}", "metric": key, "recorded": value, "this run": current[kind].get(key),
              "tolerance": "same", "ok": current[kind].get(key) == value}
             for kind in ("on_frontier", "answers") for key, value in recorded[kind].items()
-            if kind == "on_frontier" or key in stable]
+            if key in stable_over_seeds(kind)]
     return pd.concat([frame, pd.DataFrame(same)], ignore_index=True)
 
 
-def stable_answers() -> set[str]:
-    """The answers of notebook 07 whose direction was the same in every run of :data:`SPREAD_FILE`."""
+def stable_over_seeds(kind: str) -> set[str]:
+    """Notebook 07's frontier flags (``kind`` ``on_frontier``) or answers (``answers``) that were the same
+    in every run of :data:`SPREAD_FILE`: the ones a rerun must repeat."""
     spread = json.loads(SPREAD_FILE.read_text()) if SPREAD_FILE.is_file() else {}
-    answers = spread.get("answers", {})
-    return {key for key, values in answers.items() if len(set(values)) == 1}
+    return {key for key, values in spread.get(kind, {}).items() if len(set(values)) == 1}
 
 
 def _margin_rows(what: str, kind: str, trained: pd.Series | dict, untrained: pd.Series | dict) -> list[dict]:
@@ -326,15 +329,15 @@ def _with_floors(frame: pd.DataFrame, with_floors: bool) -> pd.DataFrame:
 def classifier_route_margins(profile: str, with_floors: bool = True) -> pd.DataFrame:
     """Notebook 07's trained classifier against the untrained one of the same run (Table 3): on the
     bicubic images of the test split, route (b) (the copy fine-tuned with the study's loss) against the
-    frozen classifier, and on DarioNet's images route (c) against (a), each by
-    :data:`MARGIN_FLOORS` ``classifier route`` on top-1 and on agreement with the frozen classifier on
-    the originals. One row per margin, with whether it holds; a copy that did not train (learning
-    rate 0) has every margin at 0 and fails."""
+    frozen classifier, by :data:`MARGIN_FLOORS` ``classifier route`` on top-1 and on agreement with the
+    frozen classifier on the originals. One row per margin, with whether it holds; a copy that did not
+    train (learning rate 0) has every margin at 0 and fails. Route (c) against (a) is no margin: on
+    DarioNet's images the fine-tuned classifier's agreement fell below the frozen one's in the
+    recorded run; its window (:data:`TOLERANCES` ``alternatives``) leaves the untrained value out."""
     routes = read_table(profile, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
     rows = [{"what": what, "kind": "classifier route", "metric": metric,
              "trained": float(routes.loc[trained, metric]), "untrained": float(routes.loc[frozen, metric]),
              "margin": float(routes.loc[trained, metric] - routes.loc[frozen, metric]), "floor": floor}
-            for what, trained, frozen in (("07, (b) fine-tuned classifier minus frozen, on bicubic images", "b", "bicubic"),
-                                          ("07, (c) fine-tuned classifier minus frozen, on DarioNet's images", "c", "a"))
+            for what, trained, frozen in (("07, (b) fine-tuned classifier minus frozen, on bicubic images", "b", "bicubic"),)
             for metric, floor in MARGIN_FLOORS["classifier route"].items()]
     return _with_floors(pd.DataFrame(rows), with_floors)

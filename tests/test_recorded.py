@@ -115,4 +115,4 @@ def test_a_classifier_that_did_not_train_fails_notebook_07s_margins(tmp_path, mo
     target.parent.mkdir(parents=True)
     table3.reset_index().to_csv(target, index=False)
     margins = recorded.classifier_route_margins("demo")
-    assert len(margins) == 4 and not margins["ok"].any(), margins.to_string()
+    assert len(margins) == 2 and not margins["ok"].any(), margins.to_string()
