@@ -17,7 +17,7 @@ export MPLBACKEND := Agg
 # per cent (benchmarks/contention.py). Results do not depend on it.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install reproduce beyond test unit-tests notebook-tests notebooks lab clean-runs
+.PHONY: install reproduce beyond crossval test unit-tests notebook-tests notebooks lab clean-runs
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ reproduce: install
 
 beyond: install
 	$(PY) -m dario_utils.reproduce $(RUN_OPTIONS) --only 06,07
+
+# k-fold cross-validation of the whole recipe over every image of the profile's folder
+# (dario_utils/crossval.py): make crossval PROFILE=imagenet-sample DATA=<dir> [FOLDS=1,2]
+crossval: install
+	$(PY) -m dario_utils.crossval $(RUN_OPTIONS) $(if $(FOLDS),--folds $(FOLDS))
 
 # Unit tests, then the committed notebooks re-run on the demo profile and compared
 # cell by cell with their stored outputs (strict nbval, sanitised for timings; cells whose

@@ -3,8 +3,9 @@
 A profile (``profiles/<name>.yaml``) holds sections matching the dataclasses below.
 The same file is passed to papermill with ``-f`` (its top-level keys ``profile``,
 ``data_root`` and ``device`` are also the notebooks' parameters) and read here by
-:func:`load_config`. Unknown keys and values of the wrong type are errors that name
-the key and what was expected. Whether the values fit together (a frozen head and flips,
+:func:`load_config`. Unknown keys, values of the wrong type (the entries of lists and
+mappings too, such as ``data.fractions`` and ``beyond.scales``) and a ``device`` torch does not
+know are errors that name the key and what was expected. Whether the values fit together (a frozen head and flips,
 a crop larger than the image, an unknown loss...) is :func:`check_config`'s, which every entry
 point (:func:`dario_utils.train.finetune`, :func:`dario_utils.evaluate.evaluate`, notebook
 06's judge transfer) calls before it reads any data: loading does not, so that a config can
@@ -15,6 +16,7 @@ Overrides use dotted keys: ``load_config("demo", {"train.epochs": 2})``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ LOSSES = ("mse", "kl")
 """Losses on the teacher's logits (``train.loss``)."""
 LR_SCHEDULES = ("constant", "cosine")
 """Learning-rate schedules (``train.lr_schedule``)."""
+DEVICES = ("cpu", "cuda", "cuda:N")
+"""Devices a profile may name (``device``): ``cuda:N`` is the N-th GPU."""
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 
 @dataclass
@@ -45,8 +50,8 @@ class DataConfig:
     scale: float = 0.32  # downsampling factor of the report's Scaler
     split_seed: int = 2020
     train_fraction: float = 0.15  # ilsvrc: share of each train class
-    fractions: dict = field(default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2})
-    skip_unreadable: bool = False  # skip (and count) unreadable images instead of stopping
+    fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2})
+    skip_unreadable: bool = False  # leave out (and count) unreadable images, at split time and reading, instead of stopping
     num_workers: int = 0
 
 
@@ -110,11 +115,11 @@ class BeyondConfig:
 
     with_study: bool = True  # run 06 and 07 after 01-05 in the profile's default run (the demo: make beyond)
     judge: str = "efficientnet_lite2"  # a classifier DarioNet never saw (Table 2, figure 8)
-    scales: list = field(default_factory=lambda: [0.25, 0.32, 0.5])  # downsampling factors of figure 9
+    scales: list[float] = field(default_factory=lambda: [0.25, 0.32, 0.5])  # downsampling factors of figure 9
     train_per_scale: bool = False  # also fine-tune a DarioNet at each factor (one training run each)
     loss_ablation: bool = True  # train the losses of figure 10 (the demo: off, see profiles/demo.yaml)
     ablation_epochs: int | None = None  # training budget of every loss of figure 10; None = train.epochs
-    ablation_temperatures: list = field(default_factory=lambda: [2.0, 4.0])  # of the KL losses
+    ablation_temperatures: list[float] = field(default_factory=lambda: [2.0, 4.0])  # of the KL losses
     ablation_l1_weight: float = 10.0  # pixel L1 term of the "+ L1" loss
     ablation_feature_weight: float = 1.0  # teacher feature-map term of the "+ features" loss
 
@@ -126,6 +131,15 @@ class AlternativesConfig:
     classifier_lr: float = 1e-5  # Adam's learning rate for the classifier's copy (a usual fine-tuning rate, not tuned)
     classifier_epochs: int | None = None  # None = train.epochs, the SR net's budget
     speed_images: int = 32  # test images each route classifies to measure its images/s
+
+
+@dataclass
+class CrossValConfig:
+    """k-fold cross-validation of the whole recipe over every image (``python -m dario_utils.crossval``)."""
+
+    folds: int = 3  # every image is scored once, by the DarioNet of the fold that left it out
+    seed: int = 2020  # deals the images into folds and picks each fold's validation images
+    judges: list[str] = field(default_factory=lambda: ["efficientnet_lite2", "efficientnet_lite1"])  # unseen judges
 
 
 @dataclass
@@ -144,6 +158,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     beyond: BeyondConfig = field(default_factory=BeyondConfig)
     alternatives: AlternativesConfig = field(default_factory=AlternativesConfig)
+    crossval: CrossValConfig = field(default_factory=CrossValConfig)
 
     @property
     def small_size(self) -> int:
@@ -191,6 +206,12 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
         raise ConfigError(f"config key '{key}': expected int, got {value!r}")
     if not isinstance(value, base):
         raise ConfigError(f"config key '{key}': expected {_type_name(base)}, got {value!r}")
+    args = typing.get_args(tp)
+    if base is list and args:  # list[float]: every entry
+        return [_check_value(f"{key}[{i}]", item, args[0]) for i, item in enumerate(value)]
+    if base is dict and args:  # dict[str, float]: every key and value
+        return {_check_value(f"{key} (a key)", k, args[0]): _check_value(f"{key}.{k}", v, args[1])
+                for k, v in value.items()}
     return value
 
 
@@ -220,6 +241,13 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"config key '{dotted}': '{part}' is not a section")
     node[leaf] = value
+
+
+def _check_device(config: Config) -> Config:
+    """``config`` if its ``device`` is one torch and the study know (:data:`DEVICES`), else :class:`ConfigError`."""
+    if not _DEVICE.fullmatch(config.device):
+        raise ConfigError(f"config key 'device': unknown device {config.device!r}; choose from {', '.join(DEVICES)}")
+    return config
 
 
 def check_choice(key: str, value: str, choices: Sequence[str], what: str) -> str:
@@ -267,6 +295,12 @@ def check_config(config: Config) -> Config:
     if config.alternatives.speed_images < 1:
         raise ConfigError(f"config key 'alternatives.speed_images': {config.alternatives.speed_images} "
                           "must be at least 1")
+    if config.crossval.folds < 2:
+        raise ConfigError(f"config key 'crossval.folds': {config.crossval.folds} must be at least 2")
+    for judge in config.crossval.judges:
+        if not isinstance(judge, str) or judge == config.teacher.name:
+            raise ConfigError(f"config key 'crossval.judges': {judge!r} is not the name of a classifier "
+                              f"other than the teacher ({config.teacher.name})")
     if config.beyond.judge == config.teacher.name:
         raise ConfigError(f"config key 'beyond.judge': {config.beyond.judge} is the teacher; "
                           "name a classifier DarioNet never saw")
@@ -298,7 +332,7 @@ def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | Non
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(tree, dotted, value)
-    return _build(Config, tree, "")
+    return _check_device(_build(Config, tree, ""))
 
 
 def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
@@ -307,4 +341,4 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
     tree = config.to_dict()
     for dotted, value in overrides.items():
         _set_dotted(tree, dotted, value)
-    return _build(Config, tree, "")
+    return _check_device(_build(Config, tree, ""))

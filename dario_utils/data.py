@@ -9,14 +9,24 @@ columns :data:`MANIFEST_COLUMNS`, paths relative to the data root in ``meta.json
 - ``sample_folder``: a flat folder of ``<wnid>_*.JPEG`` files, seeded split by fractions
   (the demo's shipped thumbnails ``data/imagenet-sample-128``, or ImageNet sample images).
 
+At split time every image is read whole (its bytes hashed, decoded at reduced scale): an
+unreadable one (corrupt, truncated, empty, no image, smaller than ``MIN_IMAGE_SIDE``) is a
+:class:`DataError` naming it, or with ``data.skip_unreadable`` left out of the manifests and
+counted (:func:`split_summary`, ``meta.json``'s ``skipped``). ``meta.json`` records the sha256
+of the listed images' bytes (``images_sha256``), which identifies the data by content,
+wherever the folder lies.
+
 Images are never copied or modified.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import random
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -43,7 +53,14 @@ class DataError(ValueError):
 
 
 class ImageReadError(OSError):
-    """An image cannot be decoded or is too small; the message names the file."""
+    """An image cannot be decoded or is too small; the message names the file.
+
+    Raised in a DataLoader worker, it comes back as torch re-creates it, from a message that
+    wraps the worker's traceback: the original one-line message is taken back out of it."""
+
+    def __init__(self, message: str) -> None:
+        wrapped = re.search(r"ImageReadError: (.*)\s*\Z", message) if "\nOriginal Traceback" in message else None
+        super().__init__(wrapped.group(1).strip() if wrapped else message)
 
 
 # ---------------------------------------------------------------- reading images
@@ -142,22 +159,81 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- splits
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def inspect_image(path: Path) -> tuple[int, int, str]:
+    """Width, height and the sha256 of the bytes of an image file, read whole and decoded (a JPEG
+    at 1/8 scale, which still reads every byte); :class:`ImageReadError` naming the file where
+    it cannot be read, is empty, no image, truncated or corrupt, or smaller than ``MIN_IMAGE_SIDE``."""
     try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, UnidentifiedImageError):
-        return (0, 0)  # recorded as 0x0; the Dataset names the file when it is read
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ImageReadError(f"cannot read image {path}: {err.strerror or err}") from None
+    if not raw:
+        raise ImageReadError(f"image {path} is an empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            size = img.size
+            if img.format == "JPEG":
+                img.draft(None, (max(size[0] // 8, 1), max(size[1] // 8, 1)))
+            img.load()
+    except UnidentifiedImageError:
+        raise ImageReadError(f"image {path} is no image file PIL can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ImageReadError(f"image {path} is truncated or corrupt ({reason})") from None
+    if min(size) < MIN_IMAGE_SIDE:
+        raise ImageReadError(f"image {path} is {size[0]}x{size[1]} px, smaller than {MIN_IMAGE_SIDE} px")
+    return size[0], size[1], hashlib.sha256(raw).hexdigest()
+
+
+class SplitFrames(dict):
+    """A split's manifests (``{"train": frame, ...}``, what :func:`make_split` returns) with what
+    reading its images found: each listed image's sha256 (``digests``, by path) and, with
+    ``data.skip_unreadable``, the images left out, per split (``skipped``: ``path: reason``)."""
+
+    def __init__(self, frames: dict[str, pd.DataFrame], digests: dict[str, str],
+                 skipped: dict[str, list[str]]) -> None:
+        super().__init__(frames)
+        self.digests = digests
+        self.skipped = skipped
+
+    def images_sha256(self) -> str:
+        """Short sha256 over the listed images' bytes, split by split in manifest order."""
+        digest = hashlib.sha256()
+        for split, frame in self.items():
+            digest.update(split.encode())
+            for path in frame["path"]:
+                digest.update(self.digests[path].encode())
+        return digest.hexdigest()[:12]
+
+
+class _ImageCheck:
+    """What :func:`_rows` found reading the images: their digests, and those it left out (with
+    ``skip_unreadable``; else an unreadable image is a :class:`DataError`)."""
+
+    def __init__(self, skip_unreadable: bool = False) -> None:
+        self.skip_unreadable = skip_unreadable
+        self.digests: dict[str, str] = {}
+        self.skipped: dict[str, list[str]] = {}
 
 
 def _rows(files: Iterable[Path], root: Path, wnid_of: Callable[[Path], str], label_source: str,
-          desc: str) -> list[dict[str, Any]]:
+          desc: str, check: _ImageCheck | None = None) -> list[dict[str, Any]]:
+    check = check if check is not None else _ImageCheck()
     index = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
     rows = []
     for path in tqdm(list(files), desc=desc, unit="img", leave=False):
         wnid = wnid_of(path)
-        width, height = _image_size(path)
-        rows.append({"path": path.relative_to(root).as_posix(), "wnid": wnid, "label": index[wnid],
+        relative = path.relative_to(root).as_posix()
+        try:
+            width, height, sha = inspect_image(path)
+        except ImageReadError as err:
+            if not check.skip_unreadable:
+                raise DataError(f"{err}: remove or replace it, or set data.skip_unreadable: true in the profile "
+                                "to leave it out of the split") from None
+            check.skipped.setdefault(desc, []).append(str(err))
+            continue
+        check.digests[relative] = sha
+        rows.append({"path": relative, "wnid": wnid, "label": index[wnid],
                      "width": width, "height": height, "label_source": label_source, "group": wnid})
     return rows
 
@@ -195,9 +271,11 @@ def _val_labels(root: Path) -> dict[str, str]:
     )
 
 
-def split_ilsvrc(root: Path, train_fraction: float = 0.15, seed: int = 2020) -> dict[str, list[dict]]:
+def split_ilsvrc(root: Path, train_fraction: float = 0.15, seed: int = 2020,
+                 check: _ImageCheck | None = None) -> dict[str, list[dict]]:
     """The report's split of ILSVRC2012: ``ceil(n * fraction)`` of each train class;
-    each val class shuffled and cut in halves (validation, test)."""
+    each val class shuffled and cut in halves (validation, test). Every listed image is read
+    (``check``: see :func:`_rows`)."""
     train_dir, val_dir = root / "train", root / "val"
     for folder in (train_dir, val_dir):
         if not folder.is_dir():
@@ -237,9 +315,9 @@ def split_ilsvrc(root: Path, train_fraction: float = 0.15, seed: int = 2020) -> 
         test_files += files[half:]
     wnid_of_val = {p: w for w, fs in by_class.items() for p in fs}
     return {
-        "train": _rows(train_files, root, lambda p: p.parent.name, "folder", "train"),
-        "val": _rows(val_files, root, wnid_of_val.__getitem__, "folder", "val"),
-        "test": _rows(test_files, root, wnid_of_val.__getitem__, "folder", "test"),
+        "train": _rows(train_files, root, lambda p: p.parent.name, "folder", "train", check),
+        "val": _rows(val_files, root, wnid_of_val.__getitem__, "folder", "val", check),
+        "test": _rows(test_files, root, wnid_of_val.__getitem__, "folder", "test", check),
     }
 
 
@@ -255,8 +333,10 @@ def _cut(items: Sequence, fractions: dict[str, float]) -> dict[str, list]:
             "test": list(items[n_train + n_val:])}
 
 
-def split_sample_folder(root: Path, fractions: dict[str, float], seed: int = 2020) -> dict[str, list[dict]]:
-    """Seeded split of a flat folder of ``<wnid>_*.JPEG`` files."""
+def split_sample_folder(root: Path, fractions: dict[str, float], seed: int = 2020,
+                        check: _ImageCheck | None = None) -> dict[str, list[dict]]:
+    """Seeded split of a flat folder of ``<wnid>_*.JPEG`` files. Every image is read
+    (``check``: see :func:`_rows`)."""
     files = _image_files(root)
     if not files:
         raise DataError(f"no images in {root}: expected files named <wnid>_<name>.JPEG")
@@ -267,7 +347,7 @@ def split_sample_folder(root: Path, fractions: dict[str, float], seed: int = 202
             raise DataError(f"file {path} is not named <wnid>_*.JPEG, so its class is unknown")
         wnids[path] = _check_wnid(match.group(1), path)
     random.Random(seed).shuffle(files)
-    return {split: _rows(sorted(chunk), root, wnids.__getitem__, "filename", split)
+    return {split: _rows(sorted(chunk), root, wnids.__getitem__, "filename", split, check)
             for split, chunk in _cut(files, fractions).items()}
 
 
@@ -286,30 +366,43 @@ def resolve_data_root(config: Config) -> Path:
     return root
 
 
-def make_split(config: Config) -> dict[str, pd.DataFrame]:
-    """Compute the profile's split (nothing is written; see :func:`write_manifests`)."""
+def make_split(config: Config) -> SplitFrames:
+    """Compute the profile's split (nothing is written; see :func:`write_manifests`). An unreadable
+    image is a :class:`DataError` naming it, unless ``data.skip_unreadable``: then it is left out
+    and listed in the result's ``skipped``."""
     root = resolve_data_root(config)
     kind = config.data.kind
+    check = _ImageCheck(config.data.skip_unreadable)
     if kind == "ilsvrc":
-        splits = split_ilsvrc(root, config.data.train_fraction, config.data.split_seed)
+        splits = split_ilsvrc(root, config.data.train_fraction, config.data.split_seed, check)
     elif kind == "sample_folder":
-        splits = split_sample_folder(root, config.data.fractions, config.data.split_seed)
+        splits = split_sample_folder(root, config.data.fractions, config.data.split_seed, check)
     else:
         raise DataError(f"data.kind '{kind}' is unknown: use sample_folder or ilsvrc")
-    frames = {split: pd.DataFrame(rows, columns=MANIFEST_COLUMNS) for split, rows in splits.items()}
+    frames = SplitFrames({split: pd.DataFrame(rows, columns=MANIFEST_COLUMNS) for split, rows in splits.items()},
+                         check.digests, check.skipped)
     for split, frame in frames.items():
         if frame.empty:
             raise DataError(f"the {split} split of {root} is empty: add images or change data.fractions")
+    left_out = [reason for reasons in check.skipped.values() for reason in reasons]
+    if left_out:
+        print(f"left {len(left_out)} unreadable image(s) out of the split (data.skip_unreadable is on): "
+              f"{left_out[0]}" + (f" and {len(left_out) - 1} more" if len(left_out) > 1 else ""), file=sys.stderr)
     return frames
 
 
 def write_manifests(config: Config, frames: dict[str, pd.DataFrame]) -> Path:
-    """Write ``{train,val,test}.csv`` and ``meta.json`` under ``runs/<profile>/manifests/``."""
+    """Write ``{train,val,test}.csv`` and ``meta.json`` under ``runs/<profile>/manifests/``; from
+    :func:`make_split`'s frames, ``meta.json`` also holds ``images_sha256`` and the skipped images."""
     folder = fileio.ensure_dir(paths.manifests_dir(config.profile))
     for split, frame in frames.items():
         fileio.write_csv(frame, folder / f"{split}.csv")
     meta = {"kind": config.data.kind, "data_root": str(resolve_data_root(config)),
             "split_seed": config.data.split_seed, "counts": {s: len(f) for s, f in frames.items()}}
+    if isinstance(frames, SplitFrames):
+        meta["images_sha256"] = frames.images_sha256()
+        if any(frames.skipped.values()):
+            meta["skipped"] = frames.skipped
     fileio.write_text(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
     return folder
 
@@ -345,12 +438,15 @@ def training_set(config: Config) -> Dataset:
 
 
 def split_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Images, classes, source groups and label sources per split."""
+    """Images, classes, source groups and label sources per split; where :func:`make_split` left
+    unreadable images out (``data.skip_unreadable``), their count per split (``skipped unreadable``)."""
     sources = sorted(set(pd.concat(frames.values())["label_source"]))
+    skipped = getattr(frames, "skipped", {})
     return pd.DataFrame([{"split": split, "images": len(frame), "classes": frame["label"].nunique(),
                           "groups": frame["group"].nunique(),
                           **{f"labels from {source}": int((frame["label_source"] == source).sum())
-                             for source in sources}}
+                             for source in sources},
+                          **({"skipped unreadable": len(skipped.get(split, []))} if any(skipped.values()) else {})}
                          for split, frame in frames.items()]).set_index("split")
 
 

@@ -18,6 +18,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -63,10 +64,12 @@ def load_sr_models(config: Config, models: list[str], device: torch.device,
     return nets
 
 
-def load_judge(config: Config, device: torch.device) -> nn.Module:
-    """The classifier that evaluates: the teacher (with its weights) unless ``eval.judge`` names another."""
-    weights = config.teacher.weights if config.judge == config.teacher.name else None
-    return load_teacher(config.judge, device=device, weights=weights, input_size=config.teacher.input_size)
+def load_judge(config: Config, device: torch.device, name: str | None = None) -> nn.Module:
+    """The classifier ``name`` that evaluates (default ``config.judge``: the teacher, with its
+    weights, unless ``eval.judge`` names another)."""
+    name = name or config.judge
+    weights = config.teacher.weights if name == config.teacher.name else None
+    return load_teacher(name, device=device, weights=weights, input_size=config.teacher.input_size)
 
 
 def apply_model(model: str, x: torch.Tensor, small: torch.Tensor, nets: dict[str, nn.Module]) -> torch.Tensor:
@@ -112,13 +115,24 @@ def _shared_heads(config: Config, split: str, nets: dict[str, nn.Module], blocks
 
 @torch.no_grad()
 def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | Path | None = None,
-             progress: bool = True, merge: bool = True, save: bool = True) -> EvalRun:
+             progress: bool = True, merge: bool = True, save: bool = True,
+             judges: Sequence[str] | None = None, heads: HeadFeatures | None = None) -> EvalRun:
     """Score ``models`` on the split ``config.eval.split`` and write the profile's result files
     (:func:`dario_utils.result_files.eval_results_path`): with ``merge`` their rows replace those
     of the same models and the other models' rows are kept; without it (notebook 02, a new baseline run) the files hold
     only these models, so no result of an earlier run survives. Without ``save`` nothing is
-    written (notebook 06 scores variants of the study's models and keeps its own files)."""
+    written (notebook 06 scores variants of the study's models and keeps its own files).
+
+    ``judges`` (default ``[config.judge]``) each classify every model's image, made once: one
+    row per image, model and judge, and one summary row per model and judge (its time is the
+    image's plus that judge's). Several judges need ``save=False``. With a frozen head,
+    ``heads`` may give the split's cached head features (rows in manifest order, computed once
+    for several runs, as :mod:`dario_utils.crossval` does); every frozen-head net must then
+    share the head they were computed with."""
     check_config(config)
+    judges = list(judges or [config.judge])
+    if len(judges) > 1 and save:
+        raise ValueError("scoring with several judges writes no result files: pass save=False")
     models = list(models or study_models.MODELS)
     unknown = set(models) - set(study_models.MODELS)
     if unknown:
@@ -127,20 +141,30 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
     split = config.eval.split
     device = setup_torch(config)
     dataset = manifest_dataset(config, split)
+    if save:  # an output folder that cannot be written fails now, not after the scoring
+        fileio.ensure_dir(paths.results_dir(config.profile))
     loader = DataLoader(dataset, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate,
                         num_workers=config.data.num_workers)
-    judge = load_judge(config, device)
+    classifiers = {name: load_judge(config, device, name) for name in judges}
     nets = load_sr_models(config, models, device, checkpoint)
     blocks = config.train.frozen_blocks  # frozen-head nets run their tails on the head's cached output
-    heads = {} if blocks is None else _shared_heads(config, split, nets, blocks, device, progress)
-    tails = {m: Tail(nets[m], blocks) for m in heads}
+    if blocks is None:
+        heads_of: dict[str, HeadFeatures] = {}
+    elif heads is not None:
+        if len({head_fingerprint(net, blocks) for net in nets.values()}) > 1:
+            raise ValueError("the given head features fit one head, but the SR nets' frozen heads differ")
+        heads_of = {m: heads for m in nets}
+    else:
+        heads_of = _shared_heads(config, split, nets, blocks, device, progress)
+    tails = {m: Tail(nets[m], blocks) for m in heads_of}
     for net in nets.values():  # channels-last convolutions: faster on CUDA and CPU
         net.to(memory_format=torch.channels_last)
     if device.type == "cuda":  # a first untimed pass pays CUDA's start-up costs
-        _warm_up(config, models, nets, heads, judge, device, min(config.eval.batch_size, len(dataset)))
+        _warm_up(config, models, nets, heads_of, classifiers[judges[0]], device,
+                 min(config.eval.batch_size, len(dataset)))
     manifest = dataset.manifest
-    records: dict[str, list[dict]] = {m: [] for m in models}
-    seconds = {m: heads[m].seconds if m in heads else 0.0 for m in models}
+    records: list[pd.DataFrame] = []
+    seconds = {(m, j): heads_of[m].seconds if m in heads_of else 0.0 for m in models for j in judges}
     skipped: list[str] = []
     bar = tqdm(loader, desc=f"evaluate {split}", unit="batch", disable=not progress_enabled(progress))
     for batch in bar:
@@ -149,48 +173,60 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
             continue
         x = batch["image"].to(device)
         labels = batch["label"].to(device)
+        rows = manifest.iloc[batch["index"].tolist()]
         start = time.perf_counter()
         small = downsample(x, config.data.scale)
-        reference_logits = judge(x)
         shared = time.perf_counter() - start
-        reference_top1 = reference_logits.argmax(1)
+        references = {}
+        for name, judge in classifiers.items():
+            start = time.perf_counter()
+            references[name] = judge(x)
+            seconds["original", name] += shared + time.perf_counter() - start
         sr_input = small.contiguous(memory_format=torch.channels_last)
         for model in models:
             start = time.perf_counter()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                image = (reconstruct_from_head(tails[model], heads[model].select(batch["index"], device),
-                                               x.shape[-1]) if model in heads else
+                image = (x if model == "original" else
+                         reconstruct_from_head(tails[model], heads_of[model].select(batch["index"], device),
+                                               x.shape[-1]) if model in heads_of else
                          apply_model(model, x, sr_input if model in nets else small, nets))
-            # the judge sees every image in float32, as the originals (bf16 slows the classifier alone)
-            logits = (judge(image.float()) if model != "original" else reference_logits).float()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds[model] += time.perf_counter() - start + (shared if model == "original" else 0.0)
-            rows = manifest.iloc[batch["index"].tolist()]
-            records[model].append(pd.DataFrame({
-                "image": rows["path"].to_numpy(), "wnid": rows["wnid"].to_numpy(),
-                "label": labels.cpu().numpy(), "model": model, "judge": config.judge,
-                "prediction": logits.argmax(1).cpu().numpy(),
-                "top1": metrics.topk_hits(logits, labels, 1).cpu().numpy(),
-                "top5": metrics.topk_hits(logits, labels, 5).cpu().numpy(),
-                "agree": (logits.argmax(1) == reference_top1).cpu().numpy(),
-                "ce": metrics.cross_entropy_per_image(logits, labels).cpu().numpy(),
-                "logit_mse": metrics.logit_mse(logits, reference_logits).cpu().numpy(),
-                "psnr": metrics.psnr(image.float(), x.float()).cpu().numpy(),
-                "ssim": metrics.ssim(image.float(), x.float()).cpu().numpy(),
-            }))
+            made = time.perf_counter() - start
+            for name, judge in classifiers.items():
+                start = time.perf_counter()
+                # the judge sees every image in float32, as the originals (bf16 slows the classifier alone)
+                logits = (judge(image.float()) if model != "original" else references[name]).float()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if model != "original":
+                    seconds[model, name] += made + time.perf_counter() - start
+                records.append(pd.DataFrame({
+                    "image": rows["path"].to_numpy(), "wnid": rows["wnid"].to_numpy(),
+                    "label": labels.cpu().numpy(), "model": model, "judge": name,
+                    "prediction": logits.argmax(1).cpu().numpy(),
+                    "top1": metrics.topk_hits(logits, labels, 1).cpu().numpy(),
+                    "top5": metrics.topk_hits(logits, labels, 5).cpu().numpy(),
+                    "agree": (logits.argmax(1) == references[name].argmax(1)).cpu().numpy(),
+                    "ce": metrics.cross_entropy_per_image(logits, labels).cpu().numpy(),
+                    "logit_mse": metrics.logit_mse(logits, references[name]).cpu().numpy(),
+                    "psnr": metrics.psnr(image.float(), x.float()).cpu().numpy(),
+                    "ssim": metrics.ssim(image.float(), x.float()).cpu().numpy(),
+                }))
     if skipped:
         print(f"skipped {len(skipped)} unreadable image(s) (data.skip_unreadable is on): {', '.join(skipped[:5])}"
               + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
-    if not any(records.values()) or not records[models[0]]:
+    if not records:
         raise ValueError(f"no readable image in the {split} split of profile '{config.profile}'")
-    per_image = pd.concat([pd.concat(records[m]) for m in models], ignore_index=True)
+    order = {(m, j): i for i, (m, j) in enumerate((m, j) for m in models for j in judges)}
+    per_image = pd.concat(records, ignore_index=True)
+    per_image = per_image.iloc[per_image[["model", "judge"]].apply(tuple, axis=1).map(order).argsort(kind="stable")]
+    per_image = per_image.reset_index(drop=True)
     per_image[["top1", "top5", "agree"]] = per_image[["top1", "top5", "agree"]].astype(int)
     per_image[["ce", "logit_mse", "psnr", "ssim"]] = per_image[["ce", "logit_mse", "psnr", "ssim"]].astype("float64")
-    n = per_image.groupby("model").size()
-    summary = pd.DataFrame({"model": models, "split": split, "judge": config.judge,
-                            "n_images": [int(n[m]) for m in models], "skipped": len(skipped),
-                            "seconds": [seconds[m] for m in models]})
+    n = per_image.groupby(["model", "judge"]).size()
+    pairs = list(order)
+    summary = pd.DataFrame({"model": [m for m, _ in pairs], "split": split, "judge": [j for _, j in pairs],
+                            "n_images": [int(n[pair]) for pair in pairs], "skipped": len(skipped),
+                            "seconds": [seconds[pair] for pair in pairs]})
     summary["images_per_s"] = summary["n_images"] / summary["seconds"].clip(lower=1e-9)
     if not save:
         return EvalRun(per_image, summary)
@@ -275,9 +311,12 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.profile, {"data_root": args.data_root, "device": args.device,
                                             "eval.judge": args.judge, "eval.split": args.split})
         read_manifest(config.profile, config.eval.split)
+        for folder in (paths.results_dir(config.profile), paths.figures_dir(config.profile)):
+            fileio.ensure_dir(folder)  # before any work: the results and tables are written there
         run = evaluate(config, args.models.split(","), checkpoint=args.checkpoint)
         written = tables.write_tables(config, run)
-    except (ConfigError, FileNotFoundError, ValueError, OSError) as err:
+    except (ConfigError, FileNotFoundError, ValueError, OSError, fileio.OutputNotWritableError) as err:
+        # config, device, data, checkpoint, teacher weights and output folder errors
         print(f"error: {err}", file=sys.stderr)
         return 2
     table = tables.table1(config, run)

@@ -9,15 +9,18 @@ validation and evaluation run only the tail.
 
 The cache is keyed by everything its values depend on (the head's weights, ``k``, the
 image size, the scale and the split's manifest), so a changed input is recomputed, never
-silently reused. Random flips and crops would change the head's input, so
+silently reused; an unreadable cache file (truncated, corrupt) is recomputed too, with a line
+on stderr that says so. Random flips and crops would change the head's input, so
 :func:`dario_utils.config.check_config` refuses them with a frozen head; the mirror images of
 ``train.flipped_copies`` are fixed, and their head is cached beside the originals' (``flipped``).
 """
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +32,7 @@ from .config import Config, ConfigError
 from .data import collate, manifest_dataset, mirror
 from .degrade import downsample, to_size
 from .models import RRDBNet
+from .models.checkpoints import CheckpointReadError, load_weights_only
 from .runtime import progress_enabled
 
 
@@ -45,6 +49,12 @@ class HeadFeatures:
         """The features of the images at dataset ``indices``, on ``device``, channels-last."""
         return tuple(t[indices].to(device).contiguous(memory_format=torch.channels_last)
                      for t in (self.feat, self.trunk))  # type: ignore[return-value]
+
+    def rows(self, indices: Sequence[int]) -> HeadFeatures:
+        """The features of the images at ``indices`` only (their share of the time it took)."""
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        return HeadFeatures(self.feat[index], self.trunk[index], self.blocks,
+                            self.seconds * len(index) / max(len(self.feat), 1))
 
     def followed_by(self, other: HeadFeatures) -> HeadFeatures:
         """These rows, then ``other``'s (the features of :class:`~dario_utils.data.FlippedCopies`)."""
@@ -90,6 +100,21 @@ def _cache_key(config: Config, split: str, net: RRDBNet, blocks: int, flipped: b
             "flipped": flipped}
 
 
+_CACHE_KEYS = ("key", "feat", "trunk", "seconds")
+
+
+def _read_cache(path) -> dict | None:
+    """The cache file ``path``'s contents; None, with a line on stderr, where it is unreadable."""
+    try:
+        cached = load_weights_only(path)
+        if not isinstance(cached, dict) or any(k not in cached for k in _CACHE_KEYS):
+            raise CheckpointReadError(f"{path} is not a head cache: it lacks {', '.join(_CACHE_KEYS)}")
+    except CheckpointReadError as err:
+        tqdm.write(f"head cache unreadable, computing it again: {err}", file=sys.stderr)
+        return None
+    return cached
+
+
 @torch.no_grad()
 def head_features(config: Config, split: str, net: RRDBNet, device: torch.device,
                   progress: bool = True, flipped: bool = False) -> HeadFeatures:
@@ -104,10 +129,9 @@ def head_features(config: Config, split: str, net: RRDBNet, device: torch.device
     key = _cache_key(config, split, net, blocks, flipped)
     name = f"head-{split}-{config.data.scale:g}{'-flipped' if flipped else ''}.pt"
     path = paths.run_dir(config.profile) / "cache" / name
-    if path.is_file():
-        cached = torch.load(path, map_location="cpu", weights_only=True)
-        if cached["key"] == key:
-            return HeadFeatures(cached["feat"], cached["trunk"], blocks, cached["seconds"])
+    cached = _read_cache(path) if path.is_file() else None
+    if cached is not None and cached["key"] == key:
+        return HeadFeatures(cached["feat"], cached["trunk"], blocks, cached["seconds"])
     dataset = manifest_dataset(config, split)
     loader = DataLoader(dataset, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate,
                         num_workers=config.data.num_workers)

@@ -53,6 +53,16 @@ def published_figures_dir(profile: str) -> Path:
     return output_root() / "figures" / profile
 
 
+def scorings_log() -> Path:
+    """``figures/test_scorings.csv``: every scoring of a test split or fold, of every profile."""
+    return output_root() / "figures" / "test_scorings.csv"
+
+
+def crossval_dir(profile: str) -> Path:
+    """``figures/<profile>/crossval/``: the folds of the cross-validation, each committed as it finishes."""
+    return published_figures_dir(profile) / "crossval"
+
+
 def weights_cache() -> Path:
     """Where converted or downloaded weights are cached."""
     default = Path.home() / ".cache" / "darionet"

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from . import paths
-from .config import Config
+from .config import Config, ConfigError
 
 
 def seed_everything(seed: int) -> None:
@@ -23,7 +23,8 @@ def seed_everything(seed: int) -> None:
 def setup_torch(config: Config) -> torch.device:
     """Fix threads and deterministic algorithms for reproducible numbers; return the device.
 
-    On CPU the same seed and thread count give identical results run after run.
+    On CPU the same seed and thread count give identical results run after run. A CUDA device
+    on a machine without one is a :class:`~dario_utils.config.ConfigError` (bad input, exit 2).
     """
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -35,8 +36,8 @@ def setup_torch(config: Config) -> torch.device:
     device = torch.device(config.device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"profile '{config.profile}' asks for device cuda but no GPU is visible: "
-                               "pass --device cpu (slow) or run on a machine with a GPU")
+            raise ConfigError(f"profile '{config.profile}' asks for device {config.device} but no GPU is visible: "
+                              "pass --device cpu (slow) or run on a machine with a GPU")
         torch.backends.cudnn.benchmark = False
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -83,12 +83,12 @@ def gap_closed(table: pd.DataFrame, reference: str = "bicubic") -> float | None:
     top1 = table.set_index("model")["top1"]
     if not {"original", reference, "darionet"} <= set(top1.index):
         return None
-    share = _share_recovered(top1["original"], top1[reference], top1["darionet"])
+    share = share_of_gap(top1["original"], top1[reference], top1["darionet"])
     return None if np.isnan(share) else share
 
 
-def _share_recovered(original: float, reference: float, darionet: float) -> float:
-    """``(darionet - reference) / (original - reference)`` from top-1 means or counts; NaN where
+def share_of_gap(original: float, reference: float, darionet: float) -> float:
+    """Share of the gap: ``(darionet - reference) / (original - reference)`` from top-1 means or counts; NaN where
     the original and the reference tie (no gap)."""
     return float((darionet - reference) / (original - reference)) if original != reference else np.nan
 
@@ -101,7 +101,7 @@ def gap_closed_interval(config: Config, run: EvalRun, reference: str = "bicubic"
     if not {"original", reference, "darionet"} <= set(hits.columns):
         return None
     return metrics.bootstrap_interval(hits[["original", reference, "darionet"]].to_numpy(), config.eval.bootstrap,
-                                      seed=config.seed, statistic=lambda rows: _share_recovered(*rows.sum(axis=0)))
+                                      seed=config.seed, statistic=lambda rows: share_of_gap(*rows.sum(axis=0)))
 
 
 def mcnemar_tests(run: EvalRun) -> pd.DataFrame:

@@ -45,7 +45,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -63,9 +63,10 @@ from .losses import FeatureTap, distillation_loss
 from .loop import Meter, Totals, Trainer, TrainingError, autocast, shard_loader, to_device, train_loader
 from .metrics import cross_entropy_per_image, logit_mse, psnr
 from .models import (
-    RRDBNet, Snapshot, build_student, load_sr, load_teacher, rng_state, save_sr_checkpoint, set_rng_state,
-    student_architecture,
+    CheckpointError, CheckpointReadError, RRDBNet, Snapshot, build_student, load_sr, load_teacher, rng_state,
+    save_sr_checkpoint, set_rng_state, student_architecture,
 )
+from .models.checkpoints import load_weights_only
 from .result_files import BEST_FILE, HISTORY_FILE, LAST_FILE, START_PHASE
 from .runtime import git_commit, setup_torch
 
@@ -237,6 +238,23 @@ def _save_epoch(folder: Path, results: Path, net: nn.Module, optimizer: torch.op
     return best, pending
 
 
+_RESUME_KEYS = ("provenance", "optimizer", "rng", "history")
+
+
+def _training_state(last: Path) -> dict[str, Any]:
+    """``darionet_last.pt`` read for resuming; :class:`CheckpointError` in one line naming it and saying
+    what to do where it is unreadable or holds no training state."""
+    fix = "delete it to start over, or drop --resume (resume=False)"
+    try:
+        state = load_weights_only(last)
+    except CheckpointReadError as err:
+        raise CheckpointReadError(f"{err}; {fix}") from None
+    if not isinstance(state, dict) or any(key not in state for key in _RESUME_KEYS) \
+            or not isinstance(state["provenance"], dict) or "teacher" not in state["provenance"]:
+        raise CheckpointError(f"{last} holds no training state to resume ({', '.join(_RESUME_KEYS)}); {fix}")
+    return state
+
+
 def _start(config: Config, device: torch.device, last: Path | None,
            show: bool) -> tuple[RRDBNet, torch.optim.Adam, list[dict[str, Any]]]:
     """The student, its Adam optimizer and the history so far (two rows per finished epoch).
@@ -251,7 +269,7 @@ def _start(config: Config, device: torch.device, last: Path | None,
             tqdm.write(f"resume: no {last}; starting from sr.pretrained={config.sr.pretrained!r}")
         net = build_student(config, device)
     else:
-        state = torch.load(last, map_location="cpu", weights_only=True)
+        state = _training_state(last)
         if state["provenance"]["teacher"] != config.teacher.name:
             raise TrainingError(f"{last} was trained with teacher {state['provenance']['teacher']!r}, the profile "
                                 f"asks for {config.teacher.name!r}: resume=False starts over")
@@ -270,7 +288,8 @@ def _start(config: Config, device: torch.device, last: Path | None,
 
 
 def finetune(config: Config, resume: bool = False, progress: bool = True,
-             out_dir: Path | None = None, label: str = "") -> pd.DataFrame:
+             out_dir: Path | None = None, label: str = "",
+             heads: Mapping[str, HeadFeatures] | None = None) -> pd.DataFrame:
     """Fine-tune DarioNet with the teacher's logits; return the history (:data:`HISTORY_COLUMNS`).
 
     Checkpoints go to ``runs/<p>/checkpoints/`` and the history to ``runs/<p>/results/``, or
@@ -281,6 +300,11 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
     ``train.batch_size // world`` images of each global batch; metrics are reduced over all
     processes and only rank 0 writes files. Raises :class:`TrainingError` on a non-finite
     loss (the last good checkpoint is kept). ``config`` is checked first (:func:`check_config`).
+
+    With a frozen head, ``heads`` may give its cached features of the ``"train"`` images (rows
+    in :func:`~dario_utils.data.training_set` order, mirrors included) and of the ``"val"``
+    images, computed once for several runs (the folds of :mod:`dario_utils.crossval`);
+    otherwise :func:`head_features` reads or computes them per split.
     """
     check_config(config)
     device = _device(config)
@@ -291,6 +315,9 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
     val_loader = shard_loader(manifest_dataset(config, "val"), batch, config, rank, world)
     folder, results = ((out_dir, out_dir) if out_dir is not None else
                        (paths.checkpoints_dir(config.profile), paths.results_dir(config.profile)))
+    if rank == 0:  # an output folder that cannot be written fails now, not after the first epoch
+        fileio.ensure_dir(folder)
+        fileio.ensure_dir(results)
     net, optimizer, history = _start(config, device, folder / LAST_FILE if resume else None, show)
     teacher = _channels_last(load_teacher(config.teacher.name, device, config.teacher.weights,
                                           config.teacher.input_size))
@@ -306,9 +333,12 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
         student, train_head, val_head = net, None, None
     else:  # only the tail trains, on the head's cached output
         student = Tail(net, blocks)
-        train_head, val_head = (head_features(config, split, net, device, show) for split in ("train", "val"))
-        if config.train.flipped_copies:
-            train_head = train_head.followed_by(head_features(config, "train", net, device, show, flipped=True))
+        if heads is not None:
+            train_head, val_head = heads["train"], heads["val"]
+        else:
+            train_head, val_head = (head_features(config, split, net, device, show) for split in ("train", "val"))
+            if config.train.flipped_copies:
+                train_head = train_head.followed_by(head_features(config, "train", net, device, show, flipped=True))
     prefix = f"{label}: " if label else ""
     if not history:  # a fresh start: the untrained net on the validation split, the trained epochs' baseline
         untrained = _validate(student, teacher, val_loader, references, val_head, config, device, 0, show, world)
@@ -368,7 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             "train.epochs": args.epochs})
         with distributed.process_group(config.device):
             finetune(config, resume=args.resume)
-    except (ValueError, OSError, TrainingError) as err:  # config, data, checkpoint and training errors
+    except (ValueError, OSError, TrainingError, fileio.OutputNotWritableError) as err:
+        # config, device, data, checkpoint, teacher weights, output folder and training errors
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -277,6 +277,13 @@ def _load_weights_only(path: Path) -> object:
         raise CheckpointReadError(f"{path} is not a readable checkpoint: {reason}") from None
 
 
+def load_weights_only(path: str | Path) -> object:
+    """Any torch file read safely (``torch.load(weights_only=True)``, on the CPU): training states,
+    teachers' weights, caches; :class:`CheckpointReadError` naming the file and why where it is
+    unreadable (truncated, no PyTorch file, an unsafe pickle)."""
+    return _load_weights_only(Path(path))
+
+
 def read_sr_checkpoint(path: str | Path) -> SRCheckpoint:
     """Read any supported RRDBNet checkpoint file (``torch.load(weights_only=True)``)."""
     path = Path(path)

