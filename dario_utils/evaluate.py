@@ -181,7 +181,8 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
         for name, judge in classifiers.items():
             start = time.perf_counter()
             references[name] = judge(x)
-            seconds["original", name] += shared + time.perf_counter() - start
+            if "original" in models:
+                seconds["original", name] += shared + time.perf_counter() - start
         sr_input = small.contiguous(memory_format=torch.channels_last)
         for model in models:
             start = time.perf_counter()
