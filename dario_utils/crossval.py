@@ -277,12 +277,12 @@ def cross_validate(config: Config, only: Sequence[int] | None = None, progress: 
     wrong = [k for k in folds if not 1 <= k <= config.crossval.folds]
     if wrong:
         raise ConfigError(f"fold(s) {wrong} do not exist: crossval.folds is {config.crossval.folds}")
+    if config.train.frozen_blocks is None:
+        raise ConfigError("cross-validation reuses the frozen head's output: set train.frozen_blocks")
     device = setup_torch(config)
     pool, table = prepare(config)
     folder = fileio.ensure_dir(paths.crossval_dir(config.profile))
     fileio.write_csv(table, folder / "folds.csv")
-    if config.train.frozen_blocks is None:
-        raise ConfigError("cross-validation reuses the frozen head's output: set train.frozen_blocks")
     heads, mirrored = pool_heads(config, device, progress)
     for fold in folds:
         if (folder / f"fold{fold}" / "per_image.csv").is_file() and only is None:

@@ -217,14 +217,13 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
               + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
     if not records:
         raise ValueError(f"no readable image in the {split} split of profile '{config.profile}'")
-    order = {(m, j): i for i, (m, j) in enumerate((m, j) for m in models for j in judges)}
-    per_image = pd.concat(records, ignore_index=True)
-    per_image = per_image.iloc[per_image[["model", "judge"]].apply(tuple, axis=1).map(order).argsort(kind="stable")]
-    per_image = per_image.reset_index(drop=True)
+    pairs = [(m, j) for m in models for j in judges]
+    per_image = pd.concat(records, ignore_index=True)  # batch by batch: put each model's and judge's rows together
+    per_image = per_image.sort_values(["model", "judge"], kind="stable", key=lambda column: column.map(
+        {name: i for i, name in enumerate(models if column.name == "model" else judges)})).reset_index(drop=True)
     per_image[["top1", "top5", "agree"]] = per_image[["top1", "top5", "agree"]].astype(int)
     per_image[["ce", "logit_mse", "psnr", "ssim"]] = per_image[["ce", "logit_mse", "psnr", "ssim"]].astype("float64")
     n = per_image.groupby(["model", "judge"]).size()
-    pairs = list(order)
     summary = pd.DataFrame({"model": [m for m, _ in pairs], "split": split, "judge": [j for _, j in pairs],
                             "n_images": [int(n[pair]) for pair in pairs], "skipped": len(skipped),
                             "seconds": [seconds[pair] for pair in pairs]})
