@@ -31,15 +31,15 @@ $(STAMP): pyproject.toml
 RUN_OPTIONS = --profile $(PROFILE) $(if $(DATA),--data-root $(DATA)) $(if $(DEVICE),--device $(DEVICE))
 
 reproduce: install
-	$(PY) -m dario_utils.reproduce $(RUN_OPTIONS)
+	$(PY) -m dario_utils.runner.reproduce $(RUN_OPTIONS)
 
 beyond: install
-	$(PY) -m dario_utils.reproduce $(RUN_OPTIONS) --only 06,07
+	$(PY) -m dario_utils.runner.reproduce $(RUN_OPTIONS) --only 06,07
 
 # k-fold cross-validation of the whole recipe over every image of the profile's folder
-# (dario_utils/crossval.py): make crossval PROFILE=imagenet-sample DATA=<dir> [FOLDS=1,2]
+# (dario_utils/evaluation/crossval.py): make crossval PROFILE=imagenet-sample DATA=<dir> [FOLDS=1,2]
 crossval: install
-	$(PY) -m dario_utils.crossval $(RUN_OPTIONS) $(if $(FOLDS),--folds $(FOLDS))
+	$(PY) -m dario_utils.evaluation.crossval $(RUN_OPTIONS) $(if $(FOLDS),--folds $(FOLDS))
 
 # Unit tests, then the committed notebooks re-run on the demo profile and compared
 # cell by cell with their stored outputs (strict nbval, sanitised for timings; cells whose
@@ -58,14 +58,14 @@ notebook-tests:
 		--nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name python3 --nbval-cell-timeout 3600
 
 # The numbers of README.md and docs/ and the front page's figure, rewritten from the committed results
-# (dario_utils/docs.py; make test fails where a page disagrees with them).
+# (dario_utils/runner/docs.py; make test fails where a page disagrees with them).
 docs: install
-	$(PY) -m dario_utils.docs
+	$(PY) -m dario_utils.runner.docs
 
 # Refresh the outputs stored in notebooks/ (and figures/demo/) from a demo run of every notebook;
 # a run whose trained results moved outside the recorded windows is refused unless RERECORD=1.
 notebooks: install
-	$(PY) -m dario_utils.reproduce --profile demo --all --in-place $(if $(RERECORD),--re-record)
+	$(PY) -m dario_utils.runner.reproduce --profile demo --all --in-place $(if $(RERECORD),--re-record)
 
 lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

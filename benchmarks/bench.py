@@ -8,7 +8,7 @@ step and (c) the data pipeline (decode + Resize + CenterCrop), each as a plain v
 the optimised one, with their ratio and the batch size used. Plain = float32, eager,
 ``torch.no_grad`` for evaluation and a teacher whose parameters still require gradients for
 training, every module in the default memory format. Optimised = what the study runs
-(``dario_utils.evaluate`` and ``dario_utils.train``): ``torch.inference_mode`` and a frozen
+(``dario_utils.evaluation.evaluate`` and ``dario_utils.training.train``): ``torch.inference_mode`` and a frozen
 teacher; on CUDA the SR net in channels_last under bf16 autocast, the classifier judging in
 float32 (bf16 autocast made the classifier alone slower: 0.71x on an H100), and for the
 training step the teacher in channels_last under bf16 autocast too; with ``--compile`` also
@@ -31,12 +31,12 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from dario_utils.config import load_config
-from dario_utils.data import collate, manifest_dataset
-from dario_utils.degrade import downsample, reconstruct
-from dario_utils.evaluate import apply_model
+from dario_utils.core.config import load_config
+from dario_utils.core.runtime import setup_torch
+from dario_utils.data.dataset import collate, manifest_dataset
+from dario_utils.data.degrade import downsample, reconstruct
+from dario_utils.evaluation.evaluate import apply_model
 from dario_utils.models import build_student, load_teacher
-from dario_utils.runtime import setup_torch
 
 
 def rate(step: Callable[[], None], images: int, device: torch.device, repeats: int,
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     sr = build_student(config, device)
     # the optimised copies: Module.to(memory_format=...) converts in place, so copy first
     fast_sr = copy.deepcopy(sr).to(memory_format=torch.channels_last) if cuda else sr
-    judge = teacher  # the study judges in float32, in the default memory format (dario_utils.evaluate)
+    judge = teacher  # the study judges in float32, in the default memory format (dario_utils.evaluation.evaluate)
     train_teacher = copy.deepcopy(teacher).to(memory_format=torch.channels_last) if cuda else teacher
     if args.compile:
         fast_sr, judge, train_teacher = torch.compile(fast_sr), torch.compile(judge), torch.compile(train_teacher)

@@ -6,10 +6,10 @@ output folder of its own, starting from a copy of a finished run's ``runs/<profi
 (the split, the baselines and the cached head features, which training does not change),
 and prints one line per variant: DarioNet's top-1, agreement, CE, the share of the gap
 recovered, McNemar's p against bicubic and whether every claim of
-:func:`dario_utils.tables.claims` holds. With ``--notebooks 03,04,06`` notebook 06 reruns too,
+:func:`dario_utils.evaluation.tables.claims` holds. With ``--notebooks 03,04,06`` notebook 06 reruns too,
 and the script ends with every trained row's margin over the untrained start
-(:func:`dario_utils.recorded.trained_margins`), smallest and largest over the variants: the
-measurements :data:`dario_utils.recorded.MARGIN_FLOORS` are set from.
+(:func:`dario_utils.runner.recorded.trained_margins`), smallest and largest over the variants: the
+measurements :data:`dario_utils.runner.recorded.MARGIN_FLOORS` are set from.
 
     python benchmarks/spread.py --seeds 1337,1,2 --isa default,SSE41 --threads 2,1 [--notebooks 03,04,06,07] [--write]
 
@@ -36,10 +36,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dario_utils import fileio, paths, recorded, result_files, tables
-from dario_utils.alternatives import super_category_table
-from dario_utils.config import load_config
-from dario_utils.result_files import DOGS_TEST, TABLE4, table_path
+from dario_utils.core import fileio, paths, result_files
+from dario_utils.core.config import load_config
+from dario_utils.core.result_files import DOGS_TEST, TABLE4, table_path
+from dario_utils.evaluation import tables
+from dario_utils.runner import recorded
+from dario_utils.studies.alternatives import super_category_table
 
 
 def variants(seeds: list[int], isas: list[str], threads: list[int]) -> list[tuple[int, str, int]]:
@@ -70,7 +72,7 @@ def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, t
     if isa != "default":
         env["ONEDNN_MAX_CPU_ISA"] = isa
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dario_utils.reproduce", "--profile", str(profile_file), "--only", notebooks],
+    subprocess.run([sys.executable, "-m", "dario_utils.runner.reproduce", "--profile", str(profile_file), "--only", notebooks],
                    env=env, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     row, margins, alternatives = collect(folder, profile_file)
@@ -103,7 +105,7 @@ def collect(folder: Path, profile: str | Path) -> tuple[dict, pd.DataFrame, dict
 
 
 def spread_record(margins: list[pd.DataFrame], alternatives: list[dict], variants: list[str]) -> dict:
-    """What ``--write`` saves (:data:`dario_utils.recorded.SPREAD_FILE`): every margin, route value,
+    """What ``--write`` saves (:data:`dario_utils.runner.recorded.SPREAD_FILE`): every margin, route value,
     frontier flag and answer, one value per run, in the order of ``variants``."""
     frame = pd.concat(margins)
     record = {"variants": variants,

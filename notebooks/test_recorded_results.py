@@ -1,11 +1,13 @@
 """Checks run by ``make test`` after nbval has rerun the notebooks on the demo profile
 (it collects this file after the ``NN_*.ipynb`` notebooks): what training produced must be
 within the stated tolerances of the recorded run, and the study's claim must hold.
-See :mod:`dario_utils.recorded`."""
+See :mod:`dario_utils.runner.recorded`."""
 from __future__ import annotations
 
-from dario_utils import recorded, result_files, tables
-from dario_utils.config import load_config
+from dario_utils.core import result_files
+from dario_utils.core.config import load_config
+from dario_utils.evaluation import tables
+from dario_utils.runner import recorded
 
 
 def test_trained_results_are_within_tolerance_of_the_recorded_run():

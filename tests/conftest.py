@@ -53,7 +53,7 @@ def sample_dir() -> Path:
 
 @pytest.fixture
 def tree_wnids() -> list[str]:
-    from dario_utils.imagenet import imagenet_wnids
+    from dario_utils.data.imagenet import imagenet_wnids
 
     wnids = imagenet_wnids()
     return [wnids[i] for i in TREE_CLASSES]

@@ -19,10 +19,14 @@ import yaml
 from torch import nn
 
 from conftest import write_jpeg
-from dario_utils import data, evaluate, paths, reproduce, train
-from dario_utils.config import ConfigError, load_config
-from dario_utils.head_cache import head_features
-from dario_utils.models import RRDBNet, TeacherWeightsError, build_student, load_teacher, save_sr_checkpoint
+from dario_utils.core import paths
+from dario_utils.core.config import ConfigError, load_config
+from dario_utils.data import dataset as data
+from dario_utils.evaluation import evaluate
+from dario_utils.models import build_student, load_teacher, RRDBNet, save_sr_checkpoint, TeacherWeightsError
+from dario_utils.runner import reproduce
+from dario_utils.training import train
+from dario_utils.training.head_cache import head_features
 
 PROFILE = "bad-input"
 TINY = {"nf": 8, "nb": 1, "gc": 4}
@@ -101,7 +105,7 @@ def test_evaluate_on_cuda_without_a_gpu(no_gpu, tiny: Path, capsys: pytest.Captu
 def test_train_command_on_cuda_without_a_gpu(tmp_path: Path):
     """The command itself, as a user runs it: no traceback."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "DARIO_OUTPUT_ROOT": str(tmp_path / "out")}
-    done = subprocess.run([sys.executable, "-m", "dario_utils.train", "--profile", "demo", "--device", "cuda"],
+    done = subprocess.run([sys.executable, "-m", "dario_utils.training.train", "--profile", "demo", "--device", "cuda"],
                           cwd=paths.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr == NO_GPU.format(profile="demo")

@@ -1,4 +1,4 @@
-"""Tests of notebook 06's logic (dario_utils.beyond, figures 8-10, the runner's default run, the
+"""Tests of notebook 06's logic (dario_utils.studies.beyond, figures 8-10, the runner's default run, the
 recorded check) on CPU in seconds: 12 of the shipped demo thumbnails at 64 px, an RRDBNet with
 nf 8, nb 2, gc 4 whose first block stays frozen, efficientnet_lite0 as the teacher and
 efficientnet_lite2 as the unseen judge, one batch per epoch."""
@@ -12,10 +12,15 @@ import pandas as pd
 import pytest
 import torch
 
-from dario_utils import (beyond, beyond_figures, data, evaluate, figures_readme, losses, paths, recorded, reproduce,
-                         study_models, tables, train)
-from dario_utils.config import Config, ConfigError, load_config, with_overrides
-from dario_utils.models import RRDBNet, load_sr, save_sr_checkpoint
+from dario_utils.core import paths
+from dario_utils.core.config import Config, ConfigError, load_config, with_overrides
+from dario_utils.data import dataset as data
+from dario_utils.evaluation import evaluate, tables
+from dario_utils.figures import beyond_figures, captions as figures_readme
+from dario_utils.models import load_sr, RRDBNet, save_sr_checkpoint, study_models
+from dario_utils.runner import recorded, reproduce
+from dario_utils.studies import beyond
+from dario_utils.training import losses, train
 
 DEMO_IMAGES = paths.PROJECT_ROOT / "data" / "imagenet-sample-128"
 N_IMAGES = 12

@@ -14,8 +14,10 @@ import torch
 import yaml
 
 from conftest import write_jpeg
-from dario_utils import evaluate, paths, train, upscale
-from dario_utils.data import MANIFEST_COLUMNS
+from dario_utils.core import paths
+from dario_utils.data.dataset import MANIFEST_COLUMNS
+from dario_utils.evaluation import evaluate, upscale
+from dario_utils.training import train
 from dario_utils.models import (
     CheckpointError, CheckpointReadError, RRDBNet, load_sr, read_sr_checkpoint, save_sr_checkpoint,
 )

@@ -1,4 +1,4 @@
-"""Tests of dario_utils.config: every profile loads and passes check_config; unknown keys and
+"""Tests of dario_utils.core.config: every profile loads and passes check_config; unknown keys and
 wrong types are errors naming the dotted key; values that do not fit together; dotted
 overrides; unknown profile names."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dario_utils import paths
-from dario_utils.config import Config, ConfigError, available_profiles, check_config, load_config, with_overrides
+from dario_utils.core import paths
+from dario_utils.core.config import available_profiles, check_config, Config, ConfigError, load_config, with_overrides
 
 PROFILES = sorted(p.stem for p in paths.PROFILES_DIR.glob("*.yaml"))
 

@@ -1,4 +1,4 @@
-"""Tests of dario_utils.crossval: the folds partition the images, each fold's split keeps its
+"""Tests of dario_utils.evaluation.crossval: the folds partition the images, each fold's split keeps its
 test images out of training, and the pooled estimate is computed from per-image hits."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dario_utils import crossval
-from dario_utils.config import load_config, with_overrides
-from dario_utils.study_models import MODELS
+from dario_utils.core.config import load_config, with_overrides
+from dario_utils.evaluation import crossval
+from dario_utils.models.study_models import MODELS
 
 IMAGES = [f"n{i:08d}_x.JPEG" for i in range(50)]
 

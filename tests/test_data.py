@@ -1,4 +1,4 @@
-"""Tests of dario_utils.data: the report's ILSVRC2012 split on a miniature tree in every
+"""Tests of dario_utils.data.dataset: the report's ILSVRC2012 split on a miniature tree in every
 val layout, manifests (columns, seeded and byte-identical), the sample-folder split on real
 ImageNet JPEGs, the demo's shipped thumbnails, and ManifestDataset on odd image files."""
 from __future__ import annotations
@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 
 from conftest import TREE_TRAIN_PER_CLASS, TREE_VAL_PER_CLASS, write_jpeg
-from dario_utils import data, paths
-from dario_utils.config import load_config
-from dario_utils.imagenet import imagenet_wnids
+from dario_utils.core import paths
+from dario_utils.core.config import load_config
+from dario_utils.data import dataset as data
+from dario_utils.data.imagenet import imagenet_wnids
 
 LAYOUTS = ("folders", "loc", "devkit")
 

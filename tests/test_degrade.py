@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dario_utils.degrade import UPSAMPLERS, downsample, reconstruct, upsample
+from dario_utils.data.degrade import downsample, reconstruct, upsample, UPSAMPLERS
 from dario_utils.models import RRDBNet
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

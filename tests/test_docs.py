@@ -1,5 +1,5 @@
 """README.md and docs/: every number from a run is generated from the committed files, every link resolves,
-and the README is a front page (dario_utils.docs)."""
+and the README is a front page (dario_utils.runner.docs)."""
 from __future__ import annotations
 
 import re
@@ -9,13 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dario_utils import docs, paths
+from dario_utils.core import paths
+from dario_utils.runner import docs
 
 README = paths.PROJECT_ROOT / "README.md"
 
 
 def test_the_committed_pages_agree_with_the_committed_results() -> None:
-    assert docs.stale_pages() == [], "run make docs (python -m dario_utils.docs) and commit the pages"
+    assert docs.stale_pages() == [], "run make docs (python -m dario_utils.runner.docs) and commit the pages"
 
 
 def _edit_a_number_in_a_block(text: str, block: str) -> str:

@@ -1,4 +1,4 @@
-"""Tests of dario_utils.evaluate without training: a tiny sample-folder profile (64 px) on
+"""Tests of dario_utils.evaluation.evaluate without training: a tiny sample-folder profile (64 px) on
 real ImageNet JPEGs judged by efficientnet_lite0, and the paper profile's path on a
 miniature ILSVRC2012 tree with a randomly initialised ResNet-50."""
 from __future__ import annotations
@@ -13,9 +13,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from dario_utils import data, evaluate, metrics, paths, result_files, runtime, study_models, style, tables
-from dario_utils.config import ConfigError, load_config
-from dario_utils.models import RRDBNet, save_sr_checkpoint
+from dario_utils.core import metrics, paths, result_files, runtime
+from dario_utils.core.config import ConfigError, load_config
+from dario_utils.data import dataset as data
+from dario_utils.evaluation import evaluate, tables
+from dario_utils.figures import style
+from dario_utils.models import RRDBNet, save_sr_checkpoint, study_models
 
 BASELINES = ["original", "bilinear", "bicubic"]
 N_SAMPLE = 10  # images linked from the shared sample folder

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from conftest import write_jpeg
-from dario_utils import data, fileio, paths, reproduce
-from dario_utils.config import load_config
-from dario_utils.models import CheckpointError, RRDBNet, load_sr, save_sr_checkpoint
-from dario_utils.train import build_student
+from dario_utils.core import fileio, paths
+from dario_utils.core.config import load_config
+from dario_utils.data import dataset as data
+from dario_utils.models import CheckpointError, load_sr, RRDBNet, save_sr_checkpoint
+from dario_utils.runner import reproduce
+from dario_utils.training.train import build_student
 
 
 def _one_line(message: str) -> None:

@@ -13,9 +13,10 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from dario_utils import alternatives_figures, beyond_figures, figures, figures_readme, metrics, paths
-from dario_utils.result_files import best_epoch_row, per_class_path, per_image_path
-from dario_utils.style import class_label
+from dario_utils.core import metrics, paths
+from dario_utils.core.result_files import best_epoch_row, per_class_path, per_image_path
+from dario_utils.figures import alternatives_figures, beyond_figures, captions as figures_readme, report_figures as figures
+from dario_utils.figures.style import class_label
 
 PROFILE = "testfig"
 FIG1 = {"image_size": 256, "small_size": 81, "sr_scale": 4, "teacher": "resnet50", "sr_name": "RRDB_PSNR_x4"}
@@ -164,7 +165,7 @@ def test_readme_lists_each_figure_and_table(rendered) -> None:
         not_drawn = (*beyond_figures.BEYOND_FIGURES, *alternatives_figures.ALTERNATIVES_FIGURES)
         assert (f"[{name}." in text) == (name not in not_drawn)  # only the figures present
     assert "[table1.md](table1.md)" in text and "(fig1_pipeline.pdf)" in text
-    assert "python -m dario_utils.reproduce --profile testfig" in text and "`testfig`" in text
+    assert "python -m dario_utils.runner.reproduce --profile testfig" in text and "`testfig`" in text
     assert "README.md" not in text and "## Made by" not in text
     assert figures_readme.write_readme(folder, PROFILE, command).read_text() == text
 
@@ -176,8 +177,8 @@ def test_readme_ends_with_what_made_the_folder(rendered) -> None:
               "table1_models": ["original", "esrgan", "darionet"], "figures": ["fig1_pipeline.png"]}
     (folder / figures_readme.PROVENANCE_FILE).write_text(json.dumps(record))
     command = figures_readme.reproduce_command(PROFILE, "DIR", beyond_apart=True)
-    assert command == ("python -m dario_utils.reproduce --profile testfig --data-root DIR && "
-                       "python -m dario_utils.reproduce --profile testfig --data-root DIR --only 06,07")
+    assert command == ("python -m dario_utils.runner.reproduce --profile testfig --data-root DIR && "
+                       "python -m dario_utils.runner.reproduce --profile testfig --data-root DIR --only 06,07")
     text = figures_readme.write_readme(folder, PROFILE, command).read_text()
     listing, made_by = text.split("\n\n## Made by\n\n")
     assert f"Made by `{command}`" in listing and "provenance.json |" not in listing

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 import torch
 
-from dario_utils import loop, paths, train
-from dario_utils.config import load_config
-from dario_utils.models import RRDBNet, load_sr, read_sr_checkpoint
+from dario_utils.core import paths
+from dario_utils.core.config import load_config
+from dario_utils.models import load_sr, read_sr_checkpoint, RRDBNet
+from dario_utils.training import loop, train
 
 sys.path.insert(0, str(paths.PROJECT_ROOT))  # tools/ is no installed package: import it from this checkout
 from tools.gpu import bundle, headline  # noqa: E402
@@ -120,7 +121,7 @@ def test_tiny_rehearsal_profile_loads(tmp_path: Path):
 def test_summary_takes_notebook_times_from_the_runner_s_result_and_the_gap_from_evaluate(tmp_path: Path):
     from argparse import Namespace
 
-    from dario_utils.tables import gap_closed
+    from dario_utils.evaluation.tables import gap_closed
 
     result = tmp_path / "run.json"
     result.write_text(json.dumps({"code": 0, "seconds": {"01_data_split": 3.04, "02_baselines": 61.96}}))

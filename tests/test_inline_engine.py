@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dario_utils import paths, reproduce
+from dario_utils.core import paths
+from dario_utils.runner import reproduce
 
 sys.path.insert(0, str(paths.PROJECT_ROOT))  # tools/ is no installed package: import it from this checkout
 from tools.gpu import inline  # noqa: E402
@@ -164,7 +165,7 @@ def test_without_any_jupyter_package_the_inline_runner_runs(tmp_path: Path):
         for name in ("papermill", "nbformat", "nbclient", "IPython", "jupyter_client", "ipykernel"):
             sys.modules[name] = None
         from pathlib import Path
-        from dario_utils import paths
+        from dario_utils.core import paths
         from tools.gpu import reproduce_inline
         paths.NOTEBOOKS_DIR = Path({str(notebooks)!r})
         code = reproduce_inline.main(["--profile", "demo", "--timeout", "60", "--result", {str(result)!r}])

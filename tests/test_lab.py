@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from dario_utils import paths
+from dario_utils.core import paths
 
 
 def _free_port() -> int:

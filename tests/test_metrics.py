@@ -1,4 +1,4 @@
-"""Tests of dario_utils.metrics against hand-computed values."""
+"""Tests of dario_utils.core.metrics against hand-computed values."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dario_utils.metrics import (
+from dario_utils.core.metrics import (
     bootstrap_interval,
     class_differences,
     cross_entropy_per_image,

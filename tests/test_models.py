@@ -10,7 +10,7 @@ import torch
 from skimage import data
 from torch.nn import functional as F
 
-from dario_utils.imagenet import imagenet_class_names, imagenet_wnids
+from dario_utils.data.imagenet import imagenet_class_names, imagenet_wnids
 from dario_utils.models import (
     SCHEMES, CheckpointError, RRDBNet, convert_realesrgan_x4plus, detect_scheme,
     from_basicsr, infer_config, load_sr, load_teacher, read_sr_checkpoint,

@@ -14,10 +14,12 @@ import nbformat
 import pytest
 
 from conftest import write_jpeg
-from dario_utils import data, paths, reproduce
-from dario_utils.config import load_config
-from dario_utils.runtime import git_commit
-from dario_utils.scorings import recipe_hash
+from dario_utils.core import paths
+from dario_utils.core.config import load_config
+from dario_utils.core.runtime import git_commit
+from dario_utils.data import dataset as data
+from dario_utils.evaluation.scorings import recipe_hash
+from dario_utils.runner import reproduce
 
 PROFILE = "imagenet-sample"
 MODELS = ["original", "bilinear", "bicubic", "esrgan", "darionet"]

@@ -1,6 +1,6 @@
 """The committed results of every profile (``figures/<profile>/``), checked without training:
 the stated gap, Table 1 against its per-class files, DarioNet's margin over its own start and the
-provenance's recipe (:mod:`dario_utils.published`). A doctored table fails."""
+provenance's recipe (:mod:`dario_utils.runner.published`). A doctored table fails."""
 from __future__ import annotations
 
 import shutil
@@ -8,8 +8,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from dario_utils import paths, published
-from dario_utils.config import load_config
+from dario_utils.core import paths
+from dario_utils.core.config import load_config
+from dario_utils.runner import published
 
 PROFILES = sorted(p.name for p in (paths.PROJECT_ROOT / "figures").iterdir()
                   if (p / "table1.csv").is_file() and paths.profile_file(p.name).is_file())

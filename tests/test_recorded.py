@@ -1,7 +1,7 @@
 """The recorded run's checks are guards: every window leaves out the untrained value, every margin
 floor fails a run with half the recorded training effect and passes every run measured over seeds
 (``notebooks/recorded_spread.json``), and every required claim fails for a DarioNet that did not
-train (:mod:`dario_utils.recorded`, :func:`dario_utils.tables.claims`)."""
+train (:mod:`dario_utils.runner.recorded`, :func:`dario_utils.evaluation.tables.claims`)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,9 @@ import json
 import pandas as pd
 import pytest
 
-from dario_utils import paths, recorded, tables
+from dario_utils.core import paths
+from dario_utils.evaluation import tables
+from dario_utils.runner import recorded
 
 RECORD = json.loads(recorded.RECORD_FILE.read_text())
 SPREAD = json.loads(recorded.SPREAD_FILE.read_text())

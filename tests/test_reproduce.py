@@ -1,4 +1,4 @@
-"""Tests of the papermill runner dario_utils.reproduce: notebook selection, errors as one
+"""Tests of the papermill runner dario_utils.runner.reproduce: notebook selection, errors as one
 line with exit code 2, a failing notebook named with its cell while figures/<profile>/
 keeps the previous complete results, and notebooks cleaned for committing (the kernel
 `make lab` installs, outputs as strict nbval compares them)."""
@@ -13,8 +13,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dario_utils import paths, reproduce
-from dario_utils.config import ConfigError
+from dario_utils.core import paths
+from dario_utils.core.config import ConfigError
+from dario_utils.runner import reproduce
 
 
 def test_notebooks_are_numbered_and_ordered():

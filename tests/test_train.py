@@ -1,4 +1,4 @@
-"""Tests of dario_utils.train on CPU with a tiny profile: 40 px crops of real photos (32 px
+"""Tests of dario_utils.training.train on CPU with a tiny profile: 40 px crops of real photos (32 px
 training crops), an RRDBNet with nf 8, nb 1, gc 4, the efficientnet_lite0 teacher, two
 epochs of two batches."""
 from __future__ import annotations
@@ -20,10 +20,11 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from dario_utils import head_cache, loop, paths, train
-from dario_utils.config import Config, load_config, with_overrides
-from dario_utils.data import DataError, FlippedCopies, ManifestDataset, manifest_dataset
-from dario_utils.degrade import downsample, reconstruct
+from dario_utils.core import paths
+from dario_utils.core.config import Config, load_config, with_overrides
+from dario_utils.data.dataset import DataError, FlippedCopies, manifest_dataset, ManifestDataset
+from dario_utils.data.degrade import downsample, reconstruct
+from dario_utils.training import head_cache, loop, train
 from dario_utils.models import (CheckpointError, RRDBNet, build_student, load_sr, load_teacher, read_sr_checkpoint,
                                 save_sr_checkpoint)
 
@@ -204,7 +205,7 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, image_rows, start_c
     env = {**os.environ, "DARIO_OUTPUT_ROOT": str(tmp_path), "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-               f"--master_port={port}", "-m", "dario_utils.train", "--profile", str(profile), "--device", "cpu"]
+               f"--master_port={port}", "-m", "dario_utils.training.train", "--profile", str(profile), "--device", "cpu"]
     done = subprocess.run(command, env=env, cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -230,8 +231,8 @@ def test_missing_start_weights_say_where_they_come_from(output_root, monkeypatch
 @pytest.mark.parametrize("stage", ["finetune", "evaluate"])
 def test_config_is_checked_before_any_data_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    stage: str) -> None:
-    from dario_utils import evaluate
-    from dario_utils.config import ConfigError
+    from dario_utils.core.config import ConfigError
+    from dario_utils.evaluation import evaluate
 
     monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))  # no manifests, no start weights here
     config = tiny_config(tmp_path / "missing.pt", **{"train.loss": "hinge"})
@@ -303,8 +304,8 @@ def test_head_then_tail_is_the_whole_net(blocks: int) -> None:
 
 def test_frozen_head_trains_only_the_tail_on_cached_features(output_root, two_block_start,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from dario_utils import evaluate
-    from dario_utils.metrics import psnr
+    from dario_utils.core.metrics import psnr
+    from dario_utils.evaluation import evaluate
 
     config = frozen_config(two_block_start)
     calls = []
@@ -393,7 +394,7 @@ def test_head_cache_is_recomputed_when_its_inputs_change(output_root, two_block_
 ])
 def test_frozen_head_refuses_what_would_change_its_output(output_root, two_block_start, overrides,
                                                          message: str) -> None:
-    from dario_utils.config import ConfigError
+    from dario_utils.core.config import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         train.finetune(frozen_config(two_block_start, **overrides), progress=False)

@@ -1,4 +1,4 @@
-"""The try-it CLI ``python -m dario_utils.upscale`` on a scikit-image photo."""
+"""The try-it CLI ``python -m dario_utils.evaluation.upscale`` on a scikit-image photo."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from dario_utils.upscale import main
+from dario_utils.evaluation.upscale import main
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from dario_utils.models.checkpoints import (
 from dario_utils.models.ncnn import convert_realesrgan_x4plus
 from dario_utils.models.rrdbnet import RRDBNet
 from dario_utils.models.student import build_student, student_architecture
-from dario_utils.models.teachers import TEACHERS, Teacher, TeacherWeightsError, load_teacher
+from dario_utils.models.teachers import load_teacher, Teacher, TEACHERS, TeacherWeightsError
 
 __all__ = [
     "SCHEMES", "SR_NAMES", "TEACHERS", "CheckpointError", "CheckpointReadError", "RRDBNet", "SRCheckpoint",

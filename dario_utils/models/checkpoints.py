@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dario_utils.fileio import save_torch
+from dario_utils.core.fileio import save_torch
 from dario_utils.models.rrdbnet import RRDBNet
 
 StateDict = dict[str, torch.Tensor]

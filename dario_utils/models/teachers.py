@@ -2,7 +2,7 @@
 
 A :class:`Teacher` takes RGB images in [0, 1], shape (B, 3, H, W), applies the
 normalisation its weights were trained with, and returns logits (B, 1000) in the
-standard ImageNet-1k class order (see :mod:`dario_utils.imagenet`). It is frozen
+standard ImageNet-1k class order (see :mod:`dario_utils.data.imagenet`). It is frozen
 (``requires_grad`` False; gradients still flow to its input) and always in eval mode.
 
 Teachers (:data:`TEACHERS`):
@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from dario_utils.degrade import resize
+from dario_utils.data.degrade import resize
 from dario_utils.models.checkpoints import CheckpointReadError, load_weights_only
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

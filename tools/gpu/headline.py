@@ -18,7 +18,7 @@ carries the teacher's packages and the weights). This script runs every step as 
    follows as its own step, after the checks below, where :data:`BEYOND_MIN_SECONDS` are left
    (``--no-beyond`` skips it);
 4. ``benchmarks/bench.py`` (batch 64 at most, halved where the GPU runs out of memory);
-5. ``torchrun --nproc_per_node=1 -m dario_utils.train`` for the first epochs in a separate
+5. ``torchrun --nproc_per_node=1 -m dario_utils.training.train`` for the first epochs in a separate
    output folder, compared with the same epochs of step 3;
 6. collect everything into one folder (``gpu-headline/``: figures and tables as published,
    history and per-image results, executed notebooks, logs, bench output, versions, device,
@@ -206,8 +206,8 @@ def summary(result: Path, profile: str, timings: dict, versions: dict, bundle: d
     """``summary.md``: device, versions, times, Table 1, the gap recovered, training speed, bench."""
     import pandas as pd
 
-    from dario_utils.result_files import best_epoch_row
-    from dario_utils.tables import gap_closed, markdown_table
+    from dario_utils.core.result_files import best_epoch_row
+    from dario_utils.evaluation.tables import gap_closed, markdown_table
 
     figures = result / "figures" / profile
     table1 = figures / "table1.csv"
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs = min(epochs, trained)
         torchrun_env = {**env, "DARIO_OUTPUT_ROOT": str(other)}
         status = runner.step("torchrun", [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-                                          "-m", "dario_utils.train", "--profile", profile_arg, "--device",
+                                          "-m", "dario_utils.training.train", "--profile", profile_arg, "--device",
                                           args.device, "--epochs", str(epochs), *data_args],
                              "torchrun.log", env=torchrun_env)
         if "seconds" in runner.timings["torchrun"]:
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                                  capture_output=True).returncode == 0
     if args.beyond and not judge_found:
         runner.log(f"notebook 06: not run: its unseen judge ({BEYOND_JUDGE_MODULE}) is not installed here and the "
-                   f"bundle does not carry it (64 MiB); run 06 where it is: python -m dario_utils.reproduce "
+                   f"bundle does not carry it (64 MiB); run 06 where it is: python -m dario_utils.runner.reproduce "
                    f"--profile {profile_name} --only 06")
         runner.timings["beyond"] = {"skipped": True}
     elif args.beyond and code == 0 and (runner.left() > BEYOND_MIN_SECONDS or args.tiny):
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         runner.timings["notebooks"].update(notebook_seconds(work / "beyond.json"))
     elif args.beyond:
         runner.log(f"notebook 06: not run ({runner.left():.0f} s left, notebooks 01-05 exit code {code}); it needs "
-                   f"this run's output: python -m dario_utils.reproduce --profile {profile_name} --only 06")
+                   f"this run's output: python -m dario_utils.runner.reproduce --profile {profile_name} --only 06")
 
     # collect: everything into the one folder, then one tarball
     runs = output / "runs" / profile_name

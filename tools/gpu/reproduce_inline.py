@@ -1,10 +1,10 @@
-"""The study's runner (:mod:`dario_utils.reproduce`) with the in-process engine of :mod:`tools.gpu.inline`,
+"""The study's runner (:mod:`dario_utils.runner.reproduce`) with the in-process engine of :mod:`tools.gpu.inline`,
 for a machine without Jupyter (the GPU machine), from the repository root:
 
     python -m tools.gpu.reproduce_inline --profile imagenet-sample-gpu --device cuda --result run.json
 
 Takes the runner's options (``--in-place`` excepted: it stores Jupyter kernels' outputs) and
-``--result FILE``, where the run's :class:`~dario_utils.reproduce.RunResult` (exit code, seconds
+``--result FILE``, where the run's :class:`~dario_utils.runner.reproduce.RunResult` (exit code, seconds
 per finished notebook) is written as JSON, also when the run is interrupted. Exit code: the runner's.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from dario_utils import reproduce
+from dario_utils.runner import reproduce
 from tools.gpu import inline
 
 ENGINE = reproduce.Engine(inline.execute_notebook, inline.CellExecutionError)

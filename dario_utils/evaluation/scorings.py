@@ -1,0 +1,58 @@
+"""The log of every scoring of a test split or fold (``figures/test_scorings.csv``, committed).
+
+A test split is scored once per chosen recipe; recipes are picked on validation images.
+Each scoring appends one row (:data:`SCORING_COLUMNS`): when, the profile, a hash of the
+resolved recipe (:func:`recipe_hash`), the training seed, the fold (``-`` for the profile's
+own split), the commit, the judge, the images scored, DarioNet's top-1 and the share of the
+gap it recovers against bicubic and against bilinear. The results say how many scorings
+stand behind a headline by reading it (:func:`scorings_of`).
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+
+import pandas as pd
+
+from dario_utils.core import fileio, paths
+from dario_utils.core.config import Config
+from dario_utils.core.runtime import git_commit
+
+SCORING_COLUMNS = ["date", "profile", "recipe", "seed", "fold", "commit", "judge", "n_images", "top1",
+                   "gap_bicubic", "gap_bilinear"]
+RECIPE_SECTIONS = ("data", "teacher", "sr", "train")
+"""The parts of a profile that make the trained model (not where it runs, nor how it is scored)."""
+
+
+def recipe_hash(config: Config) -> str:
+    """12 hex digits of SHA-256 over the profile's :data:`RECIPE_SECTIONS`, resolved."""
+    recipe = {section: getattr(config, section).__dict__ for section in RECIPE_SECTIONS}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def log_scoring(config: Config, fold: str, judge: str, n_images: int, top1: float,
+                gap_bicubic: float | None, gap_bilinear: float | None) -> pd.DataFrame:
+    """Append one scoring of DarioNet on test images to :func:`dario_utils.core.paths.scorings_log`."""
+    row = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "profile": config.profile, "recipe": recipe_hash(config),
+           "seed": config.train.seed, "fold": fold, "commit": git_commit(), "judge": judge, "n_images": n_images,
+           "top1": top1, "gap_bicubic": gap_bicubic, "gap_bilinear": gap_bilinear}
+    log = pd.concat([read_scorings(), pd.DataFrame([row], columns=SCORING_COLUMNS)], ignore_index=True)
+    fileio.write_csv(log, paths.scorings_log())
+    return log
+
+
+def read_scorings() -> pd.DataFrame:
+    """Every logged scoring (an empty table before the first)."""
+    path = paths.scorings_log()
+    if not path.is_file():
+        return pd.DataFrame(columns=SCORING_COLUMNS)
+    return pd.read_csv(path, dtype={"fold": str, "recipe": str, "commit": str})
+
+
+def scorings_of(profile: str, recipe: str | None = None) -> pd.DataFrame:
+    """The logged scorings of ``profile`` (of one ``recipe`` hash where given)."""
+    log = read_scorings()
+    log = log[log["profile"] == profile]
+    return log if recipe is None else log[log["recipe"] == recipe]

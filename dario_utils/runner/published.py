@@ -1,0 +1,111 @@
+"""Checks of a profile's published results (``figures/<profile>/``) that need no training.
+
+``make test`` runs them on every profile whose results are committed
+(``tests/test_published_results.py``), so that a headline nobody reruns in CI is still guarded:
+
+- the gaps Table 1's notes state are the ones its rows give (:func:`stated_gaps`);
+- each model's top-1 in Table 1 is the one its per-class file gives (an independent file of
+  the same run: doctoring one of them alone is caught);
+- DarioNet beats the same table's untrained start, the pretrained SR, by Table 1's margin
+  floors (:func:`headline_floors`: a DarioNet with half the training effect fails);
+- the provenance names the recipe of the profile as it is now (:func:`dario_utils.evaluation.scorings.recipe_hash`);
+- where the cross-validation has published folds, its pooled estimate is the one the folds'
+  per-image results give.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dario_utils.core import paths, result_files
+from dario_utils.core.config import Config
+from dario_utils.evaluation import scorings, tables
+from dario_utils.runner import recorded
+
+GAP_NOTE = re.compile(r"DarioNet recovers (-?[\d.]+)%.*?\(original vs (\w+)")
+
+
+def stated_gaps(markdown: str) -> dict[str, float]:
+    """The shares of the gap Table 1's notes state, by baseline (``bicubic``, ``bilinear``), as fractions."""
+    return {reference: float(share) / 100 for share, reference in GAP_NOTE.findall(markdown)}
+
+
+SEED_RUNS = "seed_runs.csv"
+"""A profile's DarioNet and its start over training seeds (``figures/<p>/seed_runs.csv``)."""
+
+
+def headline_floors(config: Config, folder: Path) -> dict[str, float]:
+    """Table 1's margin floors for the published DarioNet over its start: with ``seed_runs.csv``, the rule of
+    :data:`dario_utils.runner.recorded.MARGIN_FLOORS` (:func:`~dario_utils.runner.recorded.floor_by_rule`) on those seed
+    runs, the profile's own seed as the recorded one; else the demo's floors, which
+    ``tests/test_recorded.py`` checks against the demo's spread. Read from files other than Table 1, so
+    that a doctored Table 1 cannot move them."""
+    if not (folder / SEED_RUNS).is_file():
+        return recorded.MARGIN_FLOORS["table1"]
+    runs = pd.read_csv(folder / SEED_RUNS).set_index(["seed", "model"])
+    floors = {}
+    for metric in recorded.MARGIN_FLOORS["table1"]:
+        sign = -1 if metric == "avg_ce" else 1
+        margins = {seed: sign * (runs.loc[(seed, "darionet"), metric] - runs.loc[(seed, "esrgan"), metric])
+                   for seed in runs.index.get_level_values("seed").unique()}
+        floor = recorded.floor_by_rule(margins[config.train.seed], min(margins.values()))
+        if floor is not None:
+            floors[metric] = floor
+    return floors
+
+
+def _check(name: str, value: str, ok: bool) -> dict:
+    return {"check": name, "value": value, "ok": bool(ok)}
+
+
+def published_checks(config: Config, folder: Path | None = None) -> pd.DataFrame:
+    """Every check of the module's docstring on ``folder`` (default ``figures/<profile>/``): one row per
+    check with the values compared and whether it holds."""
+    folder = folder or paths.published_figures_dir(config.profile)
+    table = pd.read_csv(folder / f"{result_files.TABLE1}.csv").set_index("model")
+    rows = []
+    stated = stated_gaps((folder / f"{result_files.TABLE1}.md").read_text())
+    rows.append(_check("Table 1's notes state the gap", ", ".join(stated) or "none", "bicubic" in stated))
+    for reference, share in stated.items():
+        recomputed = tables.gap_closed(table.reset_index(), reference)
+        rows.append(_check(f"stated gap vs {reference} = Table 1's rows", f"{share:.3f} vs {recomputed:.4f}",
+                           recomputed is not None and abs(share - recomputed) < 0.0005 + 1e-9))
+    for model in table.index:
+        per_class = pd.read_csv(folder / f"per_class_{model}.csv")
+        top1 = float(np.sum(per_class["recall"] * per_class["support"]) / per_class["support"].sum())
+        rows.append(_check(f"{model}: Table 1's top-1 = its per-class file's", f"{table.loc[model, 'top1']:.4f} vs "
+                           f"{top1:.4f}", abs(top1 - table.loc[model, "top1"]) < 1e-9))
+    for metric, floor in headline_floors(config, folder).items():
+        sign = -1 if metric == "avg_ce" else 1
+        margin = sign * (table.loc["darionet", metric] - table.loc["esrgan", metric])
+        rows.append(_check(f"DarioNet beats its start (the pretrained SR) on {metric} by {floor:.3f}",
+                           f"{margin:+.3f}", margin >= floor))
+    provenance = json.loads((folder / "provenance.json").read_text())
+    recipe = scorings.recipe_hash(config)
+    rows.append(_check("provenance names the profile's recipe", f"{provenance.get('recipe')} vs {recipe}",
+                       provenance.get("recipe") == recipe))
+    crossval = paths.crossval_dir(config.profile) if folder == paths.published_figures_dir(config.profile) else None
+    if crossval is not None and (crossval / "crossval.csv").is_file():
+        rows += _crossval_checks(config, crossval)
+    return pd.DataFrame(rows)
+
+
+def _crossval_checks(config: Config, folder: Path) -> list[dict]:
+    """The pooled cross-validation estimate against the one its folds' per-image results give."""
+    from dario_utils.evaluation.crossval import pooled_estimate, read_folds  # the crossval stage sits above this check's inputs
+
+    published = pd.read_csv(folder / "crossval.csv").set_index("judge")
+    per_image, _ = read_folds(config)
+    pooled = pooled_estimate(config, per_image).set_index("judge")
+    rows = []
+    for judge in pooled.index:
+        for column in ("top1_darionet", "gap_vs_bicubic", "gap_vs_bilinear", "gap_vs_bicubic_low",
+                       "gap_vs_bicubic_high"):
+            value, again = published.loc[judge, column], pooled.loc[judge, column]
+            rows.append(_check(f"cross-validation, {judge}, {column} = its folds' per-image results",
+                               f"{value:.4f} vs {again:.4f}", abs(value - again) < 1e-9))
+    return rows

@@ -1,0 +1,196 @@
+"""The other route: fine-tune the classifier for small images instead of the SR net (notebook 07).
+
+The study's loss needs no labels, so it can teach a copy of the classifier just as it teaches
+the SR net: the frozen teacher's logits on each original are the target of the copy's logits on
+the bicubic upscaling of its downsampled image (the FixRes / RS-Nets route, by distillation).
+The copy trains on the same images, for the same epochs and with the same seed and batch size
+as DarioNet; its batch-norm statistics stay frozen (it runs in eval mode, as the teacher), so
+only its weights move. The epoch with the lowest validation logit MSE is kept.
+
+Files: ``runs/<p>/checkpoints/classifier_lowres.pt`` (the copy's weights, loadable as the
+teacher's ``weights``), ``runs/<p>/results/alternatives/classifier_history.csv`` and the
+copy's per-image test results beside it; Table 3 in the run's figures folder.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from dario_utils.core import fileio, metrics, paths
+from dario_utils.core.config import check_config, Config, with_overrides
+from dario_utils.core.metrics import cross_entropy_per_image, logit_mse
+from dario_utils.core.result_files import EvalRun, read_results, TABLE3
+from dario_utils.core.runtime import progress_enabled, setup_torch
+from dario_utils.data.dataset import manifest_dataset, training_set
+from dario_utils.data.degrade import downsample, upsample
+from dario_utils.evaluation import tables
+from dario_utils.evaluation.evaluate import evaluate
+from dario_utils.models import load_teacher
+from dario_utils.training.loop import Meter, shard_loader, to_device, train_loader, Trainer
+from dario_utils.training.losses import logit_loss
+
+CHECKPOINT_FILE = "classifier_lowres.pt"
+HISTORY_FILE = "classifier_history.csv"
+STATS = ("logit_mse", "agreement", "ce")
+"""Per-image statistics of each training and validation pass."""
+ROUTES = (  # key, what the classifier sees, which classifier
+    ("original", "original", "frozen"),
+    ("bicubic", "bicubic", "frozen"),
+    ("a", "DarioNet", "frozen"),
+    ("b", "bicubic", "fine-tuned"),
+    ("c", "DarioNet", "fine-tuned"),
+    ("original_finetuned", "original", "fine-tuned"),
+)
+"""The rows of Table 3: (a) the study, (b) the classifier route, (c) both, and references."""
+EVALUATED = {"original": "original", "bicubic": "bicubic", "DarioNet": "darionet"}
+"""The evaluation's model key of each image kind."""
+
+
+def results_dir(profile: str) -> Path:
+    """``runs/<p>/results/alternatives/``: the classifier's history and per-image results."""
+    return paths.results_dir(profile) / "alternatives"
+
+
+def checkpoint_path(profile: str) -> Path:
+    return paths.checkpoints_dir(profile) / CHECKPOINT_FILE
+
+
+def classifier_epochs(config: Config) -> int:
+    """The classifier's training budget: ``alternatives.classifier_epochs``, else DarioNet's."""
+    return config.alternatives.classifier_epochs or config.train.epochs
+
+
+def _bicubic(x: Tensor, scale: float) -> Tensor:
+    """What the classifier route sees: the downsampled image upscaled bicubically to x's size."""
+    return upsample(downsample(x, scale), x.shape[-1], "bicubic")
+
+
+def _step(model: nn.Module, x: Tensor, labels: Tensor, indices: Tensor, *, teacher: nn.Module,
+          scale: float) -> tuple[Tensor, Tensor]:
+    """The logit MSE of the copy on bicubic to the teacher on the original, and :data:`STATS`."""
+    with torch.no_grad():
+        reference = teacher(x).float()
+    logits = model(_bicubic(x, scale)).float()
+    return logit_loss(logits, reference), _stats(logits.detach(), reference, labels)
+
+
+def _stats(logits: Tensor, reference: Tensor, labels: Tensor) -> Tensor:
+    """Per-image logit MSE to the teacher, top-1 agreement with it, cross-entropy (B, 3)."""
+    columns = [logit_mse(logits, reference), logits.argmax(1) == reference.argmax(1),
+               cross_entropy_per_image(logits, labels)]
+    return torch.stack([c.double() for c in columns], dim=1)
+
+
+@torch.no_grad()
+def _validate(model: nn.Module, teacher: nn.Module, loader: DataLoader, config: Config, device: torch.device,
+              epoch: int, show: bool) -> dict[str, float]:
+    """:data:`STATS` of the copy on the bicubic images of the validation split (``loader``)."""
+    meter = Meter(STATS, len(loader), f"epoch {epoch} val", device, show, 1)
+    for batch in loader:
+        meter.skipped += len(batch["skipped"])
+        if "image" in batch:
+            x = to_device(batch["image"], device)
+            stats = _stats(model(_bicubic(x, config.data.scale)).float(), teacher(x).float(),
+                           batch["label"].to(device))
+            meter.add(stats, stats[:, 0].mean())
+    return meter.totals().means
+
+
+def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
+    """Fine-tune a copy of the teacher on bicubic-upscaled small images with the study's loss, on
+    the images DarioNet trains on (:func:`~dario_utils.data.dataset.training_set`, mirrors included where
+    the profile trains on them); write the best epoch's weights and the history, and return the history."""
+    check_config(config)
+    device = setup_torch(config)
+    show = progress_enabled(progress)
+    teacher = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
+    student = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
+    student.requires_grad_(True)  # still in eval mode: batch-norm statistics stay the teacher's
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.alternatives.classifier_lr)
+    batches = train_loader(training_set(config), config.train.batch_size, config.train.seed,
+                           config, 0, 1)
+    val_batches = shard_loader(manifest_dataset(config, "val"), config.train.batch_size, config, 0, 1)
+    step = functools.partial(_step, teacher=teacher, scale=config.data.scale)
+    epochs = classifier_epochs(config)
+    trainer = Trainer(student, optimizer, batches, lambda images, indices, epoch: images, step, STATS, device,
+                      False, config.train.max_batches, show, 1)
+    history, best = [], math.inf
+    for epoch in range(1, epochs + 1):
+        train_row = trainer.run_epoch(epoch).row(epoch, "train")
+        val = _validate(student, teacher, val_batches, config, device, epoch, show)
+        history += [train_row, {"epoch": epoch, "phase": "val", **val}]
+        if val["logit_mse"] < best:
+            best = val["logit_mse"]
+            fileio.save_torch(student.net.state_dict(), checkpoint_path(config.profile))
+        print(f"classifier epoch {epoch}/{epochs}: train logit MSE {train_row['logit_mse']:.4f}, "
+              f"val logit MSE {val['logit_mse']:.4f}, val agreement {val['agreement']:.3f}")
+    frame = pd.DataFrame(history)
+    fileio.write_csv(frame, fileio.ensure_dir(results_dir(config.profile)) / HISTORY_FILE)
+    return frame
+
+
+def _finetuned_results(config: Config, progress: bool) -> pd.DataFrame:
+    """Per-image test results of the fine-tuned copy on the originals, bicubic and DarioNet's images."""
+    path = checkpoint_path(config.profile)
+    if not path.is_file():
+        raise FileNotFoundError(f"no fine-tuned classifier at {path}: run finetune_classifier (notebook 07) first")
+    judged = with_overrides(config, {"teacher.weights": str(path)})
+    run = evaluate(judged, models=list(EVALUATED.values()), progress=progress, save=False)
+    fileio.write_csv(run.per_image, fileio.ensure_dir(results_dir(config.profile)) / "per_image_finetuned.csv")
+    return run.per_image
+
+
+def route_table(config: Config, progress: bool = True) -> pd.DataFrame:
+    """Table 3: top-1 (with its 95% bootstrap interval), top-5 and agreement with the frozen
+    classifier on the originals of each route of :data:`ROUTES`, and McNemar's test of each
+    against (a), the study's DarioNet with the frozen classifier. Writes Table 3."""
+    frozen: EvalRun = read_results(config)
+    tuned = _finetuned_results(config, progress)
+    by_classifier = {"frozen": frozen.per_image, "fine-tuned": tuned}
+    teacher_top1 = frozen.per_image[frozen.per_image["model"] == "original"].set_index("image")["prediction"]
+
+    def hits(image: str, classifier: str) -> pd.DataFrame:
+        frame = by_classifier[classifier]
+        return frame[frame["model"] == EVALUATED[image]].set_index("image").loc[teacher_top1.index]
+
+    study, route_b = hits("DarioNet", "frozen")["top1"].to_numpy(), hits("bicubic", "fine-tuned")["top1"].to_numpy()
+    rows = []
+    for key, image, classifier in ROUTES:
+        part = hits(image, classifier)
+        top1 = part["top1"].to_numpy()
+        low, high = metrics.bootstrap_interval(top1, config.eval.bootstrap, seed=config.seed)
+        test = metrics.mcnemar(top1, study)
+        same_image = metrics.mcnemar(top1, hits(image, "frozen")["top1"].to_numpy())
+        rows.append({"route": key, "image": image, "classifier": classifier, "top1": top1.mean(),
+                     "top1_ci_low": low, "top1_ci_high": high, "top5": part["top5"].mean(),
+                     "agreement": float(np.mean(part["prediction"].to_numpy() == teacher_top1.to_numpy())),
+                     "n_images": len(part), "right_vs_a": test["b"], "wrong_vs_a": test["c"],
+                     "p_vs_a": np.nan if key == "a" else test["p_value"],
+                     "p_vs_b": np.nan if key == "b" else metrics.mcnemar(top1, route_b)["p_value"],
+                     "p_vs_frozen": np.nan if classifier == "frozen" else same_image["p_value"]})
+    table = pd.DataFrame(rows)
+    tables.write_table(config.profile, TABLE3, table, table3_markdown(config, table))
+    return table
+
+
+def table3_markdown(config: Config, table: pd.DataFrame) -> str:
+    """Table 3 as Markdown with its notes."""
+    shown = table.assign(top1_ci=[f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(table["top1_ci_low"], table["top1_ci_high"])])
+    shown = shown[["route", "image", "classifier", "top1", "top1_ci", "top5", "agreement", "right_vs_a", "wrong_vs_a",
+                   "p_vs_a", "p_vs_b", "p_vs_frozen"]]
+    notes = [f"Profile `{config.profile}`, test split, {int(table['n_images'].max())} images, "
+             f"{config.data.image_size} -> {config.small_size} px; the classifier is `{config.teacher.name}`, frozen "
+             f"or fine-tuned for {classifier_epochs(config)} epoch(s) at lr {config.alternatives.classifier_lr:g} on "
+             f"bicubic-upscaled training images{' and their left-right mirrors' if config.train.flipped_copies else ''}"
+             " with the study's logit MSE (no labels).",
+             "agreement: with the frozen classifier's prediction on the original. right_vs_a / wrong_vs_a: images "
+             "this route gets right and (a) wrong / the reverse; p_vs_a, p_vs_b: McNemar's test against (a), (b); "
+             "p_vs_frozen: against the frozen classifier on the same images."]
+    return tables.markdown_table(shown) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
