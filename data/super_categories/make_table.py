@@ -14,7 +14,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from dario_utils.imagenet import imagenet_class_names, imagenet_wnids
+from dario_utils.data.imagenet import imagenet_class_names, imagenet_wnids
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dogs", ("02084071",)),  # dog, domestic dog
