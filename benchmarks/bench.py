@@ -31,6 +31,7 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from dario_utils.core import paths
 from dario_utils.core.config import load_config
 from dario_utils.core.runtime import setup_torch
 from dario_utils.data.dataset import collate, manifest_dataset
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="timed seconds at least per measurement (default 0.5 on CUDA, 0 on CPU)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the optimised models")
     args = parser.parse_args(argv)
-    config = load_config(args.profile, {"data_root": args.data_root, "device": args.device})
+    config = load_config(args.profile, {"data_root": args.data_root, "device": args.device},
+                         output_root=paths.output_root_from_env())
     device = setup_torch(config)
     size = config.data.image_size
     cuda = device.type == "cuda"

@@ -38,7 +38,7 @@ import yaml
 
 from dario_utils.core import fileio, paths, result_files
 from dario_utils.core.config import load_config
-from dario_utils.core.result_files import DOGS_TEST, TABLE4, table_path
+from dario_utils.core.result_files import DOGS_TEST, TABLE4
 from dario_utils.evaluation import tables
 from dario_utils.runner import recorded
 from dario_utils.studies.alternatives import super_category_table
@@ -68,7 +68,7 @@ def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, t
         raw["data_root"] = str(Path(data_root).resolve())
     profile_file = folder / f"{profile}.yaml"
     profile_file.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "DARIO_OUTPUT_ROOT": str(folder)}
+    env = {**os.environ, paths.OUTPUT_ROOT_ENV: str(folder)}
     if isa != "default":
         env["ONEDNN_MAX_CPU_ISA"] = isa
     start = time.perf_counter()
@@ -83,19 +83,15 @@ def collect(folder: Path, profile: str | Path) -> tuple[dict, pd.DataFrame, dict
     """A finished run's trained results under the output root ``folder``: Table 1's DarioNet and
     claims, every margin over the untrained start, and notebook 07's routes, frontier flags and
     answers where it ran."""
-    os.environ["DARIO_OUTPUT_ROOT"] = str(folder)
-    try:
-        config = load_config(profile)
-        run = result_files.read_results(config)
-        table, tests = tables.table1(config, run), tables.mcnemar_tests(run)
-        margins = recorded.trained_margins(config.profile, with_floors=False)
-        if table_path(config.profile, TABLE4).is_file() and not table_path(config.profile, DOGS_TEST).is_file():
-            super_category_table(config)  # a run of an older version: its dogs test, from its per-image results
-        alternatives = recorded.alternatives_results(config.profile).get("alternatives", {})
-        if alternatives:
-            margins = pd.concat([margins, recorded.classifier_route_margins(config.profile, with_floors=False)])
-    finally:
-        del os.environ["DARIO_OUTPUT_ROOT"]
+    config = load_config(profile, output_root=folder)
+    run = result_files.read_results(config)
+    table, tests = tables.table1(config, run), tables.mcnemar_tests(run)
+    margins = recorded.trained_margins(config.layout, with_floors=False)
+    if config.layout.table(TABLE4).is_file() and not config.layout.table(DOGS_TEST).is_file():
+        super_category_table(config)  # a run of an older version: its dogs test, from its per-image results
+    alternatives = recorded.alternatives_results(config.layout).get("alternatives", {})
+    if alternatives:
+        margins = pd.concat([margins, recorded.classifier_route_margins(config.layout, with_floors=False)])
     dario = table.set_index("model").loc["darionet"]
     claims = tables.claims(table, tests)
     return ({"top1": dario.top1, "agreement": dario.agreement, "avg_ce": dario.avg_ce, "avg_psnr": dario.avg_psnr,
@@ -134,11 +130,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"save the finished run's and every variant's values to {recorded.SPREAD_FILE.name} "
                              "(the measurements the margin floors and 07's windows are checked against)")
     args = parser.parse_args(argv)
-    source = paths.run_dir(args.profile)
+    output_root = paths.output_root_from_env()
+    source = paths.RunLayout(args.profile, output_root).run
     if not (source / "cache").is_dir():
         print(f"error: no finished run at {source}: run the notebooks of profile '{args.profile}' first", file=sys.stderr)
         return 2
-    base, base_margins, base_alternatives = collect(paths.output_root(), args.profile)
+    base, base_margins, base_alternatives = collect(output_root, args.profile)
     rows, margins, alternatives, names = [], [base_margins], [base_alternatives], ["the finished run"]
     for seed, isa, threads in variants([int(s) for s in args.seeds.split(",")], args.isa.split(","),
                                        [int(t) for t in args.threads.split(",")]):

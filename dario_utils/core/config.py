@@ -107,6 +107,7 @@ class EvalConfig:
     bootstrap: int = 1000
     judge: str | None = None  # another classifier to judge with; None = the teacher
     examples_per_group: int = 3  # images shown in figures 6 and 7
+    report_columns: bool = False  # Table 1 beside the report's own numbers (the paper profile: the report's data)
 
 
 @dataclass
@@ -159,6 +160,12 @@ class Config:
     beyond: BeyondConfig = field(default_factory=BeyondConfig)
     alternatives: AlternativesConfig = field(default_factory=AlternativesConfig)
     crossval: CrossValConfig = field(default_factory=CrossValConfig)
+    output_root: Path = paths.PROJECT_ROOT  # where the run writes: given to load_config, no profile key
+
+    @property
+    def layout(self) -> paths.RunLayout:
+        """Every path of this profile's run under its output root."""
+        return paths.RunLayout(self.profile, self.output_root)
 
     @property
     def small_size(self) -> int:
@@ -176,7 +183,10 @@ class Config:
         return self.eval.judge or self.teacher.name
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The profile's keys, resolved (not the output root: where a run writes is no part of it)."""
+        tree = dataclasses.asdict(self)
+        del tree["output_root"]
+        return tree
 
 
 def _type_name(tp: Any) -> str:
@@ -311,11 +321,13 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in paths.PROFILES_DIR.glob("*.yaml"))
 
 
-def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | None = None, *,
+                output_root: str | Path | None = None) -> Config:
     """Read a profile (a name from ``profiles/`` or a YAML path) and apply dotted overrides.
 
     ``None`` values in ``overrides`` are ignored, so notebook parameters left at
-    ``None`` keep the profile's value.
+    ``None`` keep the profile's value. ``output_root``: where the run's files go
+    (:class:`~dario_utils.core.paths.RunLayout`); the project root where None.
     """
     path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else paths.profile_file(str(profile))
     if not path.is_file():
@@ -332,7 +344,17 @@ def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | Non
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(tree, dotted, value)
-    return _check_device(_build(Config, tree, ""))
+    return _finish(tree, output_root)
+
+
+def _finish(tree: dict, output_root: str | Path | None) -> Config:
+    """The checked :class:`Config` of a profile's ``tree``, writing under ``output_root`` (the project root where None)."""
+    if "output_root" in tree:
+        raise ConfigError("unknown config key 'output_root': the output root is no profile key; "
+                          "set DARIO_OUTPUT_ROOT or pass output_root")
+    config = _check_device(_build(Config, tree, ""))
+    config.output_root = Path(output_root or paths.PROJECT_ROOT).expanduser().resolve()
+    return config
 
 
 def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
@@ -341,4 +363,4 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
     tree = config.to_dict()
     for dotted, value in overrides.items():
         _set_dotted(tree, dotted, value)
-    return _check_device(_build(Config, tree, ""))
+    return _finish(tree, config.output_root)

@@ -1,13 +1,15 @@
-"""The result files the notebooks pass on: where each one lives, which notebook writes it, reading it.
+"""The result files the notebooks pass on: which notebook writes each one, and reading it.
+
+Where each lives is the run's :class:`~dario_utils.core.paths.RunLayout`'s:
 
 - ``runs/<p>/results/per_image.csv`` and ``summary.csv`` (notebooks 02 and 04, :func:`read_results`),
   with :func:`results_suffix` where scored on another split or by another judge;
-- ``runs/<p>/results/history.csv`` (notebook 03): one row per epoch and phase (:func:`history_path`,
-  :func:`best_epoch_row`, :func:`start_row`);
+- ``runs/<p>/results/history.csv`` (notebook 03): one row per epoch and phase (:func:`best_epoch_row`,
+  :func:`start_row`);
 - ``runs/<p>/results/examples.npz`` (notebook 04): the example images of figures 6 and 7;
-- ``runs/<p>/figures/<name>.csv`` (:func:`table_path`, published as ``figures/<p>/`` by the runner):
-  Table 1, McNemar's tests and the per-class reports (notebooks 02 and 04), the tables of
-  notebooks 06 and 07.
+- ``runs/<p>/figures/<name>.csv`` (:meth:`~dario_utils.core.paths.RunLayout.table`, published as
+  ``figures/<p>/`` by the runner): Table 1, McNemar's tests and the per-class reports (notebooks 02
+  and 04), the tables of notebooks 06 and 07.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dario_utils.core import paths
 from dario_utils.core.config import Config
+from dario_utils.core.paths import RunLayout
 
 TRAINING_NOTEBOOK = "03 (fine-tuning)"
 EVALUATION_NOTEBOOK = "04 (evaluation)"
@@ -27,11 +29,8 @@ BEYOND_NOTEBOOKS = ("06", "07")
 """Numbers of the notebooks beyond the report, left out of the default run of a profile whose
 ``beyond.with_study`` is false (the demo: they would double its time; ``make beyond`` runs them)."""
 
-HISTORY_FILE = "history.csv"
 START_PHASE = "start"
 """``history.csv``'s phase of the row (epoch 0) that scores the untrained start on the validation split."""
-LAST_FILE = "darionet_last.pt"
-BEST_FILE = "darionet_best.pt"
 TABLE1 = "table1"
 TABLE2 = "table2_judge_transfer"
 SCALE_SWEEP = "scale_sweep"
@@ -68,8 +67,8 @@ def results_suffix(config: Config) -> str:
 
 
 def eval_results_path(config: Config, name: str) -> Path:
-    """``runs/<p>/results/<name><suffix>.csv``, ``name`` being ``per_image`` or ``summary``."""
-    return paths.results_dir(config.profile) / f"{name}{results_suffix(config)}.csv"
+    """``runs/<p>/results/<name><suffix>.csv`` of ``config``'s split and judge, ``name`` being ``per_image`` or ``summary``."""
+    return config.layout.eval_results(name, results_suffix(config))
 
 
 def read_results(config: Config) -> EvalRun:
@@ -79,11 +78,6 @@ def read_results(config: Config) -> EvalRun:
         if not file.is_file():
             raise FileNotFoundError(f"no results at {file}: run notebook 02 (baselines) first")
     return EvalRun(pd.read_csv(files[0], dtype={"image": str, "wnid": str}), pd.read_csv(files[1]))
-
-
-def history_path(profile: str) -> Path:
-    """``runs/<p>/results/history.csv``, written by notebook 03."""
-    return paths.results_dir(profile) / HISTORY_FILE
 
 
 def start_row(history: pd.DataFrame) -> pd.Series:
@@ -104,27 +98,7 @@ def best_epoch_row(history: pd.DataFrame) -> pd.Series:
     return val.loc[val["val_loss"].idxmin()]
 
 
-def examples_path(profile: str) -> Path:
-    """``runs/<p>/results/examples.npz``, written by notebook 04."""
-    return paths.results_dir(profile) / "examples.npz"
-
-
-def table_path(profile: str, name: str) -> Path:
-    """``runs/<p>/figures/<name>.csv``: a table of notebooks 02, 04, 06 or 07."""
-    return paths.figures_dir(profile) / f"{name}.csv"
-
-
-def per_class_path(profile: str, model: str) -> Path:
-    """``runs/<p>/figures/per_class_<model>.csv``, written by notebooks 02 and 04."""
-    return table_path(profile, f"per_class_{model}")
-
-
-def per_image_path(profile: str) -> Path:
-    """``runs/<p>/results/per_image.csv``: the per-image results on the test split judged by the teacher
-    (:func:`eval_results_path` of the default split and judge), written by notebooks 02 and 04."""
-    return paths.results_dir(profile) / "per_image.csv"
-
-
-def read_table(profile: str, name: str, notebook: str) -> pd.DataFrame:
-    """The table ``name`` of :func:`table_path`; :class:`MissingResultError` naming ``notebook`` where it is missing."""
-    return pd.read_csv(require(table_path(profile, name), notebook))
+def read_table(layout: RunLayout, name: str, notebook: str) -> pd.DataFrame:
+    """The table ``name`` of ``layout`` (:meth:`~dario_utils.core.paths.RunLayout.table`);
+    :class:`MissingResultError` naming ``notebook`` where it is missing."""
+    return pd.read_csv(require(layout.table(name), notebook))

@@ -51,12 +51,6 @@ COMMIT_ENV = "DARIO_COMMIT"
 """The commit to record where the code runs outside a git checkout (a copied working tree)."""
 
 
-def progress_enabled(progress: bool) -> bool:
-    """Whether to draw a progress bar: ``progress``, unless ``TQDM_DISABLE`` is set (the runner
-    and ``make test`` set it, so stored notebook outputs read like a report)."""
-    return progress and not os.environ.get("TQDM_DISABLE")
-
-
 def git_commit() -> str:
     """The project's current commit; outside a git checkout ``$DARIO_COMMIT``, else ``unknown``."""
     fallback = os.environ.get(COMMIT_ENV) or "unknown"

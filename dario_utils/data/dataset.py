@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from dario_utils.core import fileio, paths
 from dario_utils.core.config import Config
+from dario_utils.core.paths import RunLayout
 from dario_utils.data.imagenet import imagenet_class_names, imagenet_wnids
 
 SPLITS = ("train", "val", "test")
@@ -394,32 +395,31 @@ def make_split(config: Config) -> SplitFrames:
 def write_manifests(config: Config, frames: dict[str, pd.DataFrame]) -> Path:
     """Write ``{train,val,test}.csv`` and ``meta.json`` under ``runs/<profile>/manifests/``; from
     :func:`make_split`'s frames, ``meta.json`` also holds ``images_sha256`` and the skipped images."""
-    folder = fileio.ensure_dir(paths.manifests_dir(config.profile))
+    folder = fileio.ensure_dir(config.layout.manifests)
     for split, frame in frames.items():
-        fileio.write_csv(frame, folder / f"{split}.csv")
+        fileio.write_csv(frame, config.layout.manifest(split))
     meta = {"kind": config.data.kind, "data_root": str(resolve_data_root(config)),
             "split_seed": config.data.split_seed, "counts": {s: len(f) for s, f in frames.items()}}
     if isinstance(frames, SplitFrames):
         meta["images_sha256"] = frames.images_sha256()
         if any(frames.skipped.values()):
             meta["skipped"] = frames.skipped
-    fileio.write_text(folder / "meta.json", json.dumps(meta, indent=2) + "\n")
+    fileio.write_text(config.layout.manifests_meta, json.dumps(meta, indent=2) + "\n")
     return folder
 
 
-def read_manifest(profile: str, split: str) -> tuple[pd.DataFrame, Path]:
+def read_manifest(layout: RunLayout, split: str) -> tuple[pd.DataFrame, Path]:
     """A split's manifest and the data root its paths are relative to."""
-    folder = paths.manifests_dir(profile)
-    csv, meta = folder / f"{split}.csv", folder / "meta.json"
+    csv, meta = layout.manifest(split), layout.manifests_meta
     if not csv.is_file() or not meta.is_file():
-        raise FileNotFoundError(f"no {split} manifest for profile '{profile}' at {csv}: "
-                                f"run notebook 01 (python -m dario_utils.runner.reproduce --profile {profile} --only 01)")
+        raise FileNotFoundError(f"no {split} manifest for profile '{layout.profile}' at {csv}: run notebook 01 "
+                                f"(python -m dario_utils.runner.reproduce --profile {layout.profile} --only 01)")
     return pd.read_csv(csv, dtype={"path": str, "wnid": str}), Path(json.loads(meta.read_text())["data_root"])
 
 
 def manifest_dataset(config: Config, split: str) -> ManifestDataset:
     """The Dataset of one split of the profile's manifests."""
-    frame, root = read_manifest(config.profile, split)
+    frame, root = read_manifest(config.layout, split)
     given = resolve_data_root(config) if config.data_root else root
     if given != root:
         raise DataError(f"the manifests of profile '{config.profile}' list images under {root}, not under the "

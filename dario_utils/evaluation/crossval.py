@@ -123,8 +123,8 @@ def fold_heads(config: Config, fold: int, pool: pd.DataFrame, heads: HeadFeature
     """Fold ``fold``'s rows of the pool's head features, in its manifests' order (the training
     split followed by its mirrors, as :func:`dario_utils.data.dataset.training_set` reads it)."""
     row_of = {path: i for i, path in enumerate(pool["path"])}
-    profile = fold_config(config, fold).profile
-    rows = {split: [row_of[p] for p in read_manifest(profile, split)[0]["path"]] for split in ("train", "val", "test")}
+    layout = fold_config(config, fold).layout
+    rows = {split: [row_of[p] for p in read_manifest(layout, split)[0]["path"]] for split in ("train", "val", "test")}
     selected = {split: heads.rows(indices) for split, indices in rows.items()}
     if mirrored is not None:
         selected["train"] = selected["train"].followed_by(mirrored.rows(rows["train"]))
@@ -155,10 +155,10 @@ def run_fold(config: Config, fold: int, pool: pd.DataFrame, heads: HeadFeatures,
 
 def publish_fold(config: Config, fold: int, run: EvalRun, history: pd.DataFrame) -> Path:
     """Write fold ``fold``'s results to ``figures/<p>/crossval/fold<i>/`` and refresh the pooled estimate."""
-    folder = fileio.ensure_dir(paths.crossval_dir(config.profile) / f"fold{fold}")
+    folder = fileio.ensure_dir(config.layout.crossval / f"fold{fold}")
     fileio.write_csv(run.per_image, folder / "per_image.csv")
     fileio.write_csv(run.summary, folder / "summary.csv")
-    fileio.write_csv(history, folder / result_files.HISTORY_FILE)
+    fileio.write_csv(history, folder / paths.HISTORY_FILE)
     teacher = judged_by(run, config.judge)
     config_k = fold_config(config, fold)
     table = tables.table1(config_k, teacher)
@@ -225,16 +225,16 @@ def fold_table(config: Config, per_image: pd.DataFrame, histories: dict[int, pd.
 
 def read_folds(config: Config) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
     """The published per-image results and histories of the folds done so far."""
-    folder = paths.crossval_dir(config.profile)
+    folder = config.layout.crossval
     done = sorted(int(p.name[4:]) for p in folder.glob("fold*") if (p / "per_image.csv").is_file())
     per_image = pd.concat([pd.read_csv(folder / f"fold{k}" / "per_image.csv", dtype={"image": str, "wnid": str})
                            for k in done], ignore_index=True) if done else pd.DataFrame()
-    return per_image, {k: pd.read_csv(folder / f"fold{k}" / result_files.HISTORY_FILE) for k in done}
+    return per_image, {k: pd.read_csv(folder / f"fold{k}" / paths.HISTORY_FILE) for k in done}
 
 
 def write_pooled(config: Config) -> Path:
     """``crossval.csv`` (pooled, one row per judge), ``crossval_folds.csv`` and ``crossval.md`` over the folds done."""
-    folder = paths.crossval_dir(config.profile)
+    folder = config.layout.crossval
     per_image, histories = read_folds(config)
     pooled, folds = pooled_estimate(config, per_image), fold_table(config, per_image, histories)
     fileio.write_csv(pooled, folder / "crossval.csv")
@@ -282,7 +282,7 @@ def cross_validate(config: Config, only: Sequence[int] | None = None, progress: 
         raise ConfigError("cross-validation reuses the frozen head's output: set train.frozen_blocks")
     device = setup_torch(config)
     pool, table = prepare(config)
-    folder = fileio.ensure_dir(paths.crossval_dir(config.profile))
+    folder = fileio.ensure_dir(config.layout.crossval)
     fileio.write_csv(table, folder / "folds.csv")
     heads, mirrored = pool_heads(config, device, progress)
     for fold in folds:
@@ -302,12 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-root", help="data folder (overrides the profile's data_root)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="overrides the profile's device")
     parser.add_argument("--folds", help="comma-separated folds to run (default: every fold not yet published)")
+    parser.add_argument("--no-progress", action="store_false", dest="progress", help="draw no progress bars")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.profile, {"data_root": args.data_root, "device": args.device})
+        config = load_config(args.profile, {"data_root": args.data_root, "device": args.device},
+                             output_root=paths.output_root_from_env())
         only = [int(k) for k in args.folds.split(",")] if args.folds else None
         with distributed.process_group(config.device):
-            pooled = cross_validate(config, only)
+            pooled = cross_validate(config, only, progress=args.progress)
     except (ValueError, OSError, RuntimeError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from dario_utils.core import fileio, metrics, paths, result_files
 from dario_utils.core.config import check_config, Config, ConfigError, load_config
 from dario_utils.core.result_files import EvalRun
-from dario_utils.core.runtime import progress_enabled, setup_torch
+from dario_utils.core.runtime import setup_torch
 from dario_utils.data.dataset import class_names_of, collate, manifest_dataset, read_manifest
 from dario_utils.data.degrade import downsample, reconstruct, upsample
 from dario_utils.evaluation import tables
@@ -44,7 +44,7 @@ class MissingCheckpointError(FileNotFoundError):
 
 def darionet_checkpoint(config: Config) -> Path:
     """``runs/<p>/checkpoints/darionet_best.pt``: the fine-tuned DarioNet (notebook 03)."""
-    return paths.checkpoints_dir(config.profile) / result_files.BEST_FILE
+    return config.layout.best_checkpoint
 
 
 def load_sr_models(config: Config, models: list[str], device: torch.device,
@@ -143,7 +143,7 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
     device = setup_torch(config)
     dataset = manifest_dataset(config, split)
     if save:  # an output folder that cannot be written fails now, not after the scoring
-        fileio.check_writable(paths.results_dir(config.profile))
+        fileio.check_writable(config.layout.results)
     loader = DataLoader(dataset, batch_size=config.eval.batch_size, shuffle=False, collate_fn=collate,
                         num_workers=config.data.num_workers)
     classifiers = {name: load_judge(config, device, name) for name in judges}
@@ -167,7 +167,7 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
     records: list[pd.DataFrame] = []
     seconds = {(m, j): heads_of[m].seconds if m in heads_of else 0.0 for m in models for j in judges}
     skipped: list[str] = []
-    bar = tqdm(loader, desc=f"evaluate {split}", unit="batch", disable=not progress_enabled(progress))
+    bar = tqdm(loader, desc=f"evaluate {split}", unit="batch", disable=not progress)
     for batch in bar:
         skipped += batch["skipped"]
         if "image" not in batch:
@@ -263,7 +263,7 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
     dataset = manifest_dataset(config, config.eval.split)
     position = {path: i for i, path in enumerate(dataset.manifest["path"])}
     images, predictions = [], []
-    for example in tqdm(chosen, desc="examples", disable=not progress_enabled(progress)):
+    for example in tqdm(chosen, desc="examples", disable=not progress):
         x = dataset[position[example.image]]["image"][None].to(device)
         small = downsample(x, config.data.scale)
         size = x.shape[-1]
@@ -274,7 +274,7 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
                                 for m in order]))
         predictions.append(["" if m == "downsampled" else class_names_of([judge(panels[m]).argmax(1).item()])[0]
                             for m in order])
-    target = result_files.examples_path(config.profile)
+    target = config.layout.examples
     with fileio.atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, images=np.stack(images), columns=np.array(order),
@@ -307,14 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", help="DarioNet checkpoint (default runs/<profile>/checkpoints/darionet_best.pt)")
     parser.add_argument("--judge", help="classifier that judges (default: the teacher)")
     parser.add_argument("--json", help="write per-model metrics (Table 1's columns) to this JSON file")
+    parser.add_argument("--no-progress", action="store_false", dest="progress", help="draw no progress bars")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.profile, {"data_root": args.data_root, "device": args.device,
-                                            "eval.judge": args.judge, "eval.split": args.split})
-        read_manifest(config.profile, config.eval.split)
-        for folder in (paths.results_dir(config.profile), paths.figures_dir(config.profile)):
+                                            "eval.judge": args.judge, "eval.split": args.split},
+                             output_root=paths.output_root_from_env())
+        read_manifest(config.layout, config.eval.split)
+        for folder in (config.layout.results, config.layout.figures):
             fileio.check_writable(folder)  # before any work: the results and tables are written there
-        run = evaluate(config, args.models.split(","), checkpoint=args.checkpoint)
+        run = evaluate(config, args.models.split(","), checkpoint=args.checkpoint, progress=args.progress)
         written = tables.write_tables(config, run)
     except (ConfigError, FileNotFoundError, ValueError, OSError, fileio.OutputNotWritableError) as err:
         # config, device, data, checkpoint, teacher weights and output folder errors

@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+from pathlib import Path
 
 import pandas as pd
 
-from dario_utils.core import fileio, paths
+from dario_utils.core import fileio
 from dario_utils.core.config import Config
+from dario_utils.core.paths import RunLayout
 from dario_utils.core.runtime import git_commit
 
 SCORING_COLUMNS = ["date", "profile", "recipe", "seed", "fold", "commit", "judge", "n_images", "top1",
@@ -33,26 +35,26 @@ def recipe_hash(config: Config) -> str:
 
 def log_scoring(config: Config, fold: str, judge: str, n_images: int, top1: float,
                 gap_bicubic: float | None, gap_bilinear: float | None) -> pd.DataFrame:
-    """Append one scoring of DarioNet on test images to :func:`dario_utils.core.paths.scorings_log`."""
+    """Append one scoring of DarioNet on test images to the log (:attr:`~dario_utils.core.paths.RunLayout.scorings_log`)."""
     row = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "profile": config.profile, "recipe": recipe_hash(config),
            "seed": config.train.seed, "fold": fold, "commit": git_commit(), "judge": judge, "n_images": n_images,
            "top1": top1, "gap_bicubic": gap_bicubic, "gap_bilinear": gap_bilinear}
-    log = pd.concat([read_scorings(), pd.DataFrame([row], columns=SCORING_COLUMNS)], ignore_index=True)
-    fileio.write_csv(log, paths.scorings_log())
+    path = config.layout.scorings_log
+    log = pd.concat([read_scorings(path), pd.DataFrame([row], columns=SCORING_COLUMNS)], ignore_index=True)
+    fileio.write_csv(log, path)
     return log
 
 
-def read_scorings() -> pd.DataFrame:
-    """Every logged scoring (an empty table before the first)."""
-    path = paths.scorings_log()
+def read_scorings(path: Path) -> pd.DataFrame:
+    """Every scoring logged at ``path`` (an empty table before the first)."""
     if not path.is_file():
         return pd.DataFrame(columns=SCORING_COLUMNS)
     return pd.read_csv(path, dtype={"fold": str, "recipe": str, "commit": str})
 
 
-def scorings_of(profile: str, recipe: str | None = None) -> pd.DataFrame:
-    """The logged scorings of ``profile`` (of one ``recipe`` hash where given)."""
-    log = read_scorings()
-    log = log[log["profile"] == profile]
+def scorings_of(layout: RunLayout, recipe: str | None = None) -> pd.DataFrame:
+    """The scorings of ``layout``'s profile in its log (of one ``recipe`` hash where given)."""
+    log = read_scorings(layout.scorings_log)
+    log = log[log["profile"] == layout.profile]
     return log if recipe is None else log[log["recipe"] == recipe]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from dario_utils.core import fileio, metrics, result_files
 from dario_utils.core.config import Config
+from dario_utils.core.paths import RunLayout
 from dario_utils.core.result_files import EvalRun
 from dario_utils.data.imagenet import imagenet_class_names, imagenet_wnids
 from dario_utils.evaluation import scorings
@@ -43,9 +44,9 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(profile: str, name: str, frame: pd.DataFrame, markdown: str) -> tuple[Path, Path]:
+def write_table(layout: RunLayout, name: str, frame: pd.DataFrame, markdown: str) -> tuple[Path, Path]:
     """Write a table as ``runs/<p>/figures/<name>.csv`` and its Markdown as ``.md``; return both paths."""
-    csv = fileio.write_csv(frame, result_files.table_path(profile, name))
+    csv = fileio.write_csv(frame, layout.table(name))
     return csv, fileio.write_text(csv.with_name(f"{name}.md"), markdown)
 
 
@@ -67,7 +68,7 @@ def table1(config: Config, run: EvalRun) -> pd.DataFrame:
             "seconds": float(timing["seconds"]), "images_per_s": float(timing["images_per_s"]),
         })
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    if config.profile == "paper":
+    if config.eval.report_columns:
         report = report_table1()
         for column in ("avg_ce", "avg_psnr", "top1", "minutes"):
             table[f"report_{column}"] = [report[column].get(m, np.nan) for m in table["model"]]
@@ -167,12 +168,12 @@ def write_tables(config: Config, run: EvalRun) -> dict[str, Path]:
     a scoring of DarioNet on the test split is logged (:mod:`dario_utils.evaluation.scorings`)."""
     table, tests = table1(config, run), mcnemar_tests(run)
     end = result_files.results_suffix(config)
-    csv, md = write_table(config.profile, f"{result_files.TABLE1}{end}", table,
+    csv, md = write_table(config.layout, f"{result_files.TABLE1}{end}", table,
                           table_markdown(config, table, tests, run=run))
     written = {"table1_csv": csv, "table1_md": md,
-               "mcnemar": fileio.write_csv(tests, result_files.table_path(config.profile, f"mcnemar{end}"))}
+               "mcnemar": fileio.write_csv(tests, config.layout.table(f"mcnemar{end}"))}
     for model, report in per_class_reports(config, run).items():
-        path = result_files.table_path(config.profile, f"per_class_{model}{end}")
+        path = config.layout.per_class(f"{model}{end}")
         written[f"per_class_{model}"] = fileio.write_csv(report, path)
     if config.eval.split == "test" and "darionet" in set(table["model"]):
         scorings.log_scoring(config, "-", config.judge, int(table["n_images"].max()),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dario_utils.core.paths import RunLayout
 from dario_utils.core.result_files import ALTERNATIVES_NOTEBOOK, COST_FRONTIER, read_table, TABLE4
 from dario_utils.data.super_categories import GROUP_MODELS
 from dario_utils.figures.style import new_figure, PALETTE, save_figure, styled
@@ -18,10 +19,10 @@ ALTERNATIVES_FIGURES = ("fig11_cost_frontier", "fig12_super_categories")
 """The figures of notebook 07."""
 
 
-def fig11_cost_frontier(profile: str) -> list[Path]:
+def fig11_cost_frontier(layout: RunLayout) -> list[Path]:
     """Figure 11: top-1 against GFLOPs per image (log scale), one point per method, the cost
     frontier of the methods on the small image joined by a line (the original, a square, is the reference)."""
-    frame = read_table(profile, COST_FRONTIER, ALTERNATIVES_NOTEBOOK)
+    frame = read_table(layout, COST_FRONTIER, ALTERNATIVES_NOTEBOOK)
     with styled():
         fig = new_figure(8, 4.2)
         ax = fig.subplots()
@@ -38,13 +39,13 @@ def fig11_cost_frontier(profile: str) -> list[Path]:
         ax.set(xlabel="GFLOPs per image at inference (log scale)", ylabel="top-1 accuracy",
                title="Accuracy against cost per image")
         ax.legend(loc="lower right")
-        return save_figure(fig, profile, "fig11_cost_frontier")
+        return save_figure(fig, layout, "fig11_cost_frontier")
 
 
-def fig12_super_categories(profile: str) -> list[Path]:
+def fig12_super_categories(layout: RunLayout) -> list[Path]:
     """Figure 12: top-1 of each model per WordNet super-category with 95% intervals (left), and
     DarioNet's paired gain over bicubic with its interval (right)."""
-    table = read_table(profile, TABLE4, ALTERNATIVES_NOTEBOOK)
+    table = read_table(layout, TABLE4, ALTERNATIVES_NOTEBOOK)
     labels = [f"{g} ({n})" for g, n in zip(table["group"], table["n_images"])]
     y = np.arange(len(table))[::-1]
     with styled():
@@ -65,9 +66,9 @@ def fig12_super_categories(profile: str) -> list[Path]:
                        fmt="o", color=PALETTE["darionet"], elinewidth=0.8)
         right.axvline(0, color="#999999", linewidth=0.8)
         right.set(xlabel="top-1 gain (95% interval)", title="DarioNet minus bicubic, same images")
-        return save_figure(fig, profile, "fig12_super_categories")
+        return save_figure(fig, layout, "fig12_super_categories")
 
 
-def make_alternatives_figures(profile: str) -> list[Path]:
+def make_alternatives_figures(layout: RunLayout) -> list[Path]:
     """Figures 11-12 of notebook 07, from its tables."""
-    return fig11_cost_frontier(profile) + fig12_super_categories(profile)
+    return fig11_cost_frontier(layout) + fig12_super_categories(layout)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dario_utils.core.paths import RunLayout
 from dario_utils.core.result_files import (BEYOND_NOTEBOOK, EVALUATION_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2,
-                                      read_table, table_path)
+                                      read_table)
 from dario_utils.figures.style import new_figure, PALETTE, save_figure, styled
 from dario_utils.models.study_models import display_name
 
@@ -20,10 +21,10 @@ BEYOND_FIGURES = ("fig8_judge_transfer", "fig9_scale_sweep", "fig10_loss_ablatio
 """The figures of notebook 06 (:func:`make_beyond_figures`); the others are the report's."""
 
 
-def fig8_judge_transfer(profile: str) -> list[Path]:
+def fig8_judge_transfer(layout: RunLayout) -> list[Path]:
     """Figure 8: top-1 and agreement of every model under the teacher and the unseen judge
     (Table 2), bars side by side; the legend gives the gap DarioNet recovers under each."""
-    table2 = read_table(profile, TABLE2, BEYOND_NOTEBOOK)
+    table2 = read_table(layout, TABLE2, BEYOND_NOTEBOOK)
     names = list(dict.fromkeys(table2["name"]))
     roles = list(dict.fromkeys(table2["role"]))
     shades = {"teacher": "#7f8c8d", "unseen judge": PALETTE["darionet"]}
@@ -44,13 +45,13 @@ def fig8_judge_transfer(profile: str) -> list[Path]:
             ax.set(title=title, ylim=(0, 1))
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside upper center", ncols=1)
-        return save_figure(fig, profile, "fig8_judge_transfer")
+        return save_figure(fig, layout, "fig8_judge_transfer")
 
 
-def fig9_scale_sweep(profile: str) -> list[Path]:
+def fig9_scale_sweep(layout: RunLayout) -> list[Path]:
     """Figure 9: top-1 and agreement against the downsampling factor, one line per method; the
     originals' top-1 dashed, the factor DarioNet was trained at dotted."""
-    sweep = read_table(profile, SCALE_SWEEP, BEYOND_NOTEBOOK)
+    sweep = read_table(layout, SCALE_SWEEP, BEYOND_NOTEBOOK)
     trained_at = float(sweep["trained_at"].iloc[0])
     with styled():
         fig = new_figure(10, 3.8)
@@ -70,14 +71,14 @@ def fig9_scale_sweep(profile: str) -> list[Path]:
             ax.set_xticks(sorted(sweep["scale"].unique()))
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside upper center", ncols=3)
-        return save_figure(fig, profile, "fig9_scale_sweep")
+        return save_figure(fig, layout, "fig9_scale_sweep")
 
 
-def fig10_loss_ablation(profile: str) -> list[Path]:
+def fig10_loss_ablation(layout: RunLayout) -> list[Path]:
     """Figure 10: top-1, agreement and PSNR of DarioNet trained with each loss of the ablation;
     bicubic, the pretrained SR net and the study's DarioNet of Table 1 as vertical reference lines."""
-    ablation = read_table(profile, LOSS_ABLATION, BEYOND_NOTEBOOK)
-    table1 = read_table(profile, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
+    ablation = read_table(layout, LOSS_ABLATION, BEYOND_NOTEBOOK)
+    table1 = read_table(layout, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
     labels = ablation["label"].tolist()[::-1]
     study_epochs = int(ablation["study_epochs"].iloc[0])
     with styled():
@@ -100,10 +101,10 @@ def fig10_loss_ablation(profile: str) -> list[Path]:
         epochs = int(ablation["epochs"].iloc[0])
         fig.legend(handles, legend, loc="outside upper center", ncols=3,
                    title=f"each loss: {epochs} epoch{'s' if epochs != 1 else ''} of fine-tuning, best epoch by validation")
-        return save_figure(fig, profile, "fig10_loss_ablation")
+        return save_figure(fig, layout, "fig10_loss_ablation")
 
 
-def make_beyond_figures(profile: str) -> list[Path]:
+def make_beyond_figures(layout: RunLayout) -> list[Path]:
     """Figures 8-10 of notebook 06, from its tables (figure 10 where the run had the loss ablation on)."""
-    ablation = fig10_loss_ablation(profile) if table_path(profile, LOSS_ABLATION).is_file() else []
-    return fig8_judge_transfer(profile) + fig9_scale_sweep(profile) + ablation
+    ablation = fig10_loss_ablation(layout) if layout.table(LOSS_ABLATION).is_file() else []
+    return fig8_judge_transfer(layout) + fig9_scale_sweep(layout) + ablation

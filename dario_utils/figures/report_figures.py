@@ -37,12 +37,11 @@ from matplotlib.axes import Axes
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
-from dario_utils.core import paths
+from dario_utils.core.paths import RunLayout
 from dario_utils.core.metrics import class_differences
 from dario_utils.figures.captions import by_figure_number, CAPTIONS
 from dario_utils.core.result_files import (EVALUATION_NOTEBOOK, START_PHASE, TRAINING_NOTEBOOK, MissingResultError,
-                                      best_epoch_row, examples_path, history_path, per_class_path, per_image_path,
-                                      require)
+                                      best_epoch_row, require)
 from dario_utils.figures.style import class_label, DPI, new_figure, PALETTE, save_figure, styled
 from dario_utils.models.study_models import display_name
 
@@ -77,30 +76,30 @@ PER_IMAGE_NOTE = "one image per class, so per-class F1 is only 0, 2/3 or 1: show
 """What the titles of figures 3 and 4 say where they show each test image instead of each class."""
 
 
-def read_per_class(profile: str, model: str) -> pd.DataFrame:
+def read_per_class(layout: RunLayout, model: str) -> pd.DataFrame:
     """The per-class report of ``model`` (original, bicubic, darionet, ...)."""
-    return pd.read_csv(require(per_class_path(profile, model), EVALUATION_NOTEBOOK))
+    return pd.read_csv(require(layout.per_class(model), EVALUATION_NOTEBOOK))
 
 
-def read_class_differences(profile: str) -> pd.DataFrame:
+def read_class_differences(layout: RunLayout) -> pd.DataFrame:
     """Per-class F1 of the original images and DarioNet and their difference (worst first)."""
-    return class_differences(read_per_class(profile, "original"), read_per_class(profile, "darionet"))
+    return class_differences(read_per_class(layout, "original"), read_per_class(layout, "darionet"))
 
 
-def one_image_per_class(profile: str) -> bool:
+def one_image_per_class(layout: RunLayout) -> bool:
     """Whether every class has a single test image (support 1 in ``per_class_original.csv``), so
     that its F1 can only be 0, 2/3 or 1 and figures 3 and 4 show each test image instead."""
-    return bool((read_per_class(profile, "original")["support"] == 1).all())
+    return bool((read_per_class(layout, "original")["support"] == 1).all())
 
 
-def read_true_class_probability(profile: str) -> pd.DataFrame:
+def read_true_class_probability(layout: RunLayout) -> pd.DataFrame:
     """The probability the classifier gives each test image's true class, ``exp(-ce)``, per model.
 
     One row per image of ``per_image.csv``, sorted by label, with columns ``image``, ``label``,
     ``class_name`` and one per model scored (original, bicubic, darionet, ...). Raises
     :class:`MissingResultError` where the file or its original or DarioNet rows are missing.
     """
-    path = require(per_image_path(profile), EVALUATION_NOTEBOOK)
+    path = require(layout.per_image, EVALUATION_NOTEBOOK)
     per_image = pd.read_csv(path, dtype={"image": str, "wnid": str})
     missing = {"original", "darionet"} - set(per_image["model"])
     if missing:
@@ -109,7 +108,7 @@ def read_true_class_probability(profile: str) -> pd.DataFrame:
     probability = (per_image.assign(probability=np.exp(-per_image["ce"]))
                    .pivot(index=["label", "image"], columns="model", values="probability")
                    .sort_index().reset_index())
-    names = read_per_class(profile, "original").set_index("label")["class_name"]
+    names = read_per_class(layout, "original").set_index("label")["class_name"]
     probability.insert(2, "class_name", probability["label"].map(names))
     probability.columns.name = None
     return probability
@@ -156,7 +155,7 @@ def _note(ax: Axes, xy: tuple[float, float], text: str, ha: str = "center") -> N
     ax.text(*xy, text, ha=ha, va="center", fontsize=7.5, color="#555555")
 
 
-def fig1_pipeline(profile: str, image_size: int, small_size: int, sr_scale: int,
+def fig1_pipeline(layout: RunLayout, image_size: int, small_size: int, sr_scale: int,
                   teacher: str, sr_name: str) -> list[Path]:
     """Figure 1: the pipeline, with the profile's real sizes and networks.
 
@@ -197,20 +196,20 @@ def fig1_pipeline(profile: str, image_size: int, small_size: int, sr_scale: int,
         _note(ax, (42, top + 1.8), "the same image, full size")
         _note(ax, (53, bottom + 2.2), "resize")
         _note(ax, (60, 19), "gradient of the MSE: only DarioNet is trained")
-        return save_figure(fig, profile, "fig1_pipeline")
+        return save_figure(fig, layout, "fig1_pipeline")
 
 
 # --------------------------------------------------------------------------- Figure 2
 
 
-def fig2_training_curves(profile: str) -> list[Path]:
+def fig2_training_curves(layout: RunLayout) -> list[Path]:
     """Figure 2: logit MSE, cross-entropy, PSNR and validation loss per epoch.
 
     Train and validation curves are drawn with markers, so a single epoch shows as
     points; the validation curve starts at epoch 0, the untrained start. The best epoch
     (lowest mean validation loss) is a dotted vertical line, named in the legend.
     """
-    history = pd.read_csv(require(history_path(profile), TRAINING_NOTEBOOK))
+    history = pd.read_csv(require(layout.history, TRAINING_NOTEBOOK))
     best = int(best_epoch_row(history)["epoch"])
     with styled():
         fig = new_figure(9, 5.5)
@@ -228,13 +227,13 @@ def fig2_training_curves(profile: str) -> list[Path]:
             ax.set_xlabel("epoch")
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside upper center", ncols=3)
-        return save_figure(fig, profile, "fig2_training_curves")
+        return save_figure(fig, layout, "fig2_training_curves")
 
 
 # --------------------------------------------------------------------------- Figure 3
 
 
-def fig3_class_differences(profile: str) -> list[Path]:
+def fig3_class_differences(layout: RunLayout) -> list[Path]:
     """Figure 3: how the per-class F1 changes from original images to DarioNet.
 
     Left: histogram (with a density estimate) over classes of the F1 difference
@@ -245,9 +244,9 @@ def fig3_class_differences(profile: str) -> list[Path]:
     Where every class has one test image (:func:`one_image_per_class`), per-class F1 is only
     0, 2/3 or 1 and support is 1: :func:`_fig3_per_image` draws the figure per image instead.
     """
-    if one_image_per_class(profile):
-        return _fig3_per_image(profile)
-    diffs = read_class_differences(profile)
+    if one_image_per_class(layout):
+        return _fig3_per_image(layout)
+    diffs = read_class_differences(layout)
     delta = diffs["f1_difference"]
     correlation = diffs["hardness"].corr(delta)
     with styled():
@@ -265,17 +264,17 @@ def fig3_class_differences(profile: str) -> list[Path]:
         right.tick_params(labelsize=7)
         right.view_init(elev=20, azim=-60)
         right.set_title(f"F1 difference vs hardness: Pearson r = {correlation:+.2f}", fontsize=10)
-        return save_figure(fig, profile, "fig3_class_differences")
+        return save_figure(fig, layout, "fig3_class_differences")
 
 
-def _fig3_per_image(profile: str) -> list[Path]:
+def _fig3_per_image(layout: RunLayout) -> list[Path]:
     """Figure 3 where every class has one test image: the change of the true class's probability.
 
     Left: histogram over test images of the probability the classifier gives the true class,
     ``exp(-ce)``, with DarioNet minus on the original. Right: that difference against the image's
     hardness (1 minus the probability on the original), with Pearson's r.
     """
-    probability = read_true_class_probability(profile)
+    probability = read_true_class_probability(layout)
     delta = probability["darionet"] - probability["original"]
     hardness = 1.0 - probability["original"]
     correlation = hardness.corr(delta)
@@ -292,13 +291,13 @@ def _fig3_per_image(profile: str) -> list[Path]:
         right.set(xlim=(0, 1), xlabel="hardness (1 − true-class probability on the original)",
                   ylabel=PROBABILITY_DIFFERENCE_LABEL)
         right.set_title(f"Probability difference vs hardness: Pearson r = {correlation:+.2f}", fontsize=10)
-        return save_figure(fig, profile, "fig3_class_differences")
+        return save_figure(fig, layout, "fig3_class_differences")
 
 
 # --------------------------------------------------------------------------- Figure 4
 
 
-def fig4_hardest_classes(profile: str, k: int = 15) -> list[Path]:
+def fig4_hardest_classes(layout: RunLayout, k: int = 15) -> list[Path]:
     """Figure 4: F1 of the ``k`` classes with the lowest F1 on original images.
 
     Bars for the original images and DarioNet, plus bicubic when
@@ -308,10 +307,10 @@ def fig4_hardest_classes(profile: str, k: int = 15) -> list[Path]:
     classes all have F1 0 on the originals, and so mostly with every model:
     :func:`_fig4_per_image` draws the figure per image instead.
     """
-    if one_image_per_class(profile):
-        return _fig4_per_image(profile, k)
-    models = ["original", "darionet"] + (["bicubic"] if per_class_path(profile, "bicubic").is_file() else [])
-    reports = {model: read_per_class(profile, model).set_index("label") for model in models}
+    if one_image_per_class(layout):
+        return _fig4_per_image(layout, k)
+    models = ["original", "darionet"] + (["bicubic"] if layout.per_class("bicubic").is_file() else [])
+    reports = {model: read_per_class(layout, model).set_index("label") for model in models}
     f1 = pd.concat({model: report["f1"] for model, report in reports.items()}, axis=1)
     names = reports["original"]["class_name"]
     hardest = f1.sort_values(["original"], kind="stable").head(k)
@@ -325,7 +324,7 @@ def fig4_hardest_classes(profile: str, k: int = 15) -> list[Path]:
         ax.set_title(f"F1 on the {len(hardest)} classes with the lowest F1 on the originals", fontsize=10)
         fig.legend(loc="outside right upper")
         ax.grid(axis="y", visible=False)
-        return save_figure(fig, profile, "fig4_hardest_classes")
+        return save_figure(fig, layout, "fig4_hardest_classes")
 
 
 def _grouped_bars(ax: Axes, positions: np.ndarray, values: pd.DataFrame, models: list[str]) -> None:
@@ -336,14 +335,14 @@ def _grouped_bars(ax: Axes, positions: np.ndarray, values: pd.DataFrame, models:
                 color=PALETTE[model], label=display_name(model))
 
 
-def _fig4_per_image(profile: str, k: int) -> list[Path]:
+def _fig4_per_image(layout: RunLayout, k: int) -> list[Path]:
     """Figure 4 where every class has one test image: the ``k`` test images downsampling hurts most.
 
     The images whose true-class probability ``exp(-ce)`` drops most from the original to
     bicubic (to DarioNet where bicubic was not scored), the largest drop at the top (ties by
     label); bars for the original, bicubic and DarioNet, each image named by its class.
     """
-    probability = read_true_class_probability(profile)
+    probability = read_true_class_probability(layout)
     models = [m for m in ("original", "bicubic", "darionet") if m in probability]
     hurt_by = "bicubic" if "bicubic" in probability else "darionet"
     drop = probability["original"] - probability[hurt_by]
@@ -361,7 +360,7 @@ def _fig4_per_image(profile: str, k: int) -> list[Path]:
                      fontsize=10, fontweight="bold")
         fig.legend(loc="outside lower center", ncols=len(models))
         ax.grid(axis="y", visible=False)
-        return save_figure(fig, profile, "fig4_hardest_classes")
+        return save_figure(fig, layout, "fig4_hardest_classes")
 
 
 # --------------------------------------------------------------------------- Figure 5
@@ -384,14 +383,14 @@ def _difference_bars(ax: Axes, rows: pd.DataFrame, slots: int, limit: float, tit
         ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", fontsize=9)
 
 
-def fig5_worse_better(profile: str, k: int = 10) -> list[Path]:
+def fig5_worse_better(layout: RunLayout, k: int = 10) -> list[Path]:
     """Figure 5: up to ``k`` classes whose F1 DarioNet lowers most (left) and raises most (right).
 
     Only classes whose F1 actually fell (rose) are shown on the left (right), biggest
     change at the top; both panels share the scale of the largest change. The titles
     count the classes lowered, raised and unchanged.
     """
-    diffs = read_class_differences(profile)
+    diffs = read_class_differences(layout)
     lowered = diffs[diffs["f1_difference"] < 0]
     raised = diffs[diffs["f1_difference"] > 0]
     worse, better = lowered.head(k), raised.tail(k).iloc[::-1]
@@ -408,7 +407,7 @@ def fig5_worse_better(profile: str, k: int = 10) -> list[Path]:
         _difference_bars(right, better, slots, limit, f"Largest gains ({len(better)} of {len(raised)} raised)",
                          "DarioNet raises no class")
         fig.supxlabel("under each class name: its F1 on the originals → with DarioNet", fontsize=8, color="#555555")
-        return save_figure(fig, profile, "fig5_worse_better")
+        return save_figure(fig, layout, "fig5_worse_better")
 
 
 # --------------------------------------------------------------------------- Figures 6, 7
@@ -424,7 +423,7 @@ def _prediction_caption(prediction: str, truth: str) -> tuple[str, dict[str, str
     return class_label(prediction, width=22), {"color": "#1e8449" if prediction == truth else "#c0392b"}
 
 
-def _reconstruction_grid(profile: str, group: str, title: str, preferred: str, name: str) -> list[Path]:
+def _reconstruction_grid(layout: RunLayout, group: str, title: str, preferred: str, name: str) -> list[Path]:
     """One row per example of ``group`` in ``examples.npz``, one column per image kind.
 
     The downsampled column is stored (and so shown) upscaled by nearest neighbour to
@@ -433,7 +432,7 @@ def _reconstruction_grid(profile: str, group: str, title: str, preferred: str, n
     image and the class's F1 on the originals -> with DarioNet. ``preferred`` says which
     image of a class :func:`dario_utils.evaluation.tables.choose_examples` picks when it can.
     """
-    path = require(examples_path(profile), EVALUATION_NOTEBOOK)
+    path = require(layout.examples, EVALUATION_NOTEBOOK)
     with np.load(path, allow_pickle=False) as data:
         if "f1_darionet" not in data:
             raise ValueError(f"{path} predates the per-class F1 in examples: rerun notebook {EVALUATION_NOTEBOOK}")
@@ -463,36 +462,36 @@ def _reconstruction_grid(profile: str, group: str, title: str, preferred: str, n
                       f"one image per class, where possible one {preferred}\n"
                       "under each image: the classifier's prediction, green if it is the true class, red if not",
                       fontsize=8, color="#555555")
-        return save_figure(fig, profile, name)
+        return save_figure(fig, layout, name)
 
 
-def fig6_reconstructions_worse(profile: str) -> list[Path]:
+def fig6_reconstructions_worse(layout: RunLayout) -> list[Path]:
     """Figure 6: reconstructions from the classes with the lowest F1 difference (DarioNet - original)."""
-    return _reconstruction_grid(profile, "worse", "Classes whose F1 DarioNet lowers most (or raises least)",
+    return _reconstruction_grid(layout, "worse", "Classes whose F1 DarioNet lowers most (or raises least)",
                                 "the original gets right and DarioNet wrong", "fig6_reconstructions_worse")
 
 
-def fig7_reconstructions_better(profile: str) -> list[Path]:
+def fig7_reconstructions_better(layout: RunLayout) -> list[Path]:
     """Figure 7: reconstructions from the classes with the highest F1 difference (DarioNet - original).
 
     Its differences may be zero or negative: the title claims no improvement.
     """
-    return _reconstruction_grid(profile, "better", "Classes whose F1 DarioNet raises most (or lowers least)",
+    return _reconstruction_grid(layout, "better", "Classes whose F1 DarioNet raises most (or lowers least)",
                                 "DarioNet gets right and the original wrong", "fig7_reconstructions_better")
 
 
 # --------------------------------------------------------------------------- all of them
 
 
-def make_all_figures(profile: str, **fig1_kwargs: int | str) -> list[Path]:
+def make_all_figures(layout: RunLayout, **fig1_kwargs: int | str) -> list[Path]:
     """Draw each of figures 1-7 whose inputs exist; then fail naming every input that is missing.
 
     ``fig1_kwargs`` are :func:`fig1_pipeline`'s size and network arguments. Returns the
     written paths; if any figure could not be drawn, raises :class:`MissingResultError`
     listing each missing file and the notebook that writes it (after drawing the rest).
     """
-    drawers: list[Callable[[], list[Path]]] = [partial(fig1_pipeline, profile, **fig1_kwargs)] + [
-        partial(draw, profile)
+    drawers: list[Callable[[], list[Path]]] = [partial(fig1_pipeline, layout, **fig1_kwargs)] + [
+        partial(draw, layout)
         for draw in (fig2_training_curves, fig3_class_differences, fig4_hardest_classes,
                      fig5_worse_better, fig6_reconstructions_worse, fig7_reconstructions_better)
     ]
@@ -529,20 +528,20 @@ def class_histogram(splits: dict[str, pd.DataFrame]):
     return DisplayImage(data=buffer.getvalue(), format="png")
 
 
-def show_figure(profile: str, name: str) -> None:
+def show_figure(layout: RunLayout, name: str) -> None:
     """Display a figure's :func:`preview` in a notebook, followed by its caption."""
     from IPython.display import Markdown, display
 
     number = by_figure_number(f"{name}.png")[0]
-    display(preview(profile, name), Markdown(f"*Figure {number}.* {CAPTIONS[name]}"))
+    display(preview(layout, name), Markdown(f"*Figure {number}.* {CAPTIONS[name]}"))
 
 
-def preview(profile: str, name: str, width: int = 900):
+def preview(layout: RunLayout, name: str, width: int = 900):
     """A figure's PNG as a small JPEG for display in a notebook (the files stay full size)."""
     from IPython.display import Image as DisplayImage
     from PIL import Image
 
-    with Image.open(paths.figures_dir(profile) / f"{name}.png") as image:
+    with Image.open(layout.figures / f"{name}.png") as image:
         image = image.convert("RGB")
         if image.width > width:
             image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)

@@ -22,7 +22,7 @@ import seaborn as sns
 from cycler import cycler
 from matplotlib.figure import Figure
 
-from dario_utils.core import paths
+from dario_utils.core.paths import RunLayout
 from dario_utils.core.fileio import atomic_path
 from dario_utils.models.study_models import STUDY_MODELS
 
@@ -77,7 +77,7 @@ def class_label(name: str, width: int = 25, max_chars: int = 50) -> str:
     return textwrap.fill(textwrap.shorten(first, max_chars, placeholder="…"), width)
 
 
-def save_figure(fig: Figure, profile: str, name: str) -> list[Path]:
+def save_figure(fig: Figure, layout: RunLayout, name: str) -> list[Path]:
     """Write ``fig`` to ``runs/<profile>/figures/<name>.png`` and ``.pdf`` (the run folder, which the
     runner publishes as ``figures/<profile>/``); return both paths.
 
@@ -87,7 +87,7 @@ def save_figure(fig: Figure, profile: str, name: str) -> list[Path]:
     """
     written = []
     for fmt, metadata in (("png", PNG_METADATA), ("pdf", PDF_METADATA)):
-        target = paths.figures_dir(profile) / f"{name}.{fmt}"
+        target = layout.figures / f"{name}.{fmt}"
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
         written.append(target)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dario_utils.core import paths, result_files
+from dario_utils.core import result_files
 from dario_utils.core.config import Config
 from dario_utils.evaluation import scorings, tables
 from dario_utils.runner import recorded
@@ -65,7 +65,7 @@ def _check(name: str, value: str, ok: bool) -> dict:
 def published_checks(config: Config, folder: Path | None = None) -> pd.DataFrame:
     """Every check of the module's docstring on ``folder`` (default ``figures/<profile>/``): one row per
     check with the values compared and whether it holds."""
-    folder = folder or paths.published_figures_dir(config.profile)
+    folder = folder or config.layout.published_figures
     table = pd.read_csv(folder / f"{result_files.TABLE1}.csv").set_index("model")
     rows = []
     stated = stated_gaps((folder / f"{result_files.TABLE1}.md").read_text())
@@ -88,7 +88,7 @@ def published_checks(config: Config, folder: Path | None = None) -> pd.DataFrame
     recipe = scorings.recipe_hash(config)
     rows.append(_check("provenance names the profile's recipe", f"{provenance.get('recipe')} vs {recipe}",
                        provenance.get("recipe") == recipe))
-    crossval = paths.crossval_dir(config.profile) if folder == paths.published_figures_dir(config.profile) else None
+    crossval = config.layout.crossval if folder == config.layout.published_figures else None
     if crossval is not None and (crossval / "crossval.csv").is_file():
         rows += _crossval_checks(config, crossval)
     return pd.DataFrame(rows)

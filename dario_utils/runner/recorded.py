@@ -24,10 +24,11 @@ from pathlib import Path
 import pandas as pd
 
 from dario_utils.core import fileio, paths
+from dario_utils.core.paths import RunLayout
 from dario_utils.studies.alternatives import answer_directions
 from dario_utils.core.result_files import (ALTERNATIVES_NOTEBOOK, BEYOND_NOTEBOOK, COST_FRONTIER, DOGS_TEST, EVALUATION_NOTEBOOK,
-                           LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2, TABLE3, TABLE4, best_epoch_row, history_path,
-                           read_table, start_row, table_path)
+                           LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2, TABLE3, TABLE4, best_epoch_row,
+                           read_table, start_row)
 
 RECORD_FILE = paths.NOTEBOOKS_DIR / "recorded_results.json"
 TRAINED_MODELS = ("darionet",)
@@ -102,33 +103,33 @@ def floor_by_rule(recorded_margin: float, smallest_measured: float) -> float | N
 _LOWER_IS_BETTER = {"avg_ce", "val_loss"}
 
 
-def _results(profile: str) -> dict:
-    """Table 1 (trained rows) and the best validation epoch of a finished run of ``profile``."""
-    table_file, history_file = table_path(profile, TABLE1), history_path(profile)
+def _results(layout: RunLayout) -> dict:
+    """Table 1 (trained rows) and the best validation epoch of a finished run of ``layout``'s profile."""
+    table_file, history_file = layout.table(TABLE1), layout.history
     for file in (table_file, history_file):
         if not file.is_file():
-            raise FileNotFoundError(f"no {file}: run the notebooks of profile '{profile}' first "
-                                    f"(python -m dario_utils.runner.reproduce --profile {profile})")
+            raise FileNotFoundError(f"no {file}: run the notebooks of profile '{layout.profile}' first "
+                                    f"(python -m dario_utils.runner.reproduce --profile {layout.profile})")
     table = pd.read_csv(table_file).set_index("model")
     best = best_epoch_row(pd.read_csv(history_file))
     return {"table1": {m: {k: float(table.loc[m, k]) for k in TOLERANCES["table1"]} for m in TRAINED_MODELS},
             "best_val": {k: float(best[k]) for k in TOLERANCES["best_val"]}}
 
 
-def _beyond_tables(profile: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None] | None:
+def _beyond_tables(layout: RunLayout) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None] | None:
     """Notebook 06's Table 2, scale sweep and loss ablation (None where the run had the ablation
     off: ``beyond.loss_ablation``); None where 06 has not run."""
-    if not table_path(profile, SCALE_SWEEP).is_file():
+    if not layout.table(SCALE_SWEEP).is_file():
         return None
-    ablation = read_table(profile, LOSS_ABLATION, BEYOND_NOTEBOOK) if table_path(profile, LOSS_ABLATION).is_file() else None
-    return read_table(profile, TABLE2, BEYOND_NOTEBOOK), read_table(profile, SCALE_SWEEP, BEYOND_NOTEBOOK), ablation
+    ablation = read_table(layout, LOSS_ABLATION, BEYOND_NOTEBOOK) if layout.table(LOSS_ABLATION).is_file() else None
+    return read_table(layout, TABLE2, BEYOND_NOTEBOOK), read_table(layout, SCALE_SWEEP, BEYOND_NOTEBOOK), ablation
 
 
-def _beyond_results(profile: str) -> dict[str, dict[str, dict[str, float]]]:
+def _beyond_results(layout: RunLayout) -> dict[str, dict[str, dict[str, float]]]:
     """Notebook 06's trained rows (:data:`TOLERANCES` ``beyond``): DarioNet under the unseen judge,
     at each factor other than ``data.scale`` (there it is Table 1's row), and each loss of the
     ablation; {} where 06 has not run."""
-    tables = _beyond_tables(profile)
+    tables = _beyond_tables(layout)
     if tables is None:
         return {}
     table2, sweep, ablation = tables
@@ -147,17 +148,17 @@ ROUTES_RECORDED = ("b", "original_finetuned")
 """Notebook 07's trained routes whose top-1 and agreement are recorded (Table 3's ``route``)."""
 
 
-def alternatives_results(profile: str) -> dict:
+def alternatives_results(layout: RunLayout) -> dict:
     """Notebook 07's trained results: routes :data:`ROUTES_RECORDED` (:data:`TOLERANCES` ``alternatives``),
     each method's place on the cost frontier and the direction of each answer
     (:func:`dario_utils.studies.alternatives.answer_directions`); {} where 07 has not run."""
-    if not table_path(profile, TABLE3).is_file():
+    if not layout.table(TABLE3).is_file():
         return {}
-    table3 = read_table(profile, TABLE3, ALTERNATIVES_NOTEBOOK)
+    table3 = read_table(layout, TABLE3, ALTERNATIVES_NOTEBOOK)
     routes = table3.set_index("route")
-    costs = read_table(profile, COST_FRONTIER, ALTERNATIVES_NOTEBOOK)
-    dogs = read_table(profile, DOGS_TEST, ALTERNATIVES_NOTEBOOK).iloc[0].to_dict()
-    directions = answer_directions(table3, read_table(profile, TABLE4, ALTERNATIVES_NOTEBOOK), dogs)
+    costs = read_table(layout, COST_FRONTIER, ALTERNATIVES_NOTEBOOK)
+    dogs = read_table(layout, DOGS_TEST, ALTERNATIVES_NOTEBOOK).iloc[0].to_dict()
+    directions = answer_directions(table3, read_table(layout, TABLE4, ALTERNATIVES_NOTEBOOK), dogs)
     return {"alternatives": {
         "routes": {route: {k: float(routes.loc[route, k]) for k in TOLERANCES["alternatives"]}
                    for route in ROUTES_RECORDED},
@@ -165,14 +166,14 @@ def alternatives_results(profile: str) -> dict:
         "answers": directions}}
 
 
-def _untrained_results(profile: str) -> dict:
+def _untrained_results(layout: RunLayout) -> dict:
     """The untrained counterpart of every windowed value (the pretrained SR's rows, the validation
     start, the frozen classifier's routes), which a window must leave out to guard anything."""
-    table1 = read_table(profile, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
-    start = start_row(pd.read_csv(history_path(profile)))
+    table1 = read_table(layout, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
+    start = start_row(pd.read_csv(layout.history))
     values = {"table1": {m: {k: float(table1.loc["esrgan", k]) for k in TOLERANCES["table1"]} for m in TRAINED_MODELS},
               "best_val": {k: float(start[k]) for k in TOLERANCES["best_val"]}}
-    tables = _beyond_tables(profile)
+    tables = _beyond_tables(layout)
     if tables is not None:
         table2, sweep, ablation = tables
         rows = {"unseen judge": table2[(table2["role"] == "unseen judge") & (table2["model"] == "esrgan")]}
@@ -183,32 +184,32 @@ def _untrained_results(profile: str) -> dict:
         if ablation is not None:
             values["beyond"].update({f"loss {key}": {k: float(table1.loc["esrgan", k]) for k in TOLERANCES["ablation"]}
                                      for key in ablation["loss"]})
-    if table_path(profile, TABLE3).is_file():
-        routes = read_table(profile, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
+    if layout.table(TABLE3).is_file():
+        routes = read_table(layout, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
         frozen = {"b": "bicubic", "original_finetuned": "original"}
         values["alternatives"] = {route: {k: float(routes.loc[frozen[route], k]) for k in TOLERANCES["alternatives"]}
                                   for route in ROUTES_RECORDED}
     return values
 
 
-def _all_results(profile: str) -> dict:
+def _all_results(layout: RunLayout) -> dict:
     """What :func:`record` writes: the trained results, their untrained counterparts and every margin."""
-    margins = trained_margins(profile, with_floors=False)
-    if table_path(profile, TABLE3).is_file():
-        margins = pd.concat([margins, classifier_route_margins(profile, with_floors=False)], ignore_index=True)
-    return {"profile": profile, **_results(profile), **_beyond_results(profile), **alternatives_results(profile),
-            "untrained": _untrained_results(profile),
+    margins = trained_margins(layout, with_floors=False)
+    if layout.table(TABLE3).is_file():
+        margins = pd.concat([margins, classifier_route_margins(layout, with_floors=False)], ignore_index=True)
+    return {"profile": layout.profile, **_results(layout), **_beyond_results(layout), **alternatives_results(layout),
+            "untrained": _untrained_results(layout),
             "margins": {f"{r['what']}|{r['metric']}": r["margin"] for r in margins.to_dict("records")}}
 
 
-def refuse_moved(profile: str, accept_moved: bool = False) -> None:
-    """:class:`RecordingError` naming what moved, where a recording of ``profile`` exists and this run
+def refuse_moved(layout: RunLayout, accept_moved: bool = False) -> None:
+    """:class:`RecordingError` naming what moved, where a recording of ``layout``'s profile exists and this run
     moved outside one of its windows (:func:`compare`) or changed a frontier flag or an answer's
     direction, unless ``accept_moved`` (``--re-record``) says the move is meant."""
-    if accept_moved or not RECORD_FILE.is_file() or json.loads(RECORD_FILE.read_text()).get("profile") != profile:
+    if accept_moved or not RECORD_FILE.is_file() or json.loads(RECORD_FILE.read_text()).get("profile") != layout.profile:
         return
     try:
-        frame = compare(profile)
+        frame = compare(layout)
     except FileNotFoundError:  # a run without trained results records nothing (see record)
         return
     moved = frame[~frame["ok"]]
@@ -220,30 +221,30 @@ def refuse_moved(profile: str, accept_moved: bool = False) -> None:
             + " (rerun with --re-record, RERECORD=1 for make notebooks, to record it anyway)")
 
 
-def record(profile: str, accept_moved: bool = False) -> Path:
+def record(layout: RunLayout, accept_moved: bool = False) -> Path:
     """Write the finished run's trained results as the recorded ones (``make notebooks``), unless
     :func:`refuse_moved` refuses."""
-    refuse_moved(profile, accept_moved)
-    return fileio.write_text(RECORD_FILE, json.dumps(_all_results(profile), indent=2) + "\n")
+    refuse_moved(layout, accept_moved)
+    return fileio.write_text(RECORD_FILE, json.dumps(_all_results(layout), indent=2) + "\n")
 
 
-def compare(profile: str) -> pd.DataFrame:
+def compare(layout: RunLayout) -> pd.DataFrame:
     """This run's trained results beside the recorded ones: one row per value, with the
     tolerance and whether it holds."""
     recorded = json.loads(RECORD_FILE.read_text())
-    if recorded["profile"] != profile:
-        raise ValueError(f"{RECORD_FILE} records profile '{recorded['profile']}', not '{profile}'")
-    current = _results(profile)
+    if recorded["profile"] != layout.profile:
+        raise ValueError(f"{RECORD_FILE} records profile '{recorded['profile']}', not '{layout.profile}'")
+    current = _results(layout)
     rows = [{"what": "best validation epoch", "metric": k, "recorded": v, "this run": current["best_val"][k],
              "tolerance": TOLERANCES["best_val"][k]} for k, v in recorded["best_val"].items()]
     rows += [{"what": f"Table 1, {model}", "metric": k, "recorded": v, "this run": current["table1"][model][k],
               "tolerance": TOLERANCES["table1"][k]}
              for model, values in recorded["table1"].items() for k, v in values.items()]
     if "beyond" in recorded:  # notebook 06 ran for the record: its rerun must match too
-        beyond = _beyond_results(profile).get("beyond")
+        beyond = _beyond_results(layout).get("beyond")
         if beyond is None:
             raise FileNotFoundError(f"{RECORD_FILE} records notebook 06's results, but this run has none: "
-                                    f"run notebook 06 (python -m dario_utils.runner.reproduce --profile {profile} --only 06)")
+                                    f"run notebook 06 (python -m dario_utils.runner.reproduce --profile {layout.profile} --only 06)")
         rows += [{"what": f"06, DarioNet, {what}", "metric": k, "recorded": v,
                   "this run": beyond.get(what, {}).get(k, float("nan")),
                   "tolerance": TOLERANCES["ablation" if what.startswith("loss ") else "beyond"][k]}
@@ -251,19 +252,19 @@ def compare(profile: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["ok"] = (frame["this run"] - frame["recorded"]).abs() <= frame["tolerance"] + 1e-9  # float round-off
     if "alternatives" in recorded:
-        frame = pd.concat([frame, _compare_alternatives(profile, recorded["alternatives"])], ignore_index=True)
+        frame = pd.concat([frame, _compare_alternatives(layout, recorded["alternatives"])], ignore_index=True)
     return frame
 
 
-def _compare_alternatives(profile: str, recorded: dict) -> pd.DataFrame:
+def _compare_alternatives(layout: RunLayout, recorded: dict) -> pd.DataFrame:
     """Notebook 07's rerun against the recorded run: routes within their windows, the same methods on
     the cost frontier and each answer in the same direction, for the flags and answers that held over
     the seeds of :data:`SPREAD_FILE` (one that changed with the seed is not a claim a rerun must repeat:
     route (c) on the frontier, the groups that gain most and least)."""
-    current = alternatives_results(profile).get("alternatives")
+    current = alternatives_results(layout).get("alternatives")
     if current is None:
         raise FileNotFoundError(f"{RECORD_FILE} records notebook 07's results, but this run has none: "
-                                f"run notebook 07 (python -m dario_utils.runner.reproduce --profile {profile} --only 07)")
+                                f"run notebook 07 (python -m dario_utils.runner.reproduce --profile {layout.profile} --only 07)")
     rows = [{"what": f"07, route {route}", "metric": k, "recorded": v, "this run": current["routes"][route][k],
              "tolerance": TOLERANCES["alternatives"][k]}
             for route, values in recorded["routes"].items() for k, v in values.items()]
@@ -295,15 +296,15 @@ def _margin_rows(what: str, kind: str, trained: pd.Series | dict, untrained: pd.
     return rows
 
 
-def trained_margins(profile: str, with_floors: bool = True) -> pd.DataFrame:
+def trained_margins(layout: RunLayout, with_floors: bool = True) -> pd.DataFrame:
     """Every trained row against the untrained start measured in the same run (:data:`MARGIN_FLOORS`):
     one row per margin, signed so that better is positive, with whether it reaches its floor
     (without ``with_floors``, the margins alone: what ``benchmarks/spread.py`` measures)."""
-    table1 = read_table(profile, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
-    history = pd.read_csv(history_path(profile))
+    table1 = read_table(layout, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
+    history = pd.read_csv(layout.history)
     rows = _margin_rows("Table 1, DarioNet", "table1", table1.loc["darionet"], table1.loc["esrgan"])
     rows += _margin_rows("best validation epoch", "best_val", best_epoch_row(history), start_row(history))
-    tables = _beyond_tables(profile)
+    tables = _beyond_tables(layout)
     if tables is not None:
         table2, sweep, ablation = tables
         unseen = table2[table2["role"] == "unseen judge"].set_index("model")
@@ -326,7 +327,7 @@ def _with_floors(frame: pd.DataFrame, with_floors: bool) -> pd.DataFrame:
     return frame
 
 
-def classifier_route_margins(profile: str, with_floors: bool = True) -> pd.DataFrame:
+def classifier_route_margins(layout: RunLayout, with_floors: bool = True) -> pd.DataFrame:
     """Notebook 07's trained classifier against the untrained one of the same run (Table 3): on the
     bicubic images of the test split, route (b) (the copy fine-tuned with the study's loss) against the
     frozen classifier, by :data:`MARGIN_FLOORS` ``classifier route`` on top-1 and on agreement with the
@@ -334,7 +335,7 @@ def classifier_route_margins(profile: str, with_floors: bool = True) -> pd.DataF
     train (learning rate 0) has every margin at 0 and fails. Route (c) against (a) is no margin: on
     DarioNet's images the fine-tuned classifier's agreement fell below the frozen one's in the
     recorded run; its window (:data:`TOLERANCES` ``alternatives``) leaves the untrained value out."""
-    routes = read_table(profile, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
+    routes = read_table(layout, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
     rows = [{"what": what, "kind": "classifier route", "metric": metric,
              "trained": float(routes.loc[trained, metric]), "untrained": float(routes.loc[frozen, metric]),
              "margin": float(routes.loc[trained, metric] - routes.loc[frozen, metric]), "floor": floor}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from dario_utils.core import fileio, result_files
+from dario_utils.core import fileio
 from dario_utils.core.config import check_config, Config
 from dario_utils.data.dataset import manifest_dataset
 from dario_utils.data.degrade import downsample, reconstruct, upsample
@@ -70,8 +70,8 @@ def cost_frontier(config: Config) -> pd.DataFrame:
     check_config(config)
     device = setup_torch(config)
     costs = cost_table(_routes(config, device), [b.to(device) for b in _speed_batches(config)]).set_index("route")
-    table1 = read_table(config.profile, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
-    table3 = read_table(config.profile, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
+    table1 = read_table(config.layout, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
+    table3 = read_table(config.layout, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
     top1 = {TABLE1: table1["top1"], TABLE3: table3["top1"]}
     rows = [{"method": method, "top1": float(top1[table][key]), "computation": route,
              **costs.loc[route, ["gflops_per_image", "parameters", "images_per_s"]].to_dict()}
@@ -79,7 +79,7 @@ def cost_frontier(config: Config) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     small = frame["method"] != "original"  # the original is the reference, not a way to classify a small image
     frame["on_frontier"] = frontier(frame[small]).reindex(frame.index, fill_value=False)
-    tables.write_table(config.profile, COST_FRONTIER, frame, cost_markdown(config, frame))
+    tables.write_table(config.layout, COST_FRONTIER, frame, cost_markdown(config, frame))
     return frame
 
 
@@ -104,8 +104,8 @@ def super_category_table(config: Config) -> tuple[pd.DataFrame, dict[str, float]
     per_image = read_results(config).per_image
     table = group_table(per_image, list(GROUP_MODELS), config.eval.bootstrap, config.seed)
     test = dogs_test(per_image, seed=config.seed)
-    tables.write_table(config.profile, TABLE4, table, table4_markdown(config, table, test))
-    fileio.write_csv(pd.DataFrame([test]), result_files.table_path(config.profile, DOGS_TEST))
+    tables.write_table(config.layout, TABLE4, table, table4_markdown(config, table, test))
+    fileio.write_csv(pd.DataFrame([test]), config.layout.table(DOGS_TEST))
     return table, test
 
 

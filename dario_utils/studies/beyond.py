@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from dario_utils.core import fileio, paths
+from dario_utils.core import fileio
 from dario_utils.core.config import check_config, Config, with_overrides
+from dario_utils.core.paths import RunLayout
 from dario_utils.evaluation import evaluate, tables
 from dario_utils.evaluation.report import report_gap
-from dario_utils.core.result_files import (BEYOND_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE2, EvalRun, best_epoch_row, history_path,
-                           read_results, read_table, start_row, table_path)
+from dario_utils.core.result_files import (BEYOND_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE2, EvalRun, best_epoch_row,
+                           read_results, read_table, start_row)
 from dario_utils.training.train import BEST_FILE, finetune
 
 SWEEP_MODELS = ("bilinear", "bicubic", "esrgan", "darionet")
@@ -36,11 +37,6 @@ TRANSFER_GOAL = 0.75
 TEACHER_GAP_CONDITION = round(report_gap(), 2)
 """... wherever it recovers at least this share under its teacher (the report's 82%, :func:`report_gap`)."""
 METRICS = ["top1", "top5", "agreement", "avg_ce", "avg_psnr", "avg_ssim"]
-
-
-def results_dir(profile: str) -> Path:
-    """``runs/<p>/results/beyond/``: notebook 06's per-image results and training runs."""
-    return paths.results_dir(profile) / "beyond"
 
 
 def _require_study(config: Config) -> None:
@@ -60,7 +56,7 @@ def _scores(config: Config, run: EvalRun) -> pd.DataFrame:
 
 def _write(config: Config, name: str, frame: pd.DataFrame, markdown: str) -> pd.DataFrame:
     """Write a table as ``runs/<p>/figures/<name>.csv`` and ``.md``; return it."""
-    tables.write_table(config.profile, name, frame, markdown)
+    tables.write_table(config.layout, name, frame, markdown)
     return frame
 
 
@@ -142,7 +138,7 @@ def _train_variant(config: Config, name: str, overrides: dict, progress: bool,
                    label: str) -> tuple[Path, pd.DataFrame]:
     """Fine-tune DarioNet with ``overrides`` into ``results/beyond/<name>/``, its printed lines
     starting with ``label``; return its best checkpoint and history."""
-    folder = results_dir(config.profile) / name
+    folder = config.layout.beyond_results / name
     history = finetune(with_overrides(config, overrides), progress=progress, out_dir=folder, label=label)
     return folder / BEST_FILE, history
 
@@ -165,7 +161,7 @@ def scale_sweep(config: Config, progress: bool = True) -> pd.DataFrame:
                           study.summary[study.summary["model"].isin(keep)])
         else:
             run = evaluate.evaluate(scaled, ["original", *SWEEP_MODELS], progress=progress, save=False)
-            fileio.write_csv(run.per_image, results_dir(config.profile) / f"scale-{scale:g}.csv")
+            fileio.write_csv(run.per_image, config.layout.beyond_results / f"scale-{scale:g}.csv")
         scores = _scores(scaled, run)
         if config.beyond.train_per_scale:  # at data.scale that DarioNet is the study's
             if scale == config.data.scale:
@@ -232,7 +228,7 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
     an earlier run's ablation files from the figures folder, says so and returns None."""
     _require_study(config)
     if not config.beyond.loss_ablation:
-        stale = [path for path in (paths.figures_dir(config.profile) / name for name in ABLATION_OUTPUTS)
+        stale = [path for path in (config.layout.figures / name for name in ABLATION_OUTPUTS)
                  if path.is_file()]
         for path in stale:
             path.unlink()
@@ -246,7 +242,7 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
     for loss in ablation_losses(config):
         if loss.key == "mse" and epochs == config.train.epochs:
             checkpoint = evaluate.darionet_checkpoint(config)
-            history = pd.read_csv(history_path(config.profile))
+            history = pd.read_csv(config.layout.history)
         else:
             checkpoint, history = _train_variant(config, f"loss-{loss.key}", {**loss.overrides, "train.epochs": epochs},
                                                  progress, f"loss {loss.label}")
@@ -266,9 +262,9 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
 # --------------------------------------------------------------------------- the answers
 
 
-def answers(profile: str) -> str:
+def answers(layout: RunLayout) -> str:
     """The three answers in words, with their numbers, from notebook 06's tables (Markdown)."""
-    table2, sweep = (read_table(profile, name, BEYOND_NOTEBOOK) for name in (TABLE2, SCALE_SWEEP))
+    table2, sweep = (read_table(layout, name, BEYOND_NOTEBOOK) for name in (TABLE2, SCALE_SWEEP))
     found = gaps(table2)
     check = transfer_check(table2).iloc[0]
     unseen = table2[table2["role"] == "unseen judge"].set_index("model")
@@ -288,16 +284,16 @@ def answers(profile: str) -> str:
         f"({check['unseen / teacher']} of it). The goal of {TRANSFER_GOAL:.0%} {goal}.",
         f"2. **Other factors.** DarioNet's top-1 (trained at {sweep['trained_at'].iloc[0]:g}) and its margins over "
         f"bicubic and over the pretrained SR: {margins}.",
-        _loss_answer(profile, table2),
+        _loss_answer(layout, table2),
     ]) + "\n"
 
 
-def _loss_answer(profile: str, table2: pd.DataFrame) -> str:
+def _loss_answer(layout: RunLayout, table2: pd.DataFrame) -> str:
     """Answer 3 in words, from the loss ablation's table; where the run had the ablation off, says so."""
-    if not table_path(profile, LOSS_ABLATION).is_file():
-        return (f"3. **The loss:** not compared in this run of profile {profile} (`beyond.loss_ablation: false`; "
-                f"`profiles/{profile}.yaml` says why).")
-    ablation = read_table(profile, LOSS_ABLATION, BEYOND_NOTEBOOK)
+    if not layout.table(LOSS_ABLATION).is_file():
+        return (f"3. **The loss:** not compared in this run of profile {layout.profile} (`beyond.loss_ablation: false`; "
+                f"`profiles/{layout.profile}.yaml` says why).")
+    ablation = read_table(layout, LOSS_ABLATION, BEYOND_NOTEBOOK)
     report = ablation.set_index("loss").loc["mse"]
     epochs = int(ablation["epochs"].iloc[0])
     low, high = (ablation.sort_values("top1").iloc[i] for i in (0, -1))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,11 +22,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from dario_utils.core import fileio, metrics, paths
+from dario_utils.core import fileio, metrics
 from dario_utils.core.config import check_config, Config, with_overrides
 from dario_utils.core.metrics import cross_entropy_per_image, logit_mse
 from dario_utils.core.result_files import EvalRun, read_results, TABLE3
-from dario_utils.core.runtime import progress_enabled, setup_torch
+from dario_utils.core.runtime import setup_torch
 from dario_utils.data.dataset import manifest_dataset, training_set
 from dario_utils.data.degrade import downsample, upsample
 from dario_utils.evaluation import tables
@@ -36,8 +35,6 @@ from dario_utils.models import load_teacher
 from dario_utils.training.loop import Meter, shard_loader, to_device, train_loader, Trainer
 from dario_utils.training.losses import logit_loss
 
-CHECKPOINT_FILE = "classifier_lowres.pt"
-HISTORY_FILE = "classifier_history.csv"
 STATS = ("logit_mse", "agreement", "ce")
 """Per-image statistics of each training and validation pass."""
 ROUTES = (  # key, what the classifier sees, which classifier
@@ -51,15 +48,6 @@ ROUTES = (  # key, what the classifier sees, which classifier
 """The rows of Table 3: (a) the study, (b) the classifier route, (c) both, and references."""
 EVALUATED = {"original": "original", "bicubic": "bicubic", "DarioNet": "darionet"}
 """The evaluation's model key of each image kind."""
-
-
-def results_dir(profile: str) -> Path:
-    """``runs/<p>/results/alternatives/``: the classifier's history and per-image results."""
-    return paths.results_dir(profile) / "alternatives"
-
-
-def checkpoint_path(profile: str) -> Path:
-    return paths.checkpoints_dir(profile) / CHECKPOINT_FILE
 
 
 def classifier_epochs(config: Config) -> int:
@@ -109,7 +97,6 @@ def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
     the profile trains on them); write the best epoch's weights and the history, and return the history."""
     check_config(config)
     device = setup_torch(config)
-    show = progress_enabled(progress)
     teacher = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
     student = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
     student.requires_grad_(True)  # still in eval mode: batch-norm statistics stay the teacher's
@@ -120,30 +107,30 @@ def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
     step = functools.partial(_step, teacher=teacher, scale=config.data.scale)
     epochs = classifier_epochs(config)
     trainer = Trainer(student, optimizer, batches, lambda images, indices, epoch: images, step, STATS, device,
-                      False, config.train.max_batches, show, 1)
+                      False, config.train.max_batches, progress, 1)
     history, best = [], math.inf
     for epoch in range(1, epochs + 1):
         train_row = trainer.run_epoch(epoch).row(epoch, "train")
-        val = _validate(student, teacher, val_batches, config, device, epoch, show)
+        val = _validate(student, teacher, val_batches, config, device, epoch, progress)
         history += [train_row, {"epoch": epoch, "phase": "val", **val}]
         if val["logit_mse"] < best:
             best = val["logit_mse"]
-            fileio.save_torch(student.net.state_dict(), checkpoint_path(config.profile))
+            fileio.save_torch(student.net.state_dict(), config.layout.classifier_checkpoint)
         print(f"classifier epoch {epoch}/{epochs}: train logit MSE {train_row['logit_mse']:.4f}, "
               f"val logit MSE {val['logit_mse']:.4f}, val agreement {val['agreement']:.3f}")
     frame = pd.DataFrame(history)
-    fileio.write_csv(frame, fileio.ensure_dir(results_dir(config.profile)) / HISTORY_FILE)
+    fileio.write_csv(frame, config.layout.classifier_history)
     return frame
 
 
 def _finetuned_results(config: Config, progress: bool) -> pd.DataFrame:
     """Per-image test results of the fine-tuned copy on the originals, bicubic and DarioNet's images."""
-    path = checkpoint_path(config.profile)
+    path = config.layout.classifier_checkpoint
     if not path.is_file():
         raise FileNotFoundError(f"no fine-tuned classifier at {path}: run finetune_classifier (notebook 07) first")
     judged = with_overrides(config, {"teacher.weights": str(path)})
     run = evaluate(judged, models=list(EVALUATED.values()), progress=progress, save=False)
-    fileio.write_csv(run.per_image, fileio.ensure_dir(results_dir(config.profile)) / "per_image_finetuned.csv")
+    fileio.write_csv(run.per_image, config.layout.alternatives_results / "per_image_finetuned.csv")
     return run.per_image
 
 
@@ -176,7 +163,7 @@ def route_table(config: Config, progress: bool = True) -> pd.DataFrame:
                      "p_vs_b": np.nan if key == "b" else metrics.mcnemar(top1, route_b)["p_value"],
                      "p_vs_frozen": np.nan if classifier == "frozen" else same_image["p_value"]})
     table = pd.DataFrame(rows)
-    tables.write_table(config.profile, TABLE3, table, table3_markdown(config, table))
+    tables.write_table(config.layout, TABLE3, table, table3_markdown(config, table))
     return table
 
 

@@ -27,9 +27,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dario_utils.core import fileio, paths
+from dario_utils.core import fileio
 from dario_utils.core.config import Config, ConfigError
-from dario_utils.core.runtime import progress_enabled
 from dario_utils.data.dataset import collate, manifest_dataset, mirror
 from dario_utils.data.degrade import downsample, to_size
 from dario_utils.models import RRDBNet
@@ -94,7 +93,7 @@ def head_fingerprint(net: RRDBNet, blocks: int) -> str:
 
 
 def _cache_key(config: Config, split: str, net: RRDBNet, blocks: int, flipped: bool) -> dict[str, object]:
-    manifest = paths.manifests_dir(config.profile) / f"{split}.csv"
+    manifest = config.layout.manifest(split)
     return {"head": head_fingerprint(net, blocks), "blocks": blocks, "image_size": config.data.image_size,
             "scale": config.data.scale, "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest()[:16],
             "flipped": flipped}
@@ -128,7 +127,7 @@ def head_features(config: Config, split: str, net: RRDBNet, device: torch.device
         raise ConfigError("head features need train.frozen_blocks in the profile")
     key = _cache_key(config, split, net, blocks, flipped)
     name = f"head-{split}-{config.data.scale:g}{'-flipped' if flipped else ''}.pt"
-    path = paths.run_dir(config.profile) / "cache" / name
+    path = config.layout.head_cache(name)
     cached = _read_cache(path) if path.is_file() else None
     if cached is not None and cached["key"] == key:
         return HeadFeatures(cached["feat"], cached["trunk"], blocks, cached["seconds"])
@@ -139,7 +138,7 @@ def head_features(config: Config, split: str, net: RRDBNet, device: torch.device
     start = time.perf_counter()
     net.eval().to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN) and CUDA
     desc = f"SR head, {split} split{', mirrored' if flipped else ''}"
-    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress_enabled(progress), leave=False):
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
         if "image" not in batch:
             continue
         image = mirror(batch["image"]) if flipped else batch["image"]

@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from dario_utils.core import distributed
 from dario_utils.core.config import Config
-from dario_utils.core.runtime import progress_enabled
 from dario_utils.data.dataset import collate
 
 NON_FINITE_CHECK_EVERY = 50
@@ -71,7 +70,7 @@ class Meter:
         self.sums = torch.zeros(len(names), dtype=torch.float64, device=device)
         self.count = self.skipped = 0
         self.start = self.shown = time.perf_counter()
-        self.bar = tqdm(total=total, desc=desc, unit="batch", disable=not progress_enabled(show),
+        self.bar = tqdm(total=total, desc=desc, unit="batch", disable=not show,
                         leave=False)
         # reading the loss for the bar waits for the GPU: on CUDA at most once a second, never without a bar
         self.postfix_every = 1.0 if device.type == "cuda" else 0.0

@@ -66,7 +66,8 @@ from dario_utils.models import (
     CheckpointError, CheckpointReadError, RRDBNet, Snapshot, build_student, load_sr, load_teacher, rng_state,
     save_sr_checkpoint, set_rng_state, student_architecture,
 )
-from dario_utils.core.result_files import BEST_FILE, HISTORY_FILE, LAST_FILE, START_PHASE
+from dario_utils.core.paths import BEST_FILE, HISTORY_FILE, LAST_FILE
+from dario_utils.core.result_files import START_PHASE
 from dario_utils.core.runtime import git_commit, setup_torch
 from dario_utils.models.checkpoints import load_weights_only
 
@@ -314,7 +315,7 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
     train_batches = train_loader(training_set(config), batch, config.train.seed, config, rank, world)
     val_loader = shard_loader(manifest_dataset(config, "val"), batch, config, rank, world)
     folder, results = ((out_dir, out_dir) if out_dir is not None else
-                       (paths.checkpoints_dir(config.profile), paths.results_dir(config.profile)))
+                       (config.layout.checkpoints, config.layout.results))
     if rank == 0:  # an output folder that cannot be written fails now, not after the first epoch
         fileio.check_writable(folder)
         fileio.check_writable(results)
@@ -392,12 +393,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), help="overrides the profile's device")
     parser.add_argument("--resume", action="store_true", help="continue from darionet_last.pt")
     parser.add_argument("--epochs", type=int, help="overrides train.epochs")
+    parser.add_argument("--no-progress", action="store_false", dest="progress", help="draw no progress bars")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.profile, {"data_root": args.data_root, "device": args.device,
-                                            "train.epochs": args.epochs})
+                                            "train.epochs": args.epochs}, output_root=paths.output_root_from_env())
         with distributed.process_group(config.device):
-            finetune(config, resume=args.resume)
+            finetune(config, resume=args.resume, progress=args.progress)
     except (ValueError, OSError, TrainingError, fileio.OutputNotWritableError) as err:
         # config, device, data, checkpoint, teacher weights, output folder and training errors
         print(f"error: {err}", file=sys.stderr)

@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "DARIO_WEIGHTS_CACHE": str(work / "weights"),
         "DARIO_OUTPUT_ROOT": str(work / "output"),
         "DARIO_COMMIT": bundle_manifest.get("commit", "unknown")[:7],
-        "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1",
+        "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS, as setup_torch asks for deterministic algorithms
     })
     runner = Runner(result, deadline, env)
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         torchrun_env = {**env, "DARIO_OUTPUT_ROOT": str(other)}
         status = runner.step("torchrun", [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
                                           "-m", "dario_utils.training.train", "--profile", profile_arg, "--device",
-                                          args.device, "--epochs", str(epochs), *data_args],
+                                          args.device, "--epochs", str(epochs), "--no-progress", *data_args],
                              "torchrun.log", env=torchrun_env)
         if "seconds" in runner.timings["torchrun"]:
             torchrun = {"exit_code": status, **compare_histories(history, other / "runs" / profile_name / "results"
