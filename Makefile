@@ -44,8 +44,8 @@ crossval: install
 # Unit tests, then the committed notebooks re-run on the demo profile and compared
 # cell by cell with their stored outputs (strict nbval, sanitised for timings; cells whose
 # output depends on training are tagged nbval-ignore-output and checked within tolerances
-# of the recorded run by notebooks/test_recorded_results.py). Progress bars are off there,
-# as in the stored outputs.
+# of the recorded run by notebooks/test_recorded_results.py). Progress bars are off there (the
+# notebooks' progress parameter, off by default), as in the stored outputs.
 test: install
 	$(MAKE) --no-print-directory unit-tests notebook-tests
 
@@ -54,7 +54,7 @@ unit-tests:
 
 notebook-tests:
 	rm -rf .test-output
-	DARIO_OUTPUT_ROOT=$(abspath .test-output) TQDM_DISABLE=1 $(PY) -m pytest -q --nbval notebooks \
+	DARIO_OUTPUT_ROOT=$(abspath .test-output) $(PY) -m pytest -q --nbval notebooks \
 		--nbval-sanitize-with notebooks/sanitize.cfg --nbval-kernel-name python3 --nbval-cell-timeout 3600
 
 # The numbers of README.md and docs/ and the front page's figure, rewritten from the committed results

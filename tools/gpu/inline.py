@@ -13,7 +13,7 @@ each cell's outputs as Jupyter stores them: ``stream`` (stdout, stderr), ``displ
 stops the notebook with :class:`CellExecutionError`, which carries what papermill's
 ``PapermillExecutionError`` does (``cell_index`` in the executed copy, ``exec_count``,
 ``source``, ``ename``, ``evalue``), so the runner reports both engines' failures alike
-(:mod:`tools.gpu.reproduce_inline` hands this engine to :func:`dario_utils.runner.reproduce.run`).
+(:mod:`tools.gpu.reproduce_inline` hands this engine to :func:`dario_utils.runner.execute.run`).
 Cell magics and shell escapes (``%``, ``!``) are not supported.
 """
 from __future__ import annotations
