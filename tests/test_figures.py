@@ -13,8 +13,9 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from dario_utils.core import metrics, paths
-from dario_utils.core.result_files import best_epoch_row, per_class_path, per_image_path
+from dario_utils.core import metrics
+from dario_utils.core.paths import RunLayout
+from dario_utils.core.result_files import best_epoch_row
 from dario_utils.figures import alternatives_figures, beyond_figures, captions as figures_readme, report_figures as figures
 from dario_utils.figures.style import class_label
 
@@ -29,7 +30,7 @@ CLASS_NAMES = [
 MODEL_SHIFT = {"original": 0.0, "darionet": -0.08, "bicubic": -0.2}
 
 
-def write_history(epochs: int) -> None:
+def write_history(layout: RunLayout, epochs: int) -> None:
     """``history.csv`` of the untrained start and ``epochs`` epochs whose validation loss is lowest at
     the last-but-one."""
     rows = [{"epoch": 0, "phase": "start", "logit_mse": 2.5, "ce": 2.0, "psnr": 22.0, "agreement": 0.5,
@@ -42,17 +43,17 @@ def write_history(epochs: int) -> None:
                 "val_loss": 0.4 / epoch + offset + (0.3 if epoch == epochs > 1 else 0.0),
                 "seconds": 10.0, "images_per_s": 50.0,
             })
-    target = paths.results_dir(PROFILE) / "history.csv"
+    target = layout.results / "history.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(target, index=False)
 
 
-def write_per_class(models: tuple[str, ...] = ("original", "darionet", "bicubic"), shift: float = 0.0) -> None:
+def write_per_class(layout: RunLayout, models: tuple[str, ...] = ("original", "darionet", "bicubic"), shift: float = 0.0) -> None:
     """``per_class_<model>.csv`` of a dozen classes; DarioNet is both worse and better on some."""
     rng = np.random.default_rng(0)
     base = rng.uniform(0.3, 0.95, len(CLASS_NAMES))
     noise = rng.normal(0, 0.12, len(CLASS_NAMES))
-    folder = paths.figures_dir(PROFILE)
+    folder = layout.figures
     folder.mkdir(parents=True, exist_ok=True)
     for model in models:
         f1 = base if model == "original" else np.clip(base + MODEL_SHIFT[model] + shift + noise, 0, 1)
@@ -63,7 +64,7 @@ def write_per_class(models: tuple[str, ...] = ("original", "darionet", "bicubic"
         }).to_csv(folder / f"per_class_{model}.csv", index=False)
 
 
-def write_examples(with_f1: bool = True) -> None:
+def write_examples(layout: RunLayout, with_f1: bool = True) -> None:
     """``examples.npz`` with two 'worse' and two 'better' images in five columns; the 'better'
     classes' F1 differences are a tie and a drop, as when DarioNet raises no class."""
     columns = np.array(["original", "downsampled", "bicubic", "esrgan", "darionet"])
@@ -72,7 +73,7 @@ def write_examples(with_f1: bool = True) -> None:
     class_name = np.array(CLASS_NAMES[:2] + CLASS_NAMES[3:5])
     prediction = [[name, "", name, name, name] for name in class_name]
     prediction[0][4] = "German short-haired pointer"
-    target = paths.results_dir(PROFILE) / "examples.npz"
+    target = layout.results / "examples.npz"
     target.parent.mkdir(parents=True, exist_ok=True)
     f1 = {"f1_original": np.array([0.8, 0.5, 0.5, 0.4]), "f1_darionet": np.array([0.2, 0.1, 0.5, 0.3])}
     np.savez(target, images=images, columns=columns, group=np.array(["worse", "worse", "better", "better"]),
@@ -80,7 +81,7 @@ def write_examples(with_f1: bool = True) -> None:
              **(f1 if with_f1 else {}))
 
 
-def write_one_image_per_class(classes: int = 40) -> None:
+def write_one_image_per_class(layout: RunLayout, classes: int = 40) -> None:
     """``per_image.csv`` of one test image per class (as the demo profile has) and the per-class reports
     computed from it, whose F1 is then 0, 2/3 or 1.
 
@@ -108,42 +109,47 @@ def write_one_image_per_class(classes: int = 40) -> None:
             "psnr": 99.0 if model == "original" else rng.uniform(20, 30, classes),
             "ssim": 1.0 if model == "original" else rng.uniform(0.6, 0.9, classes)}))
         report = metrics.per_class_report(labels, prediction, names, wnids)
-        target = per_class_path(PROFILE, model)
+        target = layout.per_class(model)
         target.parent.mkdir(parents=True, exist_ok=True)
         report.to_csv(target, index=False)
-    per_image_path(PROFILE).parent.mkdir(parents=True, exist_ok=True)
-    pd.concat(rows, ignore_index=True).to_csv(per_image_path(PROFILE), index=False)
+    layout.per_image.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(rows, ignore_index=True).to_csv(layout.per_image, index=False)
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory):
-    """All inputs written, every figure drawn twice; yields (paths, bytes of 1st render, of 2nd)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DARIO_OUTPUT_ROOT", str(tmp_path_factory.mktemp("out")))
-        write_history(epochs=4)
-        write_per_class()
-        write_examples()
-        first = figures.make_all_figures(PROFILE, **FIG1)
-        first_bytes = {p: p.read_bytes() for p in first}
-        second = figures.make_all_figures(PROFILE, **FIG1)
-        yield first, first_bytes, {p: p.read_bytes() for p in second}
+def rendered_layout(tmp_path_factory: pytest.TempPathFactory) -> RunLayout:
+    """The run of :func:`rendered`."""
+    return RunLayout(PROFILE, tmp_path_factory.mktemp("out"))
+
+
+@pytest.fixture(scope="module")
+def rendered(rendered_layout: RunLayout):
+    """All inputs written, every figure drawn twice; returns (paths, bytes of 1st render, of 2nd)."""
+    layout = rendered_layout
+    write_history(layout, epochs=4)
+    write_per_class(layout)
+    write_examples(layout)
+    first = figures.make_all_figures(layout, **FIG1)
+    first_bytes = {p: p.read_bytes() for p in first}
+    second = figures.make_all_figures(layout, **FIG1)
+    return first, first_bytes, {p: p.read_bytes() for p in second}
 
 
 @pytest.fixture
-def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))
-    return tmp_path
+def layout(tmp_path: Path) -> RunLayout:
+    """The test profile's run under the test's tmp folder."""
+    return RunLayout(PROFILE, tmp_path)
 
 
-def test_every_figure_is_written_as_png_and_pdf(rendered) -> None:
+def test_every_figure_is_written_as_png_and_pdf(rendered, rendered_layout: RunLayout) -> None:
     written, _, _ = rendered
     report_figures = [name for name in figures_readme.CAPTIONS if name not in
                       (*beyond_figures.BEYOND_FIGURES, *alternatives_figures.ALTERNATIVES_FIGURES)]
-    expected = [paths.figures_dir(PROFILE) / f"{name}.{ext}" for name in report_figures for ext in ("png", "pdf")]
+    expected = [rendered_layout.figures / f"{name}.{ext}" for name in report_figures for ext in ("png", "pdf")]
     assert written == expected
     for path in written:
         assert path.read_bytes()[:4] == (b"\x89PNG" if path.suffix == ".png" else b"%PDF")
-    assert not list(paths.figures_dir(PROFILE).glob(".*.tmp"))
+    assert not list(rendered_layout.figures.glob(".*.tmp"))
 
 
 def test_rerendering_gives_identical_bytes(rendered) -> None:
@@ -154,8 +160,8 @@ def test_rerendering_gives_identical_bytes(rendered) -> None:
     assert b"CreationDate" not in pdf
 
 
-def test_readme_lists_each_figure_and_table(rendered) -> None:
-    folder = paths.figures_dir(PROFILE)
+def test_readme_lists_each_figure_and_table(rendered, rendered_layout: RunLayout) -> None:
+    folder = rendered_layout.figures
     (folder / "table1.md").write_text("| model |\n")
     command = figures_readme.reproduce_command(PROFILE)
     readme = figures_readme.write_readme(folder, PROFILE, command)
@@ -170,8 +176,8 @@ def test_readme_lists_each_figure_and_table(rendered) -> None:
     assert figures_readme.write_readme(folder, PROFILE, command).read_text() == text
 
 
-def test_readme_ends_with_what_made_the_folder(rendered) -> None:
-    folder = paths.figures_dir(PROFILE)
+def test_readme_ends_with_what_made_the_folder(rendered, rendered_layout: RunLayout) -> None:
+    folder = rendered_layout.figures
     record = {"profile": PROFILE, "data_root": "data/x", "manifests_sha256": "0123456789ab",
               "notebooks": ["01_data_split", "06_beyond_the_report"], "commit": "abc1234", "date": "2026-01-02",
               "table1_models": ["original", "esrgan", "darionet"], "figures": ["fig1_pipeline.png"]}
@@ -199,24 +205,24 @@ def test_best_epoch_is_the_first_lowest_validation_loss() -> None:
         best_epoch_row(history[history["phase"] == "train"])
 
 
-def test_missing_inputs_are_named_with_their_notebook(output_root: Path) -> None:
-    write_history(epochs=2)
+def test_missing_inputs_are_named_with_their_notebook(layout: RunLayout) -> None:
+    write_history(layout, epochs=2)
     with pytest.raises(FileNotFoundError) as err:
-        figures.make_all_figures(PROFILE, **FIG1)
+        figures.make_all_figures(layout, **FIG1)
     message = str(err.value)
     assert "per_class_original.csv" in message and "examples.npz" in message and "notebook 04" in message
-    drawn = sorted(p.name for p in paths.figures_dir(PROFILE).glob("*.png"))
+    drawn = sorted(p.name for p in layout.figures.glob("*.png"))
     assert drawn == ["fig1_pipeline.png", "fig2_training_curves.png"]
     with pytest.raises(FileNotFoundError, match=r"history\.csv.*notebook 03"):
-        figures.fig2_training_curves("other")
+        figures.fig2_training_curves(RunLayout("other", layout.output_root))
 
 
-def test_single_epoch_and_no_improved_class(output_root: Path) -> None:
-    write_history(epochs=1)
-    write_per_class(models=("original", "darionet"), shift=-0.5)
-    assert all(p.is_file() for p in figures.fig2_training_curves(PROFILE))
-    assert all(p.is_file() for p in figures.fig4_hardest_classes(PROFILE, k=5))
-    assert all(p.is_file() for p in figures.fig5_worse_better(PROFILE))
+def test_single_epoch_and_no_improved_class(layout: RunLayout) -> None:
+    write_history(layout, epochs=1)
+    write_per_class(layout, models=("original", "darionet"), shift=-0.5)
+    assert all(p.is_file() for p in figures.fig2_training_curves(layout))
+    assert all(p.is_file() for p in figures.fig4_hardest_classes(layout, k=5))
+    assert all(p.is_file() for p in figures.fig5_worse_better(layout))
 
 
 def test_class_label_keeps_first_synonym_and_wraps() -> None:
@@ -226,24 +232,24 @@ def test_class_label_keeps_first_synonym_and_wraps() -> None:
 
 
 @pytest.fixture
-def figure_texts(output_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+def figure_texts(layout: RunLayout, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Every non-empty text of each figure drawn in the test, keyed by the figure's name."""
     texts: dict[str, list[str]] = {}
     save = figures.save_figure
 
-    def recording_save(fig: Figure, profile: str, name: str) -> list[Path]:
+    def recording_save(fig: Figure, layout: RunLayout, name: str) -> list[Path]:
         texts[name] = [t.get_text() for t in fig.findobj(Text) if t.get_text()]
-        return save(fig, profile, name)
+        return save(fig, layout, name)
 
     monkeypatch.setattr(figures, "save_figure", recording_save)
     return texts
 
 
-def test_figures_name_models_and_say_what_they_show(figure_texts: dict[str, list[str]]) -> None:
-    write_history(epochs=2)
-    write_per_class()
-    write_examples()
-    figures.make_all_figures(PROFILE, **FIG1)
+def test_figures_name_models_and_say_what_they_show(figure_texts: dict[str, list[str]], layout: RunLayout) -> None:
+    write_history(layout, epochs=2)
+    write_per_class(layout)
+    write_examples(layout)
+    figures.make_all_figures(layout, **FIG1)
     for name, texts in figure_texts.items():
         assert not [t for t in texts if re.search(r"\besrgan\b|Pretrained SR", t)], name
     worse, better = figure_texts["fig6_reconstructions_worse"], figure_texts["fig7_reconstructions_better"]
@@ -261,10 +267,10 @@ def test_figures_name_models_and_say_what_they_show(figure_texts: dict[str, list
     assert lowered == 1 and any(t.endswith(f"of {len(CLASS_NAMES)} classes unchanged)") for t in fig5)
 
 
-def test_examples_without_f1_ask_for_notebook_04(output_root: Path) -> None:
-    write_examples(with_f1=False)
+def test_examples_without_f1_ask_for_notebook_04(layout: RunLayout) -> None:
+    write_examples(layout, with_f1=False)
     with pytest.raises(ValueError, match="rerun notebook 04"):
-        figures.fig6_reconstructions_worse(PROFILE)
+        figures.fig6_reconstructions_worse(layout)
 
 
 def constant_data(fig: Figure) -> list[str]:
@@ -298,15 +304,15 @@ def constant_data(fig: Figure) -> list[str]:
 
 
 @pytest.fixture
-def constant_data_of(output_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+def constant_data_of(layout: RunLayout, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """:func:`constant_data` of each figure drawn in the test, keyed by the figure's name, taken just
     before the figure is saved (and cleared)."""
     found: dict[str, list[str]] = {}
     save = figures.save_figure
 
-    def recording_save(fig: Figure, profile: str, name: str) -> list[Path]:
+    def recording_save(fig: Figure, layout: RunLayout, name: str) -> list[Path]:
         found[name] = constant_data(fig)
-        return save(fig, profile, name)
+        return save(fig, layout, name)
 
     monkeypatch.setattr(figures, "save_figure", recording_save)
     return found
@@ -329,26 +335,27 @@ def test_constant_data_is_found() -> None:
 
 
 @pytest.mark.parametrize("one_image_per_class", [False, True], ids=["several images per class", "one image per class"])
-def test_every_figure_shows_data_that_varies(one_image_per_class: bool, constant_data_of: dict[str, list[str]]) -> None:
+def test_every_figure_shows_data_that_varies(one_image_per_class: bool, constant_data_of: dict[str, list[str]],
+                                             layout: RunLayout) -> None:
     """Issue 35: with one image per class, per-class F1 is 0 or 1 and figures 3 and 4 showed nothing."""
-    write_history(epochs=4)
+    write_history(layout, epochs=4)
     if one_image_per_class:
-        write_one_image_per_class()
+        write_one_image_per_class(layout)
     else:
-        write_per_class()
-    write_examples()
-    figures.make_all_figures(PROFILE, **FIG1)
+        write_per_class(layout)
+    write_examples(layout)
+    figures.make_all_figures(layout, **FIG1)
     assert set(constant_data_of) == {name for name in figures_readme.CAPTIONS if name.startswith(
         ("fig1_", "fig2_", "fig3_", "fig4_", "fig5_", "fig6_", "fig7_"))}
     assert {name: found for name, found in constant_data_of.items() if found} == {}
 
 
-def test_one_image_per_class_is_shown_per_image(figure_texts: dict[str, list[str]]) -> None:
+def test_one_image_per_class_is_shown_per_image(figure_texts: dict[str, list[str]], layout: RunLayout) -> None:
     """Figures 3 and 4 say, in their titles and captions, that they show each test image instead."""
-    write_one_image_per_class()
-    assert figures.one_image_per_class(PROFILE)
-    figures.fig3_class_differences(PROFILE)
-    figures.fig4_hardest_classes(PROFILE)
+    write_one_image_per_class(layout)
+    assert figures.one_image_per_class(layout)
+    figures.fig3_class_differences(layout)
+    figures.fig4_hardest_classes(layout)
     fig3, fig4 = figure_texts["fig3_class_differences"], figure_texts["fig4_hardest_classes"]
     note = f"({figures.PER_IMAGE_NOTE})"
     assert f"Per-image change of the true class's probability with DarioNet, {figures.VERSUS_ORIGINALS}\n{note}" in fig3
@@ -361,21 +368,21 @@ def test_one_image_per_class_is_shown_per_image(figure_texts: dict[str, list[str
     for name in ("fig3_class_differences", "fig4_hardest_classes"):
         assert "so the figure shows each test image instead: " in figures_readme.CAPTIONS[name]
         assert "exp(−CE)" in figures_readme.CAPTIONS[name]
-    probability = figures.read_true_class_probability(PROFILE)
+    probability = figures.read_true_class_probability(layout)
     assert list(probability.columns) == ["label", "image", "class_name", "bicubic", "darionet", "original"]
     assert len(probability) == 40 and probability["class_name"].iloc[0] == CLASS_NAMES[0]
 
 
-def test_one_image_per_class_needs_the_per_image_results(output_root: Path) -> None:
-    write_one_image_per_class()
-    per_image_path(PROFILE).unlink()
+def test_one_image_per_class_needs_the_per_image_results(layout: RunLayout) -> None:
+    write_one_image_per_class(layout)
+    layout.per_image.unlink()
     with pytest.raises(FileNotFoundError, match=r"per_image\.csv is missing: run notebook 04"):
-        figures.fig4_hardest_classes(PROFILE)
-    write_one_image_per_class()
-    rows = pd.read_csv(per_image_path(PROFILE))
-    rows[rows["model"] != "darionet"].to_csv(per_image_path(PROFILE), index=False)
+        figures.fig4_hardest_classes(layout)
+    write_one_image_per_class(layout)
+    rows = pd.read_csv(layout.per_image)
+    rows[rows["model"] != "darionet"].to_csv(layout.per_image, index=False)
     with pytest.raises(FileNotFoundError, match="no rows of darionet"):
-        figures.fig3_class_differences(PROFILE)
-    write_per_class()  # several images per class: the per-class figures, which need no per-image results
-    assert not figures.one_image_per_class(PROFILE)
-    assert all(p.is_file() for p in figures.fig3_class_differences(PROFILE) + figures.fig4_hardest_classes(PROFILE))
+        figures.fig3_class_differences(layout)
+    write_per_class(layout)  # several images per class: the per-class figures, which need no per-image results
+    assert not figures.one_image_per_class(layout)
+    assert all(p.is_file() for p in figures.fig3_class_differences(layout) + figures.fig4_hardest_classes(layout))
