@@ -37,7 +37,9 @@ def write_jpeg(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path:
 
 @pytest.fixture
 def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``DARIO_OUTPUT_ROOT`` and ``DARIO_WEIGHTS_CACHE`` pointed into the test's tmp folder."""
+    """An output root in the test's tmp folder: the tests pass it to ``load_config``; the entry points
+    they start (a CLI's ``main``, a subprocess, the notebooks' ``setup``) read it, as a user gives it to
+    them, from ``DARIO_OUTPUT_ROOT``. ``DARIO_WEIGHTS_CACHE`` points into the tmp folder too."""
     root = tmp_path / "out"
     monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(root))
     monkeypatch.setenv("DARIO_WEIGHTS_CACHE", str(tmp_path / "weights-cache"))

@@ -1,5 +1,6 @@
-"""Tests of the papermill runner dario_utils.runner.reproduce: notebook selection, errors as one
-line with exit code 2, a failing notebook named with its cell while figures/<profile>/
+"""Tests of the papermill runner (dario_utils.runner: reproduce, the CLI; execute, the loop; clean):
+notebook selection, errors as one line with exit code 2, the notebooks given the output root and
+progress as parameters, a failing notebook named with its cell while figures/<profile>/
 keeps the previous complete results, and notebooks cleaned for committing (the kernel
 `make lab` installs, outputs as strict nbval compares them)."""
 from __future__ import annotations
@@ -15,11 +16,13 @@ import pytest
 
 from dario_utils.core import paths
 from dario_utils.core.config import ConfigError
-from dario_utils.runner import reproduce
+from dario_utils.core.paths import RunLayout
+from dario_utils.runner import clean, execute, reproduce
+from dario_utils.runner.execute import RunOptions
 
 
 def test_notebooks_are_numbered_and_ordered():
-    found = reproduce.notebooks()
+    found = execute.notebooks()
     names = [nb.name for nb in found]
     assert names == sorted(names) and len(names) == 7
     assert [n[:2] for n in names] == ["01", "02", "03", "04", "05", "06", "07"]
@@ -27,13 +30,13 @@ def test_notebooks_are_numbered_and_ordered():
 
 
 def test_only_selects_the_listed_notebooks():
-    assert [nb.name for nb in reproduce.notebooks(["01"])] == ["01_data_split.ipynb"]
-    assert [nb.name[:2] for nb in reproduce.notebooks(["04", "02"])] == ["02", "04"]
+    assert [nb.name for nb in execute.notebooks(["01"])] == ["01_data_split.ipynb"]
+    assert [nb.name[:2] for nb in execute.notebooks(["04", "02"])] == ["02", "04"]
 
 
 def test_only_unknown_number_is_config_error():
     with pytest.raises(ConfigError) as err:
-        reproduce.notebooks(["01", "09"])
+        execute.notebooks(["01", "09"])
     assert "09" in str(err.value) and "01, 02, 03, 04, 05" in str(err.value)
 
 
@@ -58,10 +61,26 @@ def test_in_place_only_for_demo(output_root: Path, tmp_path: Path, capsys: pytes
     assert "--in-place" in capsys.readouterr().err
 
 
+def test_the_command_line_reads_the_output_root_once_from_the_environment(output_root: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    options = reproduce.parse_options(["--profile", "demo", "--only", "1,2"])
+    assert options.output_root == output_root.resolve() and options.only == ["01", "02"]
+    monkeypatch.delenv("DARIO_OUTPUT_ROOT")
+    assert reproduce.parse_options([]).output_root == paths.PROJECT_ROOT
+
+
+def test_in_place_refuses_an_output_root_its_notebooks_would_not_see(output_root: Path, tmp_path: Path):
+    """--in-place runs the notebooks with their own parameters, whose output root is DARIO_OUTPUT_ROOT's."""
+    with pytest.raises(ConfigError, match="DARIO_OUTPUT_ROOT"):
+        execute.run(RunOptions("demo", in_place=True, output_root=tmp_path / "elsewhere"))
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def _write_notebook(path: Path, cells: list) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('profile = "demo"\ndata_root = None\ndevice = None')
+    params = nbformat.v4.new_code_cell('profile = "demo"\ndata_root = None\ndevice = None\noutput_root = None\n'
+                                       'progress = False')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell("# a test notebook"), params, *cells]
     nbformat.write(nb, path)
@@ -73,16 +92,14 @@ def test_failing_notebook_is_named_with_its_cell_and_figures_are_kept(
     notebooks.mkdir()
     _write_notebook(notebooks / "01_fail.ipynb", [
         nbformat.v4.new_code_cell(
-            "from dario_utils import paths\n"
-            "(paths.figures_dir(profile) / 'table1.md').write_text('half-finished run')\n"
+            "from dario_utils.core.paths import RunLayout\n"
+            "(RunLayout(profile, output_root).figures / 'table1.md').write_text('half-finished run')\n"
             "print('profile', profile)"),
         nbformat.v4.new_code_cell('raise ValueError("boom")'),
         nbformat.v4.new_code_cell('print("never reached")'),
     ])
     _write_notebook(notebooks / "02_never.ipynb", [nbformat.v4.new_code_cell("x = 1")])
     monkeypatch.setattr(paths, "NOTEBOOKS_DIR", notebooks)
-    if hasattr(reproduce, "NOTEBOOKS_DIR"):
-        monkeypatch.setattr(reproduce, "NOTEBOOKS_DIR", notebooks)
 
     figures = output_root / "figures" / "demo"
     figures.mkdir(parents=True)
@@ -90,7 +107,7 @@ def test_failing_notebook_is_named_with_its_cell_and_figures_are_kept(
     (figures / "fig1.png").write_bytes(b"\x89PNG previous")
     environment = dict(os.environ)
 
-    result = reproduce.run("demo", timeout=120)
+    result = execute.run(RunOptions("demo", timeout=120, output_root=output_root))
     captured = capsys.readouterr()
     assert result.code == 1 and result.seconds == {}
     assert "01_fail.ipynb" in captured.err and "boom" in captured.err and "ValueError" in captured.err
@@ -115,7 +132,7 @@ def test_failing_notebook_is_named_with_its_cell_and_figures_are_kept(
     assert sorted(p.name for p in figures.iterdir()) == ["fig1.png", "table1.md"]
     assert (figures / "table1.md").read_text() == "previous complete results"
     assert (figures / "fig1.png").read_bytes() == b"\x89PNG previous"
-    assert (paths.figures_dir("demo") / "table1.md").read_text() == "half-finished run"
+    assert (RunLayout("demo", output_root).figures / "table1.md").read_text() == "half-finished run"
     assert dict(os.environ) == environment
 
 
@@ -126,8 +143,9 @@ def test_relative_data_root_reaches_the_notebooks_as_an_absolute_path(output_roo
     monkeypatch.chdir(tmp_path)
     seen = []
     monkeypatch.setattr("papermill.execute_notebook", lambda *args, parameters, **kwargs: seen.append(parameters))
-    assert reproduce.run("imagenet-sample", data_root="data", only=["01"]).code == 0
-    assert seen == [{"profile": "imagenet-sample", "data_root": str(tmp_path / "data"), "device": None}]
+    assert execute.run(RunOptions("imagenet-sample", data_root="data", only=["01"], output_root=output_root)).code == 0
+    assert seen == [{"profile": "imagenet-sample", "data_root": str(tmp_path / "data"), "device": None,
+                     "output_root": str(output_root), "progress": False}]
 
 
 def test_kernelspec_is_the_one_make_lab_installs():
@@ -135,7 +153,7 @@ def test_kernelspec_is_the_one_make_lab_installs():
     makefile = (paths.PROJECT_ROOT / "Makefile").read_text()
     match = re.search(r'ipykernel install .*--name (\S+) --display-name "([^"]+)"', makefile)
     assert match, "the Makefile installs no named kernel"
-    assert (match[1], match[2]) == (reproduce.KERNELSPEC["name"], reproduce.KERNELSPEC["display_name"])
+    assert (match[1], match[2]) == (clean.KERNELSPEC["name"], clean.KERNELSPEC["display_name"])
 
 
 def _stream(name: str, text: str) -> nbformat.NotebookNode:
@@ -162,9 +180,9 @@ def test_clean_notebook_stores_the_kernel_and_outputs_as_nbval_compares_them(tmp
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
 
-    reproduce.clean_notebook(path)
+    clean.clean_notebook(path)
     cleaned = nbformat.read(path, as_version=4)
-    assert cleaned.metadata["kernelspec"] == reproduce.KERNELSPEC == {
+    assert cleaned.metadata["kernelspec"] == clean.KERNELSPEC == {
         "name": "python3", "display_name": "Python 3 (darionet)", "language": "python"}
     assert "papermill" not in cleaned.metadata
     assert dict(cleaned.cells[1].metadata) == {"tags": ["x"]}
@@ -178,33 +196,33 @@ def test_clean_notebook_stores_the_kernel_and_outputs_as_nbval_compares_them(tmp
     # strict nbval compares the cleaned cell exactly as it compared the executed one
     assert (transform_streams_for_comparison(coalesce_streams(cleaned.cells[1].outputs))
             == transform_streams_for_comparison(coalesce_streams([nbformat.from_dict(o) for o in outputs])))
-    reproduce.clean_notebook(path)
+    clean.clean_notebook(path)
     assert nbformat.read(path, as_version=4) == cleaned
 
 
 def test_in_place_refresh_passes_strict_nbval(tmp_path: Path, output_root: Path, monkeypatch: pytest.MonkeyPatch):
-    """A notebook refreshed by --in-place stores no progress bars (the runner turns them off),
-    keeps its prints, and passes `make test`'s strict nbval check (bars off there too) when run again."""
+    """A notebook refreshed by --in-place stores no progress bars (its progress parameter is off by
+    default), keeps its prints, and passes `make test`'s strict nbval check (bars off there too) when run again."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     _write_notebook(notebooks / "01_bars.ipynb", [nbformat.v4.new_code_cell(
         "from tqdm import tqdm\n"
         "for epoch in range(2):\n"
-        "    for _ in tqdm(range(3), desc=f'epoch {epoch} train', leave=False):\n"
+        "    for _ in tqdm(range(3), desc=f'epoch {epoch} train', leave=False, disable=not progress):\n"
         "        pass\n"
         "    print('epoch', epoch, 'done')\n"
-        "for _ in tqdm(range(4), desc='evaluate'):\n"
+        "for _ in tqdm(range(4), desc='evaluate', disable=not progress):\n"
         "    pass")])
     monkeypatch.setattr(paths, "NOTEBOOKS_DIR", notebooks)
-    assert reproduce.run("demo", in_place=True, timeout=120).code == 0
+    assert execute.run(RunOptions("demo", in_place=True, timeout=120, output_root=output_root)).code == 0
     stored = nbformat.read(notebooks / "01_bars.ipynb", as_version=4)
-    assert stored.metadata["kernelspec"] == reproduce.KERNELSPEC
+    assert stored.metadata["kernelspec"] == clean.KERNELSPEC
     assert [o.get("name") for o in stored.cells[2].outputs] == ["stdout"], stored.cells[2].outputs
     assert stored.cells[2].outputs[0].text == "epoch 0 done\nepoch 1 done\n"
     check = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-kernel-name", "python3",
          "--nbval-sanitize-with", str(paths.PROJECT_ROOT / "notebooks" / "sanitize.cfg"), str(notebooks)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "TQDM_DISABLE": "1"})
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert check.returncode == 0, check.stdout[-3000:]
 
 
@@ -215,5 +233,6 @@ def test_relative_profile_file_reaches_the_notebooks_as_an_absolute_path(output_
     monkeypatch.chdir(tmp_path)
     seen = []
     monkeypatch.setattr("papermill.execute_notebook", lambda *args, parameters, **kwargs: seen.append(parameters))
-    assert reproduce.run("mine.yaml", only=["01"]).code == 0
-    assert seen == [{"profile": str(tmp_path / "mine.yaml"), "data_root": None, "device": None}]
+    assert execute.run(RunOptions("mine.yaml", only=["01"], output_root=output_root)).code == 0
+    assert seen == [{"profile": str(tmp_path / "mine.yaml"), "data_root": None, "device": None,
+                     "output_root": str(output_root), "progress": False}]

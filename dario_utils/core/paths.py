@@ -36,6 +36,9 @@ class RunLayout:
     profile: str
     output_root: Path = PROJECT_ROOT
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "output_root", Path(self.output_root))  # a notebook's parameter is a str
+
     @property
     def run(self) -> Path:
         """``runs/<profile>/``: manifests, checkpoints, results, executed notebooks, the run's tables and figures."""
