@@ -16,10 +16,12 @@ import pytest
 from conftest import write_jpeg
 from dario_utils.core import paths
 from dario_utils.core.config import load_config
+from dario_utils.core.paths import RunLayout
 from dario_utils.core.runtime import git_commit
 from dario_utils.data import dataset as data
 from dario_utils.evaluation.scorings import recipe_hash
-from dario_utils.runner import reproduce
+from dario_utils.runner import clean, execute, provenance, publish, reproduce
+from dario_utils.runner.execute import RunOptions
 
 PROFILE = "imagenet-sample"
 MODELS = ["original", "bilinear", "bicubic", "esrgan", "darionet"]
@@ -41,15 +43,16 @@ class FakeStudy:
         self.real_split = False
 
     def __call__(self, input_path: str, output_path: str, parameters: dict, **kwargs) -> None:
-        profile = parameters.get("profile", "demo")
-        folder = paths.figures_dir(profile)
+        profile = parameters.get("profile", "demo")  # --in-place: the notebook's own parameters
+        layout = RunLayout(profile, parameters.get("output_root") or paths.output_root_from_env())
+        folder = layout.figures
         number = Path(input_path).name[:2]
         if number == "01" and self.real_split:
-            config = load_config(profile, {"data_root": parameters["data_root"]})
+            config = load_config(profile, {"data_root": parameters["data_root"]}, output_root=layout.output_root)
             data.write_manifests(config, data.make_split(config))
         elif number == "01":
             names = sorted(p.name for p in Path(parameters["data_root"]).iterdir())
-            manifests = paths.manifests_dir(profile)
+            manifests = layout.manifests
             manifests.mkdir(parents=True, exist_ok=True)
             for split in ("train", "val", "test"):
                 (manifests / f"{split}.csv").write_text("path\n" + "".join(f"{name}\n" for name in names))
@@ -100,12 +103,12 @@ def test_full_run_publishes_its_provenance_and_republishes_on_the_same_data(
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
     published = output_root / "figures" / PROFILE
     record = json.loads((published / "provenance.json").read_text())
-    config = load_config(PROFILE, {"data_root": str(data.resolve())})
+    config = load_config(PROFILE, {"data_root": str(data.resolve())}, output_root=output_root)
     machine = {key: record.pop(key) for key in ("dirty", "diff_sha256", "seconds", "cpu", "threads")}
     resolved = record.pop("resolved_profile")
     assert record == {
         "profile": PROFILE, "data_root": str(data.resolve()),
-        "manifests_sha256": reproduce.manifests_fingerprint(PROFILE), "images_sha256": None, "notebooks": NOTEBOOKS,
+        "manifests_sha256": provenance.manifests_fingerprint(config.layout), "images_sha256": None, "notebooks": NOTEBOOKS,
         "commit": git_commit(), "date": datetime.now(timezone.utc).date().isoformat(), "recipe": recipe_hash(config),
         "table1_models": MODELS, "figures": study.figures_05,
     }
@@ -135,25 +138,25 @@ def test_quick_run_on_other_data_is_refused_until_overwrite(
     before = _snapshot(published)
     capsys.readouterr()
 
-    assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02"]) == reproduce.REFUSED
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02"]) == execute.REFUSED
     kept = output_root / "runs" / PROFILE / "figures"
     err = capsys.readouterr().err
     assert err.splitlines() == [
         f"error: figures/{PROFILE}/ holds the results of a fuller run (other data: manifests "
-        f"{reproduce.manifests_fingerprint(PROFILE)}, published {_record(published)['manifests_sha256']}; "
+        f"{provenance.manifests_fingerprint(RunLayout(PROFILE, output_root))}, published {_record(published)['manifests_sha256']}; "
         f"rows darionet would be lost; figures {', '.join(study.figures_05)} would be "
         f"lost); this run's tables and figures are in {kept}: pass --overwrite to replace them"]
     assert _snapshot(published) == before
-    assert reproduce.table1_models(kept) == MODELS[:4]
+    assert provenance.table1_models(kept) == MODELS[:4]
     assert json.loads((kept / "provenance.json").read_text())["data_root"] == str(quick.resolve())
     # nothing of the full run's other data is kept with them (its figures; the README is this run's own)
     assert sorted(p.name for p in kept.iterdir()) == ["README.md", "provenance.json", "table1.csv"]
     assert not any(name in (kept / "README.md").read_text() for name in study.figures_05)
 
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02", "--overwrite"]) == 0
-    assert reproduce.table1_models(published) == MODELS[:4]
+    assert provenance.table1_models(published) == MODELS[:4]
     assert json.loads((published / "provenance.json").read_text())["notebooks"] == NOTEBOOKS[:2]
-    assert reproduce.figure_files(published) == []
+    assert provenance.figure_files(published) == []
 
 
 def test_a_run_that_changes_the_split_keeps_nothing_of_the_older_split(
@@ -164,10 +167,10 @@ def test_a_run_that_changes_the_split_keeps_nothing_of_the_older_split(
     before = _snapshot(published)
     (data / "n01440764_new.JPEG").write_bytes(b"jpeg")  # notebook 01 makes another split of the same root
     capsys.readouterr()
-    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "01,02"]) == reproduce.REFUSED
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "01,02"]) == execute.REFUSED
     assert "fuller run (other data: manifests " in capsys.readouterr().err
     assert _snapshot(published) == before
-    folder = paths.figures_dir(PROFILE)
+    folder = RunLayout(PROFILE, output_root).figures
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "provenance.json", "table1.csv"]
     assert json.loads((folder / "provenance.json").read_text())["notebooks"] == NOTEBOOKS[:2]
 
@@ -179,15 +182,15 @@ def test_without_a_run_folder_a_run_starts_from_the_published_results_of_its_dat
     data, quick = _data(tmp_path, "sample", 20), _data(tmp_path, "quick", 5)
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
     published = output_root / "figures" / PROFILE
-    shutil.rmtree(paths.figures_dir(PROFILE))
+    shutil.rmtree(RunLayout(PROFILE, output_root).figures)
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "04,05"]) == 0
     assert json.loads((published / "provenance.json").read_text())["notebooks"] == NOTEBOOKS
-    assert reproduce.figure_files(published) == study.figures_05
+    assert provenance.figure_files(published) == study.figures_05
 
-    assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02"]) == reproduce.REFUSED
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02"]) == execute.REFUSED
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "01,04,05"]) == 0
     assert json.loads((published / "provenance.json").read_text())["notebooks"] == NOTEBOOKS
-    assert reproduce.table1_models(published) == MODELS
+    assert provenance.table1_models(published) == MODELS
 
 
 def test_partial_rerun_on_the_same_data_publishes_but_not_if_it_loses_a_row(
@@ -201,23 +204,23 @@ def test_partial_rerun_on_the_same_data_publishes_but_not_if_it_loses_a_row(
 
     study.rows_04 = MODELS[:3]
     capsys.readouterr()
-    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "04"]) == reproduce.REFUSED
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "04"]) == execute.REFUSED
     assert "fuller run (rows esrgan, darionet would be lost)" in capsys.readouterr().err
-    assert reproduce.table1_models(published) == MODELS
+    assert provenance.table1_models(published) == MODELS
 
 
 def test_in_place_does_not_refresh_the_notebooks_when_results_would_be_lost(
         study: FakeStudy, output_root: Path, capsys: pytest.CaptureFixture):
-    assert reproduce.run("demo", only=["04", "05"], in_place=True).code == 0
+    assert execute.run(RunOptions("demo", only=["04", "05"], in_place=True, output_root=output_root)).code == 0
     refreshed = nbformat.read(paths.NOTEBOOKS_DIR / "04_evaluation.ipynb", as_version=4)
-    assert refreshed.metadata["kernelspec"] == reproduce.KERNELSPEC and refreshed.cells[-1].source == "executed"
+    assert refreshed.metadata["kernelspec"] == clean.KERNELSPEC and refreshed.cells[-1].source == "executed"
     record = json.loads((output_root / "figures" / "demo" / "provenance.json").read_text())
     assert record["data_root"] == "data/imagenet-sample-128"  # not where this checkout lies
 
     stored = {nb.name: nb.read_bytes() for nb in paths.NOTEBOOKS_DIR.iterdir()}
     study.rows_04 = MODELS[:4]
     capsys.readouterr()
-    assert reproduce.run("demo", only=["04"], in_place=True).code == reproduce.REFUSED
+    assert execute.run(RunOptions("demo", only=["04"], in_place=True, output_root=output_root)).code == execute.REFUSED
     assert "fuller run (rows darionet would be lost)" in capsys.readouterr().err
     assert {nb.name: nb.read_bytes() for nb in paths.NOTEBOOKS_DIR.iterdir()} == stored
 
@@ -229,11 +232,11 @@ def test_refusals_compare_rows_figures_and_data(tmp_path: Path):
         _write_table(folder, MODELS)
         for i in (1, 2):
             (folder / f"fig{i}_x.png").write_bytes(b"png")
-    assert reproduce.publish_refusals(staged, published) == []
+    assert publish.publish_refusals(staged, published) == []
 
     (staged / "fig2_x.png").unlink()
     _write_table(staged, ["darionet", "original", "extra"])
-    assert reproduce.publish_refusals(staged, published) == [
+    assert publish.publish_refusals(staged, published) == [
         "rows bilinear, bicubic, esrgan would be lost", "figures fig2_x.png would be lost"]
 
     # without provenance.json (an older run) other data alone is no reason
@@ -241,18 +244,18 @@ def test_refusals_compare_rows_figures_and_data(tmp_path: Path):
     (staged / "fig2_x.png").write_bytes(b"png")
     record = {"data_root": "/data/a", "manifests_sha256": "aaaaaaaaaaaa"}
     (staged / "provenance.json").write_text(json.dumps(record))
-    assert reproduce.publish_refusals(staged, published) == []
+    assert publish.publish_refusals(staged, published) == []
     (published / "provenance.json").write_text(json.dumps({**record, "manifests_sha256": "bbbbbbbbbbbb"}))
-    assert reproduce.publish_refusals(staged, published) == [
+    assert publish.publish_refusals(staged, published) == [
         "other data: manifests aaaaaaaaaaaa, published bbbbbbbbbbbb"]
     # the data are told by content: the same manifests and images in another folder are the same data
     (published / "provenance.json").write_text(json.dumps({**record, "data_root": "/data/b"}))
-    assert reproduce.publish_refusals(staged, published) == []
+    assert publish.publish_refusals(staged, published) == []
     images = {"images_sha256": "cccccccccccc"}
     (staged / "provenance.json").write_text(json.dumps({**record, **images}))
-    assert reproduce.publish_refusals(staged, published) == []  # published by an older runner: no images hash
+    assert publish.publish_refusals(staged, published) == []  # published by an older runner: no images hash
     (published / "provenance.json").write_text(json.dumps({**record, "images_sha256": "dddddddddddd"}))
-    assert reproduce.publish_refusals(staged, published) == ["other data: images cccccccccccc, published dddddddddddd"]
+    assert publish.publish_refusals(staged, published) == ["other data: images cccccccccccc, published dddddddddddd"]
 
 
 # ---------------------------------------------------------------- data told by content, not by folder
@@ -296,9 +299,9 @@ def test_other_images_of_the_same_names_and_sizes_are_other_data(
     before, record = _snapshot(published), _record(published)
     other = _jpegs(tmp_path, "other", range(100, 112))  # the same manifests, other pixels
     capsys.readouterr()
-    assert reproduce.main(["--profile", PROFILE, "--data-root", str(other)]) == reproduce.REFUSED
-    assert reproduce.manifests_fingerprint(PROFILE) == record["manifests_sha256"]
+    assert reproduce.main(["--profile", PROFILE, "--data-root", str(other)]) == execute.REFUSED
+    assert provenance.manifests_fingerprint(RunLayout(PROFILE, output_root)) == record["manifests_sha256"]
     err = capsys.readouterr().err
-    assert f"fuller run (other data: images {reproduce.images_fingerprint(PROFILE)}, published " \
+    assert f"fuller run (other data: images {provenance.images_fingerprint(RunLayout(PROFILE, output_root))}, published " \
            f"{record['images_sha256']})" in err
     assert _snapshot(published) == before
