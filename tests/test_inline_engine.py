@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from dario_utils.core import paths
-from dario_utils.runner import reproduce
+from dario_utils.core.config import ConfigError
+from dario_utils.core.paths import RunLayout
+from dario_utils.runner import execute, reproduce
+from dario_utils.runner.execute import RunOptions
 
 sys.path.insert(0, str(paths.PROJECT_ROOT))  # tools/ is no installed package: import it from this checkout
 from tools.gpu import inline  # noqa: E402
@@ -30,7 +33,7 @@ def write_notebook(path: Path, cells: list[dict]) -> Path:
     """A notebook in nbformat 4's JSON layout, written with json alone."""
     nb = {"nbformat": 4, "nbformat_minor": 5, "cells": [
         {"cell_type": "markdown", "metadata": {}, "source": "# a test notebook"},
-        code('profile = "demo"\ndata_root = None\ndevice = None', ["parameters"]),
+        code('profile = "demo"\ndata_root = None\ndevice = None\noutput_root = None\nprogress = False', ["parameters"]),
         *cells], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
     path.write_text(json.dumps(nb))
     return path
@@ -114,7 +117,8 @@ def test_runner_reports_an_inline_failure_like_papermill(tmp_path: Path, output_
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     write_notebook(notebooks / "01_fail.ipynb", [
-        code("from dario_utils import paths\n(paths.figures_dir(profile) / 'table1.md').write_text('x')"),
+        code("from dario_utils.core.paths import RunLayout\n"
+             "(RunLayout(profile, output_root).figures / 'table1.md').write_text('x')"),
         code('raise ValueError("boom")'),
     ])
     write_notebook(notebooks / "02_never.ipynb", [code("x = 1")])
@@ -124,7 +128,7 @@ def test_runner_reports_an_inline_failure_like_papermill(tmp_path: Path, output_
     (figures / "table1.md").write_text("previous complete results")
     environment = dict(os.environ)
 
-    result = reproduce.run("demo", timeout=60, engine=ENGINE)
+    result = execute.run(RunOptions("demo", timeout=60, output_root=output_root), engine=ENGINE)
     assert result.code == 1 and result.seconds == {}
     captured = capsys.readouterr()
     executed = output_root / "runs" / "demo" / "notebooks" / "01_fail.ipynb"
@@ -134,7 +138,7 @@ def test_runner_reports_an_inline_failure_like_papermill(tmp_path: Path, output_
             f"{nb['cells'][failing]['execution_count']}): ValueError: boom") in captured.err
     assert str(executed) in captured.err and "02_never" not in captured.out + captured.err
     assert (figures / "table1.md").read_text() == "previous complete results"
-    assert (paths.figures_dir("demo") / "table1.md").read_text() == "x"  # the failed run's, unpublished
+    assert (RunLayout("demo", output_root).figures / "table1.md").read_text() == "x"  # the failed run's, unpublished
     changed = {k for k in os.environ.keys() | environment.keys() if os.environ.get(k) != environment.get(k)}
     assert changed <= {"MPLBACKEND"}  # the runner leaves no variable behind (the engine sets matplotlib's)
 
@@ -147,8 +151,8 @@ def test_without_papermill_the_runner_says_what_to_do(output_root: Path, monkeyp
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: papermill is not installed") and "make install" in err and "tools/gpu" in err
     assert not output_root.exists()
-    with pytest.raises(reproduce.ConfigError, match="--in-place"):
-        reproduce.run("demo", in_place=True, engine=ENGINE)
+    with pytest.raises(ConfigError, match="--in-place"):
+        execute.run(RunOptions("demo", in_place=True, output_root=output_root), engine=ENGINE)
 
 
 def test_without_any_jupyter_package_the_inline_runner_runs(tmp_path: Path):
