@@ -95,8 +95,8 @@ def test_fine_tuned_classifier_steps_through_the_mirrors_where_darionet_does(out
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Both routes get the same training images: with ``train.flipped_copies`` the classifier's
     epoch, like DarioNet's, holds every train image and its mirror."""
-    config = tiny_config(start_checkpoint, **{"train.epochs": 1, "train.max_batches": None, "train.crop": None,
-                                              "train.flipped_copies": True})
+    config = tiny_config(start_checkpoint, output_root, **{"train.epochs": 1, "train.max_batches": None,
+                                                           "train.crop": None, "train.flipped_copies": True})
     sizes: list[int] = []
     loader = classifier_route.train_loader
 
@@ -110,11 +110,11 @@ def test_fine_tuned_classifier_steps_through_the_mirrors_where_darionet_does(out
 
 
 def test_fine_tuned_classifier_comes_closer_to_the_teacher_on_small_images(output_root, start_checkpoint) -> None:
-    config = tiny_config(start_checkpoint, **{"train.epochs": 2, "train.max_batches": None, "train.crop": None,
-                                              "alternatives.classifier_lr": 1e-4})
+    config = tiny_config(start_checkpoint, output_root, **{"train.epochs": 2, "train.max_batches": None,
+                                                           "train.crop": None, "alternatives.classifier_lr": 1e-4})
     history = classifier_route.finetune_classifier(config, progress=False)
     assert history[["epoch", "phase"]].values.tolist() == [[1, "train"], [1, "val"], [2, "train"], [2, "val"]]
-    path = classifier_route.checkpoint_path(config.profile)
+    path = config.layout.classifier_checkpoint
     before, after = _bicubic_logit_mse(config), _bicubic_logit_mse(config, weights=path)
     assert after < before, f"validation logit MSE on bicubic images {before:.4f} -> {after:.4f}"
     best = history[history["phase"] == "val"]["logit_mse"].min()

@@ -21,6 +21,7 @@ from torch import nn
 from conftest import write_jpeg
 from dario_utils.core import paths
 from dario_utils.core.config import ConfigError, load_config
+from dario_utils.core.paths import RunLayout
 from dario_utils.data import dataset as data
 from dario_utils.evaluation import evaluate
 from dario_utils.models import build_student, load_teacher, RRDBNet, save_sr_checkpoint, TeacherWeightsError
@@ -68,9 +69,15 @@ def tiny(tmp_path: Path, output_root: Path, images: Path) -> Path:
     raw["eval"].update(batch_size=2, bootstrap=10)
     path = tmp_path / f"{PROFILE}.yaml"
     path.write_text(yaml.safe_dump(raw))
-    config = load_config(path)
+    config = load_config(path, output_root=output_root)
     data.write_manifests(config, data.make_split(config))
     return path
+
+
+@pytest.fixture
+def layout(output_root: Path) -> RunLayout:
+    """The tiny profile's run under the test's output root."""
+    return RunLayout(PROFILE, output_root)
 
 
 def _profile_with(tiny: Path, **changes) -> Path:
@@ -96,10 +103,11 @@ def test_train_on_cuda_without_a_gpu(no_gpu, output_root: Path, capsys: pytest.C
     assert not output_root.exists()
 
 
-def test_evaluate_on_cuda_without_a_gpu(no_gpu, tiny: Path, capsys: pytest.CaptureFixture):
+def test_evaluate_on_cuda_without_a_gpu(no_gpu, tiny: Path, capsys: pytest.CaptureFixture,
+                                        layout: RunLayout):
     assert evaluate.main(["--profile", str(tiny), "--device", "cuda", "--models", "original"]) == 2
     assert capsys.readouterr().err == NO_GPU.format(profile=PROFILE)
-    assert not paths.results_dir(PROFILE).exists()
+    assert not layout.results.exists()
 
 
 def test_train_command_on_cuda_without_a_gpu(tmp_path: Path):
@@ -165,8 +173,9 @@ def _no_state(last: Path) -> None:
     (lambda last: last.write_bytes(b""), "is not a readable checkpoint: empty file"),
     (_no_state, "holds no training state to resume (provenance, optimizer, rng, history)"),
 ])
-def test_resume_from_a_corrupt_last_checkpoint(tiny: Path, capsys: pytest.CaptureFixture, make, reason: str):
-    last = paths.checkpoints_dir(PROFILE) / "darionet_last.pt"
+def test_resume_from_a_corrupt_last_checkpoint(tiny: Path, capsys: pytest.CaptureFixture, make, reason: str,
+                                               layout: RunLayout):
+    last = layout.checkpoints / "darionet_last.pt"
     last.parent.mkdir(parents=True)
     make(last)
     before = last.read_bytes()
@@ -180,11 +189,11 @@ def test_resume_from_a_corrupt_last_checkpoint(tiny: Path, capsys: pytest.Captur
 # ---------------------------------------------------------------- the head cache
 
 
-def test_a_corrupt_head_cache_is_computed_again(tiny: Path, capsys: pytest.CaptureFixture):
-    config = load_config(tiny, {"train.frozen_blocks": 1})
+def test_a_corrupt_head_cache_is_computed_again(tiny: Path, capsys: pytest.CaptureFixture, layout: RunLayout):
+    config = load_config(tiny, {"train.frozen_blocks": 1}, output_root=layout.output_root)
     net = build_student(config, "cpu")
     first = head_features(config, "val", net, torch.device("cpu"), progress=False)
-    cache = paths.run_dir(PROFILE) / "cache" / f"head-val-{config.data.scale:g}.pt"
+    cache = layout.head_cache(f"head-val-{config.data.scale:g}.pt")
     assert cache.is_file()
     cache.write_bytes(cache.read_bytes()[:100])
     capsys.readouterr()
@@ -243,12 +252,12 @@ def test_teacher_weights_of_another_architecture_or_unreadable(bad_teacher: tupl
 
 
 def test_train_and_evaluate_with_bad_teacher_weights(bad_teacher: tuple[Path, str], tiny: Path,
-                                                     capsys: pytest.CaptureFixture):
+                                                     capsys: pytest.CaptureFixture, layout: RunLayout):
     path, reason = bad_teacher
     _profile_with(tiny, teacher__weights=str(path))
     assert train.main(["--profile", str(tiny)]) == 2
     _assert_teacher_line(_one_error_line(capsys.readouterr().err).removeprefix("error: "), path, reason)
-    assert not (paths.checkpoints_dir(PROFILE) / "darionet_last.pt").exists()
+    assert not (layout.checkpoints / "darionet_last.pt").exists()
     assert evaluate.main(["--profile", str(tiny), "--models", "original"]) == 2
     _assert_teacher_line(_one_error_line(capsys.readouterr().err).removeprefix("error: "), path, reason)
 
@@ -265,8 +274,8 @@ def _loaded(monkeypatch: pytest.MonkeyPatch, module, name: str) -> list:
 
 
 def test_train_with_an_unwritable_output_folder(tiny: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture):
-    blocker = paths.checkpoints_dir(PROFILE)
+                                                capsys: pytest.CaptureFixture, layout: RunLayout):
+    blocker = layout.checkpoints
     blocker.write_text("a file, not a folder")
     teachers = _loaded(monkeypatch, train, "load_teacher")
     assert train.main(["--profile", str(tiny)]) == 2
@@ -274,12 +283,12 @@ def test_train_with_an_unwritable_output_folder(tiny: Path, monkeypatch: pytest.
         f"error: cannot write to output folder {blocker}: Not a directory. "
         "Fix its permissions or set DARIO_OUTPUT_ROOT to a writable folder.")
     assert teachers == [] and blocker.read_text() == "a file, not a folder"
-    assert not paths.results_dir(PROFILE).exists()
+    assert not layout.results.exists()
 
 
 def test_evaluate_with_an_unwritable_output_folder(tiny: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture):
-    blocker = paths.results_dir(PROFILE)
+                                                   capsys: pytest.CaptureFixture, layout: RunLayout):
+    blocker = layout.results
     blocker.write_text("a file, not a folder")
     judges = _loaded(monkeypatch, evaluate, "load_judge")
     assert evaluate.main(["--profile", str(tiny), "--models", "original"]) == 2
@@ -288,7 +297,7 @@ def test_evaluate_with_an_unwritable_output_folder(tiny: Path, monkeypatch: pyte
         "Fix its permissions or set DARIO_OUTPUT_ROOT to a writable folder.")
     assert judges == [] and blocker.read_text() == "a file, not a folder"
     with pytest.raises(Exception, match="cannot write to output folder"):  # the notebooks' entry point too
-        evaluate.evaluate(load_config(tiny), ["original"], progress=False)
+        evaluate.evaluate(load_config(tiny, output_root=layout.output_root), ["original"], progress=False)
     assert judges == []
 
 
@@ -321,7 +330,7 @@ def test_unreadable_image_is_refused_at_split_time(images: Path, output_root: Pa
     make, reason = BAD_IMAGES[kind]
     bad = images / "n01443537_bad.JPEG"
     make(bad)
-    config = load_config("imagenet-sample", {"data_root": str(images)})
+    config = load_config("imagenet-sample", {"data_root": str(images)}, output_root=output_root)
     with pytest.raises(data.DataError) as err:
         data.make_split(config)
     message = str(err.value)
@@ -335,7 +344,8 @@ def test_skip_unreadable_leaves_it_out_and_counts_it(images: Path, output_root: 
                                                      capsys: pytest.CaptureFixture):
     bad = images / "n01443537_bad.JPEG"
     _truncated_jpeg(bad)
-    config = load_config("imagenet-sample", {"data_root": str(images), "data.skip_unreadable": True})
+    config = load_config("imagenet-sample", {"data_root": str(images), "data.skip_unreadable": True},
+                         output_root=output_root)
     frames = data.make_split(config)
     assert bad.name not in set(pd.concat(frames.values())["path"])
     assert sum(len(f) for f in frames.values()) == 12

@@ -18,7 +18,7 @@ from dario_utils.data import dataset as data
 from dario_utils.evaluation import evaluate, tables
 from dario_utils.figures import beyond_figures, captions as figures_readme
 from dario_utils.models import load_sr, RRDBNet, save_sr_checkpoint, study_models
-from dario_utils.runner import recorded, reproduce
+from dario_utils.runner import execute, recorded, reproduce
 from dario_utils.studies import beyond
 from dario_utils.training import losses, train
 
@@ -35,19 +35,18 @@ def _tiny_study(root: Path, lr: float) -> tuple[Path, Config]:
         (images / path.name).symlink_to(path)
     torch.manual_seed(0)
     start = save_sr_checkpoint(root / "start.pt", RRDBNet(nf=8, nb=2, gc=4), {"stage": "test"})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DARIO_OUTPUT_ROOT", str(root / "out"))
-        config = load_config("demo", {
-            "data_root": str(images), "num_threads": 1, "data.image_size": 64,
-            "data.fractions": {"train": 0.34, "val": 0.33, "test": 0.33}, "teacher.input_size": 64,
-            "sr.nf": 8, "sr.nb": 2, "sr.gc": 4, "sr.pretrained": str(start), "train.frozen_blocks": 1,
-            "train.batch_size": 4, "train.epochs": 2, "train.max_batches": 1, "train.lr": lr,
-            "eval.batch_size": 4, "eval.bootstrap": 50, "beyond.scales": [0.25, 0.5],
-            "beyond.loss_ablation": True, "beyond.ablation_epochs": 1, "beyond.ablation_temperatures": [2.0]})
-        data.write_manifests(config, data.make_split(config))
-        train.finetune(config, progress=False)
-        run = evaluate.evaluate(config, progress=False)
-        tables.write_tables(config, run)
+    config = load_config("demo", {
+        "data_root": str(images), "num_threads": 1, "data.image_size": 64,
+        "data.fractions": {"train": 0.34, "val": 0.33, "test": 0.33}, "teacher.input_size": 64,
+        "sr.nf": 8, "sr.nb": 2, "sr.gc": 4, "sr.pretrained": str(start), "train.frozen_blocks": 1,
+        "train.batch_size": 4, "train.epochs": 2, "train.max_batches": 1, "train.lr": lr,
+        "eval.batch_size": 4, "eval.bootstrap": 50, "beyond.scales": [0.25, 0.5],
+        "beyond.loss_ablation": True, "beyond.ablation_epochs": 1, "beyond.ablation_temperatures": [2.0]},
+        output_root=root / "out")
+    data.write_manifests(config, data.make_split(config))
+    train.finetune(config, progress=False)
+    run = evaluate.evaluate(config, progress=False)
+    tables.write_tables(config, run)
     return root / "out", config
 
 
@@ -58,8 +57,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Config]:
 
 
 @pytest.fixture
-def in_study(study, monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(study[0]))
+def in_study(study) -> Config:
     return study[1]
 
 
@@ -70,7 +68,7 @@ def test_judge_transfer_scores_every_model_under_both_judges(in_study: Config) -
     for role, rows in table2.groupby("role"):
         assert list(rows["model"]) == list(study_models.MODELS), role
         assert rows["n_images"].nunique() == 1
-    table1 = pd.read_csv(paths.figures_dir(in_study.profile) / "table1.csv").set_index("model")
+    table1 = pd.read_csv(in_study.layout.figures / "table1.csv").set_index("model")
     teacher = table2[table2["role"] == "teacher"].set_index("model")
     assert np.allclose(teacher["top1"], table1.loc[teacher.index, "top1"])
     assert set(table2.loc[table2["gap_recovered"].notna(), "model"]) <= {"darionet"}  # NaN where undefined
@@ -79,7 +77,7 @@ def test_judge_transfer_scores_every_model_under_both_judges(in_study: Config) -
     expected = tables.gap_closed(unseen.reset_index())
     found = beyond.gaps(table2)["unseen judge"]
     assert np.isnan(found) if expected is None else found == pytest.approx(expected)
-    markdown = (paths.figures_dir(in_study.profile) / "table2_judge_transfer.md").read_text()
+    markdown = (in_study.layout.figures / "table2_judge_transfer.md").read_text()
     assert "top-1, efficientnet_lite2" in markdown and "DarioNet" in markdown and "esrgan" not in markdown
 
 
@@ -104,10 +102,10 @@ def test_scale_sweep_scores_each_factor_with_its_own_head_cache(in_study: Config
         assert list(rows["model"]) == ["original", *beyond.SWEEP_MODELS]
         assert (rows["small_size"] == int(64 * scale)).all()
     assert sweep.groupby("model")["top1"].nunique()["original"] == 1  # the originals do not depend on the factor
-    cached = {p.name for p in (paths.run_dir(in_study.profile) / "cache").iterdir()}
+    cached = {p.name for p in (in_study.layout.run / "cache").iterdir()}
     assert {"head-test-0.25.pt", "head-test-0.5.pt", "head-test-0.32.pt"} <= cached
     with_study = beyond.scale_sweep(with_overrides(in_study, {"beyond.scales": [0.32]}), progress=False)
-    table1 = pd.read_csv(paths.figures_dir(in_study.profile) / "table1.csv").set_index("model")
+    table1 = pd.read_csv(in_study.layout.figures / "table1.csv").set_index("model")
     at_study = with_study.set_index("model")
     assert np.allclose(at_study["top1"], table1.loc[at_study.index, "top1"])  # notebook 04's rows, reused
 
@@ -119,7 +117,7 @@ def test_loss_ablation_trains_each_loss_apart_from_the_study(in_study: Config) -
     assert list(ablation["loss"]) == ["mse", "kl_t2", "mse_l1", "mse_features"]
     assert (ablation["epochs"] == 1).all() and (ablation["best_epoch"] == 1).all()
     assert study_checkpoint.read_bytes() == before  # the study's DarioNet is left as it was
-    weights = {key: load_sr(beyond.results_dir(in_study.profile) / f"loss-{key}" / train.BEST_FILE).state_dict()
+    weights = {key: load_sr(in_study.layout.beyond_results / f"loss-{key}" / train.BEST_FILE).state_dict()
                for key in ablation["loss"]}
     last = "conv_last.weight"
     assert not any(torch.equal(weights["mse"][last], weights[key][last]) for key in ("kl_t2", "mse_l1", "mse_features"))
@@ -130,16 +128,16 @@ def test_an_ablation_turned_off_trains_nothing_and_leaves_no_earlier_table(in_st
                                                                            capsys: pytest.CaptureFixture) -> None:
     for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
         step(in_study, progress=False)
-    beyond_figures.make_beyond_figures(in_study.profile)
+    beyond_figures.make_beyond_figures(in_study.layout)
     off = with_overrides(in_study, {"beyond.loss_ablation": False})
     try:
         assert beyond.loss_ablation(off, progress=False) is None
         assert "the loss ablation is off" in capsys.readouterr().out
-        assert not any((paths.figures_dir(off.profile) / name).exists() for name in beyond.ABLATION_OUTPUTS)
-        drawn = {p.stem for p in beyond_figures.make_beyond_figures(off.profile)}
+        assert not any((off.layout.figures / name).exists() for name in beyond.ABLATION_OUTPUTS)
+        drawn = {p.stem for p in beyond_figures.make_beyond_figures(off.layout)}
         assert drawn == {"fig8_judge_transfer", "fig9_scale_sweep"}
-        assert "3. **The loss:** not compared" in beyond.answers(off.profile)
-        assert not recorded.trained_margins(off.profile)["what"].str.contains("loss").any()
+        assert "3. **The loss:** not compared" in beyond.answers(off.layout)
+        assert not recorded.trained_margins(off.layout)["what"].str.contains("loss").any()
     finally:  # the other tests of this module find the ablation's table
         beyond.loss_ablation(in_study, progress=False)
 
@@ -147,7 +145,7 @@ def test_an_ablation_turned_off_trains_nothing_and_leaves_no_earlier_table(in_st
 def test_the_study_budget_reuses_the_study_run_for_logit_mse(in_study: Config) -> None:
     config = with_overrides(in_study, {"beyond.ablation_epochs": None, "beyond.ablation_temperatures": []})
     ablation = beyond.loss_ablation(config, progress=False)
-    table1 = pd.read_csv(paths.figures_dir(config.profile) / "table1.csv").set_index("model")
+    table1 = pd.read_csv(config.layout.figures / "table1.csv").set_index("model")
     mse = ablation.set_index("loss").loc["mse"]
     assert mse["epochs"] == config.train.epochs and mse["top1"] == pytest.approx(table1.loc["darionet", "top1"])
 
@@ -156,27 +154,27 @@ def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeyp
                                                        tmp_path: Path) -> None:
     for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
         step(in_study, progress=False)
-    written = beyond_figures.make_beyond_figures(in_study.profile)
+    written = beyond_figures.make_beyond_figures(in_study.layout)
     assert sorted(p.name for p in written) == sorted(f"{name}.{ext}" for ext in ("png", "pdf")
                                                      for name in beyond_figures.BEYOND_FIGURES)
     assert set(beyond_figures.BEYOND_FIGURES) <= set(figures_readme.CAPTIONS)
     first = {p.name: p.read_bytes() for p in written}
-    assert {p.name: p.read_bytes() for p in beyond_figures.make_beyond_figures(in_study.profile)} == first
-    text = beyond.answers(in_study.profile)
+    assert {p.name: p.read_bytes() for p in beyond_figures.make_beyond_figures(in_study.layout)} == first
+    text = beyond.answers(in_study.layout)
     assert "efficientnet_lite2" in text and "at 0.25 (16 px)" in text and "logit MSE" in text
     assert "the ablation is inconclusive" in text
 
     monkeypatch.setattr(recorded, "RECORD_FILE", tmp_path / "recorded.json")
     monkeypatch.setattr(recorded, "_results", lambda profile: {"table1": {}, "best_val": {}})
-    recorded.record(in_study.profile)
+    recorded.record(in_study.layout)
     saved = json.loads(recorded.RECORD_FILE.read_text())["beyond"]
     assert set(saved) == {"unseen judge", "factor 0.25", "factor 0.5", "loss mse", "loss kl_t2", "loss mse_l1",
                           "loss mse_features"}
-    assert recorded.compare(in_study.profile)["ok"].all()
+    assert recorded.compare(in_study.layout)["ok"].all()
     saved["loss mse"]["top1"] += 0.2
     recorded.RECORD_FILE.write_text(json.dumps({"profile": in_study.profile, "table1": {}, "best_val": {},
                                                 "beyond": saved}))
-    frame = recorded.compare(in_study.profile)
+    frame = recorded.compare(in_study.layout)
     assert list(frame.loc[~frame["ok"], "what"]) == ["06, DarioNet, loss mse"]
 
 
@@ -186,27 +184,25 @@ TRAINED_ROWS = ["Table 1, DarioNet", "best validation epoch", "06, DarioNet, uns
 
 
 def test_trained_margins_name_every_trained_row(in_study: Config) -> None:
-    if not paths.figures_dir(in_study.profile).joinpath("loss_ablation.csv").is_file():
+    if not in_study.layout.figures.joinpath("loss_ablation.csv").is_file():
         for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
             step(in_study, progress=False)
-    frame = recorded.trained_margins(in_study.profile)
+    frame = recorded.trained_margins(in_study.layout)
     assert list(frame["what"].unique()) == TRAINED_ROWS and (frame["floor"] > 0).all()
 
 
-def test_a_darionet_that_did_not_train_fails_every_trained_row(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_darionet_that_did_not_train_fails_every_trained_row(tmp_path: Path) -> None:
     """Planted regression A: ``train.lr: 0``, so DarioNet and every loss of the ablation stay their start."""
-    root, config = _tiny_study(tmp_path, lr=0.0)
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(root))
+    _, config = _tiny_study(tmp_path, lr=0.0)
     for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
         step(config, progress=False)
-    frame = recorded.trained_margins(config.profile)
+    frame = recorded.trained_margins(config.layout)
     assert list(frame["what"].unique()) == TRAINED_ROWS
     assert (frame["margin"].abs() < 1e-9).all() and not frame["ok"].any(), frame.to_string()
 
 
 def test_beyond_needs_the_study_first(output_root: Path) -> None:
-    config = load_config("demo")
+    config = load_config("demo", output_root=output_root)
     with pytest.raises(evaluate.MissingCheckpointError, match="run notebooks 01-05 first"):
         beyond.judge_transfer(config, progress=False)
 
@@ -224,9 +220,9 @@ def test_logit_losses() -> None:
 
 
 def test_demo_default_run_leaves_06_and_07_out_and_says_so() -> None:
-    assert reproduce.default_notebooks(load_config("demo")) == ["01", "02", "03", "04", "05"]
-    assert reproduce.default_notebooks(load_config("imagenet-sample")) is None
-    assert [nb.name[:2] for nb in reproduce.notebooks()] == ["01", "02", "03", "04", "05", "06", "07"]
+    assert execute.default_notebooks(load_config("demo")) == ["01", "02", "03", "04", "05"]
+    assert execute.default_notebooks(load_config("imagenet-sample")) is None
+    assert [nb.name[:2] for nb in execute.notebooks()] == ["01", "02", "03", "04", "05", "06", "07"]
     assert reproduce.main(["--profile", "demo", "--only", "01", "--all"]) == 2
 
 
@@ -241,6 +237,6 @@ def test_scale_sweep_can_train_a_darionet_at_each_factor(in_study: Config) -> No
     config = with_overrides(in_study, {"beyond.scales": [0.25, 0.32], "beyond.train_per_scale": True})
     sweep = beyond.scale_sweep(config, progress=False).set_index(["scale", "model"])
     assert sweep.loc[(0.32, "darionet_at_scale"), "top1"] == sweep.loc[(0.32, "darionet"), "top1"]  # the study's
-    assert (beyond.results_dir(config.profile) / "train-scale-0.25" / train.BEST_FILE).is_file()
+    assert (config.layout.beyond_results / "train-scale-0.25" / train.BEST_FILE).is_file()
     assert sweep.loc[(0.25, "darionet_at_scale"), "name"] == "DarioNet trained at this factor"
-    assert "head-train-0.25.pt" in {p.name for p in (paths.run_dir(config.profile) / "cache").iterdir()}
+    assert "head-train-0.25.pt" in {p.name for p in (config.layout.run / "cache").iterdir()}

@@ -15,6 +15,7 @@ import yaml
 
 from conftest import write_jpeg
 from dario_utils.core import paths
+from dario_utils.core.paths import RunLayout
 from dario_utils.data.dataset import MANIFEST_COLUMNS
 from dario_utils.evaluation import evaluate, upscale
 from dario_utils.training import train
@@ -108,7 +109,7 @@ def profile_file(tmp_path: Path, output_root: Path, broken: tuple[Path, str]) ->
     for k in range(3):
         write_jpeg(images / f"{k}.JPEG", k)
         rows.append(f"{k}.JPEG,n01440764,0,48,40,test,g")
-    manifests = paths.manifests_dir(PROFILE)
+    manifests = RunLayout(PROFILE, output_root).manifests
     manifests.mkdir(parents=True)
     for split in ("train", "val", "test"):
         (manifests / f"{split}.csv").write_text("\n".join([",".join(MANIFEST_COLUMNS), *rows]) + "\n")
@@ -145,11 +146,12 @@ def test_evaluate(broken: tuple[Path, str], profile_file: Path, capsys: pytest.C
     _assert_one_error_line(capsys.readouterr().err, path, reason)
 
 
-def test_train_from_it(broken: tuple[Path, str], profile_file: Path, capsys: pytest.CaptureFixture):
+def test_train_from_it(broken: tuple[Path, str], profile_file: Path, output_root: Path,
+                      capsys: pytest.CaptureFixture):
     path, reason = broken
     assert train.main(["--profile", str(profile_file)]) == 2
     _assert_one_error_line(capsys.readouterr().err, path, reason)
-    assert not (paths.checkpoints_dir(PROFILE) / "darionet_last.pt").exists()
+    assert not (RunLayout(PROFILE, output_root).checkpoints / "darionet_last.pt").exists()
 
 
 def test_valid_checkpoints_still_load(tmp_path: Path):

@@ -68,7 +68,7 @@ def test_a_fold_that_did_not_train_recovers_nothing():
     assert np.isnan(pooled["share_of_teacher_gain"].iloc[0])
 
 
-def test_folds_must_exist():
-    config = load_config("imagenet-sample")
+def test_folds_must_exist(output_root):
+    config = load_config("imagenet-sample", output_root=output_root)
     with pytest.raises(ValueError, match="do not exist"):
         crossval.cross_validate(config, only=[4])

@@ -3,6 +3,7 @@ val layout, manifests (columns, seeded and byte-identical), the sample-folder sp
 ImageNet JPEGs, the demo's shipped thumbnails, and ManifestDataset on odd image files."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image
 from conftest import TREE_TRAIN_PER_CLASS, TREE_VAL_PER_CLASS, write_jpeg
 from dario_utils.core import paths
 from dario_utils.core.config import load_config
+from dario_utils.core.paths import RunLayout
 from dario_utils.data import dataset as data
 from dario_utils.data.imagenet import imagenet_wnids
 
@@ -89,16 +91,14 @@ def test_make_split_frames_have_manifest_columns(tmp_path: Path, make_ilsvrc_tre
     assert not output_root.exists()  # make_split writes nothing
 
 
-def _write(config, frames, out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(out))
-    return data.write_manifests(config, frames)
+def _write(config, frames, out: Path) -> Path:
+    return data.write_manifests(dataclasses.replace(config, output_root=out.resolve()), frames)
 
 
-def test_manifests_same_seed_byte_identical_other_seed_differs(tmp_path: Path, make_ilsvrc_tree,
-                                                                monkeypatch: pytest.MonkeyPatch):
+def test_manifests_same_seed_byte_identical_other_seed_differs(tmp_path: Path, make_ilsvrc_tree):
     root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "loc")
     config = paper_config(root)
-    folders = [_write(config, data.make_split(config), tmp_path / f"out{i}", monkeypatch) for i in (1, 2)]
+    folders = [_write(config, data.make_split(config), tmp_path / f"out{i}") for i in (1, 2)]
     names = sorted(p.name for p in folders[0].iterdir())
     assert names == ["meta.json", "test.csv", "train.csv", "val.csv"]
     assert sorted(p.name for p in folders[1].iterdir()) == names
@@ -107,12 +107,12 @@ def test_manifests_same_seed_byte_identical_other_seed_differs(tmp_path: Path, m
     assert folders[0] == (tmp_path / "out1" / "runs" / "paper" / "manifests").resolve()
 
     other = paper_config(root, **{"data.split_seed": 7})
-    folder3 = _write(other, data.make_split(other), tmp_path / "out3", monkeypatch)
+    folder3 = _write(other, data.make_split(other), tmp_path / "out3")
     for name in ("train.csv", "val.csv", "test.csv"):
         assert (folder3 / name).read_bytes() != (folders[0] / name).read_bytes(), name
 
     # the manifest reads back as written; paths are relative to meta.json's data root
-    frame, data_root = data.read_manifest("paper", "train")
+    frame, data_root = data.read_manifest(RunLayout("paper", tmp_path / "out3"), "train")
     assert list(frame.columns) == data.MANIFEST_COLUMNS
     assert data_root == root.resolve()
     assert all((data_root / p).is_file() for p in frame["path"])
@@ -162,7 +162,7 @@ def test_fractions_must_name_the_three_splits(tmp_path: Path):
 
 
 def test_demo_profile_reads_the_shipped_thumbnails_with_true_labels(output_root: Path):
-    config = load_config("demo")
+    config = load_config("demo", output_root=output_root)
     root = data.resolve_data_root(config)
     assert root == paths.PROJECT_ROOT / "data" / "imagenet-sample-128"
     frames = data.make_split(config)

@@ -15,6 +15,7 @@ import yaml
 
 from dario_utils.core import metrics, paths, result_files, runtime
 from dario_utils.core.config import ConfigError, load_config
+from dario_utils.core.paths import RunLayout
 from dario_utils.data import dataset as data
 from dario_utils.evaluation import evaluate, tables
 from dario_utils.figures import style
@@ -39,7 +40,7 @@ def sample_root(tmp_path: Path, sample_dir: Path) -> Path:
 
 @pytest.fixture
 def sample_config(sample_root: Path, output_root: Path):
-    config = load_config("imagenet-sample", {"data_root": str(sample_root), **TINY})
+    config = load_config("imagenet-sample", {"data_root": str(sample_root), **TINY}, output_root=output_root)
     data.write_manifests(config, data.make_split(config))
     return config
 
@@ -51,7 +52,7 @@ def baseline_run(sample_config):
 
 def test_baseline_results(sample_config, baseline_run):
     per_image = baseline_run.per_image
-    test_manifest, _ = data.read_manifest(sample_config.profile, "test")
+    test_manifest, _ = data.read_manifest(sample_config.layout, "test")
     n = len(test_manifest)
     assert n == round(N_SAMPLE * 0.6)
     assert len(per_image) == n * len(BASELINES)
@@ -147,8 +148,8 @@ def test_gap_closed_interval_brackets_the_gap_and_pairs_the_images(sample_config
 
 def test_write_tables(sample_config, baseline_run):
     written = tables.write_tables(sample_config, baseline_run)
-    folder = paths.figures_dir(sample_config.profile)
-    assert folder.is_relative_to(paths.output_root())
+    folder = sample_config.layout.figures
+    assert folder.is_relative_to(sample_config.output_root)
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted(["table1.csv", "table1.md", "mcnemar.csv"]
                            + [f"per_class_{m}.csv" for m in BASELINES])
@@ -167,7 +168,7 @@ def test_darionet_without_checkpoint(sample_config):
         evaluate.evaluate(sample_config, ["original", "darionet"], progress=False)
     message = str(err.value)
     assert "notebook 03" in message and str(evaluate.darionet_checkpoint(sample_config)) in message
-    assert not paths.results_dir(sample_config.profile).exists()  # nothing half-written
+    assert not sample_config.layout.results.exists()  # nothing half-written
 
 
 def test_unknown_model_is_config_error(sample_config):
@@ -188,7 +189,7 @@ def tiny_profile(tmp_path: Path, sample_root: Path, output_root: Path) -> Path:
     raw["eval"].update(batch_size=4, bootstrap=200)
     path = tmp_path / "tiny-sample.yaml"
     path.write_text(yaml.safe_dump(raw))
-    config = load_config(path, {"data_root": str(sample_root)})
+    config = load_config(path, {"data_root": str(sample_root)}, output_root=output_root)
     data.write_manifests(config, data.make_split(config))
     return path
 
@@ -203,7 +204,7 @@ def _cli_json(tiny_profile: Path, sample_root: Path, tmp_path: Path, capsys) -> 
     return out.read_text()
 
 
-def test_cli_writes_json_per_model(tiny_profile: Path, sample_root: Path, tmp_path: Path, capsys):
+def test_cli_writes_json_per_model(tiny_profile: Path, sample_root: Path, tmp_path: Path, output_root: Path, capsys):
     text = _cli_json(tiny_profile, sample_root, tmp_path, capsys)
     records = json.loads(text)  # Python's lenient parser
     assert list(records) == ["original", "bicubic"]
@@ -211,7 +212,7 @@ def test_cli_writes_json_per_model(tiny_profile: Path, sample_root: Path, tmp_pa
         assert set(values) == set(tables.TABLE_COLUMNS) - {"model"}, model
         assert 0 <= values["top1"] <= 1
     assert records["original"]["n_images"] == round(N_SAMPLE * 0.6)
-    table = pd.read_csv(paths.figures_dir("tiny-sample") / "table1.csv")
+    table = pd.read_csv(RunLayout("tiny-sample", output_root).table("table1"))
     assert records["bicubic"]["top1"] == pytest.approx(table.set_index("model").loc["bicubic", "top1"])
 
 
@@ -241,7 +242,7 @@ def test_paper_profile_on_miniature_ilsvrc(tmp_path: Path, make_ilsvrc_tree, out
     root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "loc")
     config = load_config("paper", {"data_root": str(root), "device": "cpu", "teacher.weights": "random",
                                    "data.image_size": 64, "data.num_workers": 0, "eval.batch_size": 4,
-                                   "eval.bootstrap": 100, "num_threads": 1})
+                                   "eval.bootstrap": 100, "num_threads": 1}, output_root=output_root)
     frames = data.make_split(config)
     data.write_manifests(config, frames)
     run = evaluate.evaluate(config, ["original", "bicubic"], progress=False)
@@ -265,7 +266,7 @@ def test_paper_profile_on_miniature_ilsvrc(tmp_path: Path, make_ilsvrc_tree, out
 
 def _break_one_test_image(config, sample_root: Path) -> str:
     """Replace the link to one test image by a truncated copy; return its manifest path."""
-    test_manifest, _ = data.read_manifest(config.profile, "test")
+    test_manifest, _ = data.read_manifest(config.layout, "test")
     name = test_manifest["path"].iloc[1]
     blob = (sample_root / name).read_bytes()
     (sample_root / name).unlink()
@@ -273,20 +274,21 @@ def _break_one_test_image(config, sample_root: Path) -> str:
     return name
 
 
-def test_unreadable_test_image_stops_the_cli_naming_it(sample_root: Path, tiny_profile: Path, tmp_path: Path,
+def test_unreadable_test_image_stops_the_cli_naming_it(sample_root: Path, tiny_profile: Path, output_root: Path,
                                                        capsys):
-    config = load_config(tiny_profile, {"data_root": str(sample_root)})
+    config = load_config(tiny_profile, {"data_root": str(sample_root)}, output_root=output_root)
     name = _break_one_test_image(config, sample_root)
     code = evaluate.main(["--profile", str(tiny_profile), "--models", "original,bicubic"])
     err = capsys.readouterr().err
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("error: ")]  # tqdm also writes to stderr
     assert len(errors) == 1 and str(sample_root / name) in errors[0]
-    assert not paths.results_dir("tiny-sample").exists()  # nothing half-written
+    assert not config.layout.results.exists()  # nothing half-written
 
 
-def test_skip_unreadable_counts_the_skipped_image(sample_root: Path, tiny_profile: Path, capsys):
-    config = load_config(tiny_profile, {"data_root": str(sample_root), "data.skip_unreadable": True})
+def test_skip_unreadable_counts_the_skipped_image(sample_root: Path, tiny_profile: Path, output_root: Path, capsys):
+    config = load_config(tiny_profile, {"data_root": str(sample_root), "data.skip_unreadable": True},
+                         output_root=output_root)
     name = _break_one_test_image(config, sample_root)
     run = evaluate.evaluate(config, ["original", "bicubic"], progress=False)
     n = round(N_SAMPLE * 0.6)
@@ -321,7 +323,7 @@ def _five_model_run(n: int = 40) -> result_files.EvalRun:
 
 @pytest.mark.parametrize("profile", ["demo", "imagenet-sample", "paper"])
 def test_human_facing_outputs_show_display_names(profile: str, output_root: Path):
-    config = load_config(profile)
+    config = load_config(profile, output_root=output_root)
     run = _five_model_run()
     table = tables.table1(config, run)
     written = tables.write_tables(config, run)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import write_jpeg
-from dario_utils.core import fileio, paths
+from dario_utils.core import fileio
 from dario_utils.core.config import load_config
 from dario_utils.data import dataset as data
 from dario_utils.models import CheckpointError, load_sr, RRDBNet, save_sr_checkpoint
@@ -43,18 +43,18 @@ def test_image_listed_but_missing_names_it(tmp_path: Path):
 def test_missing_data_root_is_one_line_naming_it_and_writes_nothing(tmp_path: Path, output_root: Path,
                                                                      profile: str):
     missing = tmp_path / "no" / "such" / "folder"
-    config = load_config(profile, {"data_root": str(missing), "device": "cpu"})
+    config = load_config(profile, {"data_root": str(missing), "device": "cpu"}, output_root=output_root)
     with pytest.raises(data.DataError) as err:
         data.make_split(config)
     message = str(err.value)
     _one_line(message)
     assert str(missing) in message and "--data-root" in message
     assert not output_root.exists()
-    assert not paths.manifests_dir(profile).exists()
+    assert not config.layout.manifests.exists()
 
 
 def test_no_data_root_says_what_to_pass(output_root: Path):
-    config = load_config("imagenet-sample")
+    config = load_config("imagenet-sample", output_root=output_root)
     with pytest.raises(data.DataError) as err:
         data.make_split(config)
     _one_line(str(err.value))
@@ -63,7 +63,7 @@ def test_no_data_root_says_what_to_pass(output_root: Path):
 
 def test_data_root_that_is_a_file(tmp_path: Path, output_root: Path):
     afile = write_jpeg(tmp_path / "n01440764_x.JPEG", 1)
-    config = load_config("imagenet-sample", {"data_root": str(afile)})
+    config = load_config("imagenet-sample", {"data_root": str(afile)}, output_root=output_root)
     with pytest.raises(data.DataError, match="not a folder"):
         data.make_split(config)
 
@@ -82,14 +82,14 @@ def test_wrong_data_root_on_the_runner_exits_2_and_writes_nothing(tmp_path: Path
 def test_sample_root_of_the_wrong_shape(tmp_path: Path, output_root: Path):
     """An ILSVRC-style tree given to the flat sample-folder profile: no images at its top."""
     (tmp_path / "tree" / "train" / "n01440764").mkdir(parents=True)
-    config = load_config("imagenet-sample", {"data_root": str(tmp_path / "tree")})
+    config = load_config("imagenet-sample", {"data_root": str(tmp_path / "tree")}, output_root=output_root)
     with pytest.raises(data.DataError, match="<wnid>_<name>.JPEG"):
         data.make_split(config)
     assert not output_root.exists()
 
 
 def test_ilsvrc_root_without_train_and_val(tmp_path: Path, output_root: Path):
-    config = load_config("paper", {"data_root": str(tmp_path), "device": "cpu"})
+    config = load_config("paper", {"data_root": str(tmp_path), "device": "cpu"}, output_root=output_root)
     with pytest.raises(data.DataError) as err:
         data.make_split(config)
     assert str(tmp_path / "train") in str(err.value)
@@ -98,7 +98,7 @@ def test_ilsvrc_root_without_train_and_val(tmp_path: Path, output_root: Path):
 
 def test_flat_val_without_labels_file(tmp_path: Path, make_ilsvrc_tree, output_root: Path):
     root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "none")
-    config = load_config("paper", {"data_root": str(root), "device": "cpu"})
+    config = load_config("paper", {"data_root": str(root), "device": "cpu"}, output_root=output_root)
     with pytest.raises(data.DataError) as err:
         data.make_split(config)
     message = str(err.value)
@@ -120,7 +120,7 @@ def test_empty_class_folder_is_named(tmp_path: Path, make_ilsvrc_tree, tree_wnid
     empty = root / where / tree_wnids[1]
     shutil.rmtree(empty)
     empty.mkdir()
-    config = load_config("paper", {"data_root": str(root), "device": "cpu"})
+    config = load_config("paper", {"data_root": str(root), "device": "cpu"}, output_root=output_root)
     with pytest.raises(data.DataError) as err:
         data.make_split(config)
     assert str(empty) in str(err.value) and "no images" in str(err.value)
@@ -141,13 +141,12 @@ def test_unwritable_output_root(tmp_path: Path, make_ilsvrc_tree, monkeypatch: p
     root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "folders")
     blocker = tmp_path / "afile"
     blocker.write_text("a file, not a folder")
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(blocker / "x"))
-    config = load_config("paper", {"data_root": str(root), "device": "cpu"})
+    config = load_config("paper", {"data_root": str(root), "device": "cpu"}, output_root=blocker / "x")
     frames = data.make_split(config)
     with pytest.raises(fileio.OutputNotWritableError) as err:
         data.write_manifests(config, frames)
     message = str(err.value)
-    assert str(paths.manifests_dir("paper")) in message
+    assert str(config.layout.manifests) in message
     assert "DARIO_OUTPUT_ROOT" in message
     _one_line(message)
     assert blocker.read_text() == "a file, not a folder"
@@ -219,7 +218,7 @@ def test_file_that_is_no_checkpoint(tmp_path: Path):
 
 
 def test_missing_start_weights_say_where_to_put_them(output_root: Path, tmp_path: Path):
-    config = load_config("paper", {"device": "cpu"})
+    config = load_config("paper", {"device": "cpu"}, output_root=output_root)
     with pytest.raises(FileNotFoundError) as err:
         build_student(config, "cpu")
     assert "RRDB_PSNR_x4.pth" in str(err.value) and str(tmp_path / "weights-cache") in str(err.value)
@@ -241,12 +240,13 @@ def test_missing_image_in_a_worker_process_still_names_it(tmp_path: Path):
 def test_data_root_other_than_the_manifests_is_refused(tmp_path: Path, make_ilsvrc_tree, output_root: Path):
     """Training or evaluating with a --data-root other than the one the split was made from is an error."""
     root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "folders")
-    config = load_config("paper", {"data_root": str(root), "device": "cpu"})
+    config = load_config("paper", {"data_root": str(root), "device": "cpu"}, output_root=output_root)
     data.write_manifests(config, data.make_split(config))
     assert len(data.manifest_dataset(config, "train")) > 0
     other = tmp_path / "other"
     other.mkdir()
     with pytest.raises(data.DataError) as err:
-        data.manifest_dataset(load_config("paper", {"data_root": str(other), "device": "cpu"}), "train")
+        other_root = load_config("paper", {"data_root": str(other), "device": "cpu"}, output_root=output_root)
+        data.manifest_dataset(other_root, "train")
     _one_line(str(err.value))
     assert str(root) in str(err.value) and str(other) in str(err.value) and "notebook 01" in str(err.value)

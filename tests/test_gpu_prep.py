@@ -5,6 +5,7 @@ darionet_last.pt every train.checkpoint_every epochs with --resume still bit-exa
 deferred non-finite check of the CUDA training loop."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -190,7 +191,7 @@ def test_last_checkpoint_every_n_epochs_and_resume_is_still_exact(output_root, s
         return original(path, model, provenance, **extra)
 
     monkeypatch.setattr(train, "save_sr_checkpoint", save)
-    config = tiny_config(start_checkpoint, **{"train.epochs": 3, "train.checkpoint_every": 2})
+    config = tiny_config(start_checkpoint, output_root, **{"train.epochs": 3, "train.checkpoint_every": 2})
     reference = train.finetune(config, progress=False)
     assert [epoch for name, epoch in saves if name == train.LAST_FILE] == [2, 3]
     val = reference[reference["phase"] == "val"].reset_index(drop=True)
@@ -200,7 +201,7 @@ def test_last_checkpoint_every_n_epochs_and_resume_is_still_exact(output_root, s
     reference_weights = torch.load(run_file(output_root, "checkpoints", train.LAST_FILE), weights_only=True)
 
     # killed in epoch 3: darionet_last.pt holds epoch 2, and --resume ends with the same weights
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path / "again"))
+    config = dataclasses.replace(config, output_root=tmp_path / "again")
     from test_train import write_manifests
 
     write_manifests(tmp_path / "again", _rows(output_root))

@@ -79,11 +79,9 @@ def start_checkpoint(tmp_path_factory: pytest.TempPathFactory, image_rows) -> Pa
     passes almost no gradient at 32 px)."""
     root = tmp_path_factory.mktemp("start")
     write_manifests(root, image_rows)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DARIO_OUTPUT_ROOT", str(root))
-        config = tiny_config(root / "start.pt")  # the file made here
-        dataset = manifest_dataset(config, "train")
-        images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+    config = tiny_config(root / "start.pt", root)  # the file made here
+    dataset = manifest_dataset(config, "train")
+    images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
     small = downsample(images, config.data.scale)
     torch.manual_seed(0)
     net = RRDBNet(nf=8, nb=1, gc=4)
@@ -98,23 +96,22 @@ def start_checkpoint(tmp_path_factory: pytest.TempPathFactory, image_rows) -> Pa
     return save_sr_checkpoint(root / "start.pt", net, {"stage": "test start"})
 
 
-def tiny_config(start: Path | str, **overrides: object) -> Config:
-    """The demo profile shrunk to seconds on CPU."""
+def tiny_config(start: Path | str, output_root: Path, **overrides: object) -> Config:
+    """The demo profile shrunk to seconds on CPU, writing under ``output_root``."""
     values = {"profile": PROFILE, "num_threads": 1, "data.image_size": 40, "data.num_workers": 0,
               "sr.nf": 8, "sr.nb": 1, "sr.gc": 4, "sr.pretrained": str(start),
               "teacher.name": "efficientnet_lite0", "train.batch_size": 4, "train.epochs": 2,
               "train.max_batches": 2, "train.crop": 32, "train.lr": 1e-3}
     # the profile's frozen head, flipped copies and cosine schedule off unless asked for: crops and the
     # plain loop are tested here
-    return with_overrides(load_config("imagenet-sample", values),
+    return with_overrides(load_config("imagenet-sample", values, output_root=output_root),
                           {"train.frozen_blocks": None, "train.flipped_copies": False, "train.lr_schedule": "constant",
                            **overrides})
 
 
 @pytest.fixture
-def output_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_rows) -> Path:
+def output_root(tmp_path: Path, image_rows) -> Path:
     """A fresh output root with the tiny profile's manifests."""
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))
     write_manifests(tmp_path, image_rows)
     return tmp_path
 
@@ -124,9 +121,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, image_rows, start_checkp
     """An uninterrupted single-process run: its output root and history."""
     root = tmp_path_factory.mktemp("reference")
     write_manifests(root, image_rows)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DARIO_OUTPUT_ROOT", str(root))
-        history = train.finetune(tiny_config(start_checkpoint), progress=False)
+    history = train.finetune(tiny_config(start_checkpoint, root), progress=False)
     return root, history
 
 
@@ -177,13 +172,13 @@ def test_killed_run_resumes_to_bit_identical_weights(output_root, reference, sta
     handler_before = signal.getsignal(signal.SIGTERM)
     fail_at_call(monkeypatch, 4, sigterm)  # epoch 2, batch 2
     with pytest.raises(KeyboardInterrupt):
-        train.finetune(tiny_config(start_checkpoint), progress=False)
+        train.finetune(tiny_config(start_checkpoint, output_root), progress=False)
     assert signal.getsignal(signal.SIGTERM) is handler_before
     last = run_file(output_root, "checkpoints", "darionet_last.pt")
     assert read_sr_checkpoint(last).provenance["epoch"] == 1
     assert len(pd.read_csv(run_file(output_root, "results", "history.csv"))) == 3  # start, epoch 1
 
-    history = train.finetune(tiny_config(start_checkpoint), resume=True, progress=False)
+    history = train.finetune(tiny_config(start_checkpoint, output_root), resume=True, progress=False)
     ref_root, ref_history = reference
     stats = list(train.STATS)
     pd.testing.assert_frame_equal(history[stats], ref_history[stats], check_exact=True)
@@ -198,7 +193,7 @@ def test_killed_run_resumes_to_bit_identical_weights(output_root, reference, sta
 def test_two_process_ddp_matches_one_process(tmp_path: Path, image_rows, start_checkpoint, reference) -> None:
     write_manifests(tmp_path, image_rows)
     profile = tmp_path / f"{PROFILE}.yaml"
-    profile.write_text(yaml.safe_dump(tiny_config(start_checkpoint).to_dict()))
+    profile.write_text(yaml.safe_dump(tiny_config(start_checkpoint, tmp_path).to_dict()))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -218,14 +213,14 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, image_rows, start_c
 def test_start_checkpoint_of_another_shape_is_a_clear_error(output_root, tmp_path: Path) -> None:
     other = save_sr_checkpoint(tmp_path / "other.pt", RRDBNet(nf=16, nb=1, gc=4), {"stage": "test"})
     with pytest.raises(CheckpointError, match=r"nf=16 \(requested 8\).*sr\.nf"):
-        build_student(tiny_config(other), "cpu")
+        build_student(tiny_config(other, output_root), "cpu")
 
 
 def test_missing_start_weights_say_where_they_come_from(output_root, monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:
     monkeypatch.setenv("DARIO_WEIGHTS_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "cache" / "mine.pt")):
-        build_student(tiny_config("mine.pt"), "cpu")
+        build_student(tiny_config("mine.pt", output_root), "cpu")
 
 
 @pytest.mark.parametrize("stage", ["finetune", "evaluate"])
@@ -234,8 +229,7 @@ def test_config_is_checked_before_any_data_is_read(tmp_path: Path, monkeypatch: 
     from dario_utils.core.config import ConfigError
     from dario_utils.evaluation import evaluate
 
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))  # no manifests, no start weights here
-    config = tiny_config(tmp_path / "missing.pt", **{"train.loss": "hinge"})
+    config = tiny_config(tmp_path / "missing.pt", tmp_path, **{"train.loss": "hinge"})  # no manifests, no weights
     run = {"finetune": train.finetune, "evaluate": evaluate.evaluate}[stage]
     with pytest.raises(ConfigError, match="unknown loss 'hinge'"):
         run(config, progress=False)
@@ -245,7 +239,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(output_root, start_ch
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     fail_at_call(monkeypatch, 3, lambda loss, stats: (loss * float("nan"), stats))  # epoch 2, batch 1
     with pytest.raises(train.TrainingError, match=r"epoch 2, batch 1.*last good checkpoint is kept.*epoch 1"):
-        train.finetune(tiny_config(start_checkpoint), progress=False)
+        train.finetune(tiny_config(start_checkpoint, output_root), progress=False)
     last = run_file(output_root, "checkpoints", "darionet_last.pt")
     assert read_sr_checkpoint(last).provenance["epoch"] == 1
     assert all(torch.isfinite(p).all() for p in load_sr(last).parameters())
@@ -254,7 +248,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(output_root, start_ch
 def test_an_empty_split_is_a_clear_error(output_root, image_rows, start_checkpoint) -> None:
     write_manifests(output_root, image_rows, {"train": 16, "val": 0, "test": 8})
     with pytest.raises(DataError, match="val split .* has no images"):
-        train.finetune(tiny_config(start_checkpoint), progress=False)
+        train.finetune(tiny_config(start_checkpoint, output_root), progress=False)
 
 
 def test_augmentation_depends_on_the_sample_not_the_batch() -> None:
@@ -267,7 +261,7 @@ def test_augmentation_depends_on_the_sample_not_the_batch() -> None:
 
 
 def test_global_batch_must_split_evenly_over_processes(output_root, start_checkpoint) -> None:
-    config = tiny_config(start_checkpoint)
+    config = tiny_config(start_checkpoint, output_root)
     dataset = ManifestDataset(pd.DataFrame({"path": ["x"], "label": [0]}), output_root, 40)
     with pytest.raises(ValueError, match="not divisible by the 2 processes"):
         loop.train_loader(dataset, 5, 0, config, rank=0, world=2)
@@ -277,10 +271,10 @@ def test_global_batch_must_split_evenly_over_processes(output_root, start_checkp
 # ---------------------------------------------------------------- frozen head (train.frozen_blocks)
 
 
-def frozen_config(start: Path, **overrides: object) -> Config:
+def frozen_config(start: Path, output_root: Path, **overrides: object) -> Config:
     """The tiny profile with a 2-block net whose head (conv_first and block 0) stays frozen."""
-    config = tiny_config(start, **{"sr.nb": 2, "train.frozen_blocks": 1, "train.hflip": 0.0, "train.vflip": 0.0,
-                                   **overrides})
+    config = tiny_config(start, output_root, **{"sr.nb": 2, "train.frozen_blocks": 1, "train.hflip": 0.0,
+                                                "train.vflip": 0.0, **overrides})
     if "train.crop" not in overrides:
         config.train.crop = None  # load_config ignores None overrides
     return config
@@ -307,7 +301,7 @@ def test_frozen_head_trains_only_the_tail_on_cached_features(output_root, two_bl
     from dario_utils.core.metrics import psnr
     from dario_utils.evaluation import evaluate
 
-    config = frozen_config(two_block_start)
+    config = frozen_config(two_block_start, output_root)
     calls = []
     original_head = RRDBNet.head
     monkeypatch.setattr(RRDBNet, "head", lambda self, *a, **k: calls.append(1) or original_head(self, *a, **k))
@@ -345,7 +339,7 @@ def test_flipped_copies_train_each_image_and_its_mirror_on_the_mirror_s_head(out
     """With ``train.flipped_copies`` an epoch steps through every train image and its mirror, and the
     tail of a mirror runs on the head of the mirror: the reconstruction each step trains on is the
     whole net's on the (mirrored) image it sees."""
-    config = frozen_config(two_block_start, **{"train.flipped_copies": True, "train.epochs": 1,
+    config = frozen_config(two_block_start, output_root, **{"train.flipped_copies": True, "train.epochs": 1,
                                                "train.max_batches": None})
     n = len(manifest_dataset(config, "train"))
     seen: list[int] = []
@@ -376,7 +370,7 @@ def test_flipped_copies_mirror_the_second_half() -> None:
 
 
 def test_head_cache_is_recomputed_when_its_inputs_change(output_root, two_block_start) -> None:
-    config = frozen_config(two_block_start)
+    config = frozen_config(two_block_start, output_root)
     net = load_sr(two_block_start)
     first = head_cache.head_features(config, "val", net, torch.device("cpu"), progress=False)
     with torch.no_grad():
@@ -397,7 +391,7 @@ def test_frozen_head_refuses_what_would_change_its_output(output_root, two_block
     from dario_utils.core.config import ConfigError
 
     with pytest.raises(ConfigError, match=message):
-        train.finetune(frozen_config(two_block_start, **overrides), progress=False)
+        train.finetune(frozen_config(two_block_start, output_root, **overrides), progress=False)
 
 
 def _train_logit_mse(config: Config, net: torch.nn.Module) -> float:
@@ -414,8 +408,8 @@ def _train_logit_mse(config: Config, net: torch.nn.Module) -> float:
 def test_fine_tuning_lowers_the_logit_loss_on_its_images(output_root, start_checkpoint) -> None:
     """A few steps over a handful of images lower the teacher's logit MSE on them: fails when the
     loss's sign, its gradient or the optimizer's step is wrong anywhere in the training loop."""
-    config = tiny_config(start_checkpoint, **{"train.epochs": 4, "train.max_batches": None, "train.crop": None,
-                                              "train.hflip": 0.0, "train.vflip": 0.0})
+    config = tiny_config(start_checkpoint, output_root, **{"train.epochs": 4, "train.max_batches": None,
+                                                           "train.crop": None, "train.hflip": 0.0, "train.vflip": 0.0})
     before = _train_logit_mse(config, load_sr(start_checkpoint))
     train.finetune(config, progress=False)
     after = _train_logit_mse(config, load_sr(run_file(output_root, "checkpoints", train.LAST_FILE)))
