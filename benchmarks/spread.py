@@ -60,8 +60,8 @@ def run_variant(profile: str, source: Path, folder: Path, seed: int, isa: str, t
     Table 1 numbers and claims, and its trained rows' margins over the untrained start."""
     if folder.exists():
         shutil.rmtree(folder)
-    run_dir = folder / "runs" / profile
-    shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns("checkpoints", "notebooks", "figures-*"))
+    shutil.copytree(source, paths.RunLayout(profile, folder).run,
+                    ignore=shutil.ignore_patterns("checkpoints", "notebooks", "figures-*"))
     raw = yaml.safe_load(paths.profile_file(profile).read_text())
     raw["train"]["seed"], raw["num_threads"] = seed, threads
     if data_root is not None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from dario_utils.core import paths
+from dario_utils.core.paths import RunLayout
 from dario_utils.evaluation import tables
 from dario_utils.runner import recorded
 
@@ -98,23 +99,23 @@ def test_re_recording_a_moved_result_takes_the_flag(tmp_path, monkeypatch):
     record_file = tmp_path / "recorded.json"
     record_file.write_text(json.dumps(moved))
     monkeypatch.setattr(recorded, "RECORD_FILE", record_file)
-    monkeypatch.setattr(recorded, "compare", lambda profile: pd.DataFrame(
+    monkeypatch.setattr(recorded, "compare", lambda layout: pd.DataFrame(
         [{"what": "Table 1, darionet", "metric": "top1", "recorded": 0.6, "this run": 0.4, "tolerance": 0.03,
           "ok": False}]))
     with pytest.raises(recorded.RecordingError, match="Table 1, darionet top1: 0.6 -> 0.4"):
-        recorded.record("demo")
+        recorded.record(RunLayout("demo", tmp_path))
     assert json.loads(record_file.read_text()) == moved  # nothing written
 
 
-def test_a_classifier_that_did_not_train_fails_notebook_07s_margins(tmp_path, monkeypatch):
+def test_a_classifier_that_did_not_train_fails_notebook_07s_margins(tmp_path):
     """Route (b) with learning rate 0 is the frozen classifier on bicubic images, and (c) is (a): every
     margin of :func:`recorded.classifier_route_margins` is 0 and fails its floor."""
-    monkeypatch.setenv("DARIO_OUTPUT_ROOT", str(tmp_path))
+    layout = RunLayout("demo", tmp_path)
     table3 = pd.read_csv(paths.PROJECT_ROOT / "figures" / "demo" / "table3_classifier_vs_sr.csv").set_index("route")
     for trained, frozen in (("b", "bicubic"), ("c", "a")):
         table3.loc[trained, ["top1", "agreement"]] = table3.loc[frozen, ["top1", "agreement"]]
-    target = paths.figures_dir("demo") / "table3_classifier_vs_sr.csv"
+    target = layout.figures / "table3_classifier_vs_sr.csv"
     target.parent.mkdir(parents=True)
     table3.reset_index().to_csv(target, index=False)
-    margins = recorded.classifier_route_margins("demo")
+    margins = recorded.classifier_route_margins(layout)
     assert len(margins) == 2 and not margins["ok"].any(), margins.to_string()
