@@ -218,11 +218,11 @@ class _ImageCheck:
 
 
 def _rows(files: Iterable[Path], root: Path, wnid_of: Callable[[Path], str], label_source: str,
-          desc: str, check: _ImageCheck | None = None) -> list[dict[str, Any]]:
+          desc: str, check: _ImageCheck | None = None, progress: bool = True) -> list[dict[str, Any]]:
     check = check if check is not None else _ImageCheck()
     index = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
     rows = []
-    for path in tqdm(list(files), desc=desc, unit="img", leave=False):
+    for path in tqdm(list(files), desc=desc, unit="img", leave=False, disable=not progress):
         wnid = wnid_of(path)
         relative = path.relative_to(root).as_posix()
         try:
@@ -273,7 +273,7 @@ def _val_labels(root: Path) -> dict[str, str]:
 
 
 def split_ilsvrc(root: Path, train_fraction: float = 0.15, seed: int = 2020,
-                 check: _ImageCheck | None = None) -> dict[str, list[dict]]:
+                 check: _ImageCheck | None = None, progress: bool = True) -> dict[str, list[dict]]:
     """The report's split of ILSVRC2012: ``ceil(n * fraction)`` of each train class;
     each val class shuffled and cut in halves (validation, test). Every listed image is read
     (``check``: see :func:`_rows`)."""
@@ -316,9 +316,9 @@ def split_ilsvrc(root: Path, train_fraction: float = 0.15, seed: int = 2020,
         test_files += files[half:]
     wnid_of_val = {p: w for w, fs in by_class.items() for p in fs}
     return {
-        "train": _rows(train_files, root, lambda p: p.parent.name, "folder", "train", check),
-        "val": _rows(val_files, root, wnid_of_val.__getitem__, "folder", "val", check),
-        "test": _rows(test_files, root, wnid_of_val.__getitem__, "folder", "test", check),
+        "train": _rows(train_files, root, lambda p: p.parent.name, "folder", "train", check, progress),
+        "val": _rows(val_files, root, wnid_of_val.__getitem__, "folder", "val", check, progress),
+        "test": _rows(test_files, root, wnid_of_val.__getitem__, "folder", "test", check, progress),
     }
 
 
@@ -335,7 +335,7 @@ def _cut(items: Sequence, fractions: dict[str, float]) -> dict[str, list]:
 
 
 def split_sample_folder(root: Path, fractions: dict[str, float], seed: int = 2020,
-                        check: _ImageCheck | None = None) -> dict[str, list[dict]]:
+                        check: _ImageCheck | None = None, progress: bool = True) -> dict[str, list[dict]]:
     """Seeded split of a flat folder of ``<wnid>_*.JPEG`` files. Every image is read
     (``check``: see :func:`_rows`)."""
     files = _image_files(root)
@@ -348,7 +348,7 @@ def split_sample_folder(root: Path, fractions: dict[str, float], seed: int = 202
             raise DataError(f"file {path} is not named <wnid>_*.JPEG, so its class is unknown")
         wnids[path] = _check_wnid(match.group(1), path)
     random.Random(seed).shuffle(files)
-    return {split: _rows(sorted(chunk), root, wnids.__getitem__, "filename", split, check)
+    return {split: _rows(sorted(chunk), root, wnids.__getitem__, "filename", split, check, progress)
             for split, chunk in _cut(files, fractions).items()}
 
 
@@ -367,7 +367,7 @@ def resolve_data_root(config: Config) -> Path:
     return root
 
 
-def make_split(config: Config) -> SplitFrames:
+def make_split(config: Config, progress: bool = True) -> SplitFrames:
     """Compute the profile's split (nothing is written; see :func:`write_manifests`). An unreadable
     image is a :class:`DataError` naming it, unless ``data.skip_unreadable``: then it is left out
     and listed in the result's ``skipped``."""
@@ -375,9 +375,9 @@ def make_split(config: Config) -> SplitFrames:
     kind = config.data.kind
     check = _ImageCheck(config.data.skip_unreadable)
     if kind == "ilsvrc":
-        splits = split_ilsvrc(root, config.data.train_fraction, config.data.split_seed, check)
+        splits = split_ilsvrc(root, config.data.train_fraction, config.data.split_seed, check, progress)
     elif kind == "sample_folder":
-        splits = split_sample_folder(root, config.data.fractions, config.data.split_seed, check)
+        splits = split_sample_folder(root, config.data.fractions, config.data.split_seed, check, progress)
     else:
         raise DataError(f"data.kind '{kind}' is unknown: use sample_folder or ilsvrc")
     frames = SplitFrames({split: pd.DataFrame(rows, columns=MANIFEST_COLUMNS) for split, rows in splits.items()},

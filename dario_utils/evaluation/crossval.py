@@ -86,7 +86,7 @@ def validation_share(config: Config) -> float:
     return fractions["val"] / (fractions["train"] + fractions["val"])
 
 
-def prepare(config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+def prepare(config: Config, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write the pool's manifest and every fold's manifests; return the pool's manifest and the
     table of folds (``image``, ``wnid``, ``fold``, and per fold the image's ``role_in_fold<i>``)."""
     if config.data.kind != "sample_folder":
@@ -94,7 +94,7 @@ def prepare(config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
                         f"'{config.data.kind}'")
     root = resolve_data_root(config)
     every = pd.DataFrame(split_sample_folder(root, {"train": 1.0, "val": 0.0, "test": 0.0},
-                                             config.data.split_seed)["train"])
+                                             config.data.split_seed, progress=progress)["train"])
     write_manifests(pool_config(config), {POOL: every})
     fold_of = assign_folds(every["path"], config.crossval.folds, config.crossval.seed)
     table = every[["path", "wnid"]].rename(columns={"path": "image"}).assign(fold=fold_of.loc[every["path"]].to_numpy())
@@ -281,7 +281,7 @@ def cross_validate(config: Config, only: Sequence[int] | None = None, progress: 
     if config.train.frozen_blocks is None:
         raise ConfigError("cross-validation reuses the frozen head's output: set train.frozen_blocks")
     device = setup_torch(config)
-    pool, table = prepare(config)
+    pool, table = prepare(config, progress)
     folder = fileio.ensure_dir(config.layout.crossval)
     fileio.write_csv(table, folder / "folds.csv")
     heads, mirrored = pool_heads(config, device, progress)
