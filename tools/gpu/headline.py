@@ -48,6 +48,8 @@ import threading
 import time
 from pathlib import Path
 
+from dario_utils.core.paths import OUTPUT_ROOT_ENV, RunLayout
+
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = "imagenet-sample-gpu"
 STUDY_NOTEBOOKS = "01,02,03,04,05"
@@ -327,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONPATH": os.pathsep.join([str(work / "site"), str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
                                                                           else [])),
         "DARIO_WEIGHTS_CACHE": str(work / "weights"),
-        "DARIO_OUTPUT_ROOT": str(work / "output"),
+        OUTPUT_ROOT_ENV: str(work / "output"),
         "DARIO_COMMIT": bundle_manifest.get("commit", "unknown")[:7],
         "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
         "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS, as setup_torch asks for deterministic algorithms
@@ -371,22 +373,21 @@ def main(argv: list[str] | None = None) -> int:
                               "--batch", str(bench_batch), *(["--repeats", "1"] if args.tiny else []), *data_args],
                     "bench.txt")
     torchrun = None
-    output = work / "output"
+    layout = RunLayout(profile_name, work / "output")
     epochs = args.torchrun_epochs
-    history = output / "runs" / profile_name / "results" / "history.csv"
+    history = layout.history
     if epochs and history.is_file() and (runner.left() > 60 or args.tiny):
-        other = work / "torchrun-output"
-        shutil.copytree(output / "runs" / profile_name / "manifests", other / "runs" / profile_name / "manifests")
+        other = RunLayout(profile_name, work / "torchrun-output")
+        shutil.copytree(layout.manifests, other.manifests)
         trained = max(int(r["epoch"]) for r in read_csv(history))
         epochs = min(epochs, trained)
-        torchrun_env = {**env, "DARIO_OUTPUT_ROOT": str(other)}
+        torchrun_env = {**env, OUTPUT_ROOT_ENV: str(other.output_root)}
         status = runner.step("torchrun", [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
                                           "-m", "dario_utils.training.train", "--profile", profile_arg, "--device",
                                           args.device, "--epochs", str(epochs), "--no-progress", *data_args],
                              "torchrun.log", env=torchrun_env)
         if "seconds" in runner.timings["torchrun"]:
-            torchrun = {"exit_code": status, **compare_histories(history, other / "runs" / profile_name / "results"
-                                                                 / "history.csv", epochs)}
+            torchrun = {"exit_code": status, **compare_histories(history, other.history, epochs)}
             (result / "torchrun_check.json").write_text(json.dumps(torchrun, indent=2) + "\n")
 
     judge_found = subprocess.run([py, "-c", f"import {BEYOND_JUDGE_MODULE}"], cwd=ROOT, env=env,
@@ -405,9 +406,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"this run's output: python -m dario_utils.runner.reproduce --profile {profile_name} --only 06")
 
     # collect: everything into the one folder, then one tarball
-    runs = output / "runs" / profile_name
-    published = output / "figures" / profile_name
-    figures = next((f for f in (published, runs / "figures") if f.is_dir()), None)  # the run's, where unpublished
+    runs = layout.run
+    # the published folder, else the run's (where unpublished)
+    figures = next((f for f in (layout.published_figures, layout.figures) if f.is_dir()), None)
     if figures is not None:
         shutil.copytree(figures, result / "figures" / profile_name)
     for folder in ("results", "manifests", "notebooks"):
