@@ -11,6 +11,11 @@ point (:func:`dario_utils.training.train.finetune`, :func:`dario_utils.evaluatio
 06's judge transfer) calls before it reads any data: loading does not, so that a config can
 be assembled in steps and a partial one (e.g. only to build the student) stays usable.
 
+A profile may start from another: ``extends: imagenet-sample`` (a profile name, or a YAML path
+relative to the file), then its own ``profile`` name and only the keys that differ. Mappings merge
+key by key, lists and scalars (``null`` too) replace; chains are allowed, a cycle or a missing
+parent is an error naming the files. The merged keys are typed and checked as any profile's.
+
 Overrides use dotted keys: ``load_config("demo", {"train.epochs": 2})``.
 """
 from __future__ import annotations
@@ -36,6 +41,8 @@ LOSSES = ("mse", "kl")
 """Losses on the teacher's logits (``train.loss``)."""
 LR_SCHEDULES = ("constant", "cosine")
 """Learning-rate schedules (``train.lr_schedule``)."""
+EXTENDS = "extends"
+"""The key of a profile file that names the profile it starts from (a name or a YAML path)."""
 DEVICES = ("cpu", "cuda", "cuda:N")
 """Devices a profile may name (``device``): ``cuda:N`` is the N-th GPU."""
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
@@ -311,24 +318,62 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in paths.PROFILES_DIR.glob("*.yaml"))
 
 
-def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | None = None) -> Config:
-    """Read a profile (a name from ``profiles/`` or a YAML path) and apply dotted overrides.
+def _profile_path(profile: str | Path, folder: Path | None = None) -> Path:
+    """The file of ``profile``: a YAML path (relative to ``folder`` where given), else ``profiles/<name>.yaml``."""
+    if not str(profile).endswith((".yaml", ".yml")):
+        return paths.profile_file(str(profile))
+    return folder / profile if folder is not None else Path(profile)
 
-    ``None`` values in ``overrides`` are ignored, so notebook parameters left at
-    ``None`` keep the profile's value.
-    """
-    path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else paths.profile_file(str(profile))
-    if not path.is_file():
-        raise ConfigError(
-            f"unknown profile '{profile}': no file {path}. "
-            f"Available profiles: {', '.join(available_profiles())}"
-        )
+
+def _merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update``'s keys: mappings in both merge key by key, anything else replaces."""
+    tree = dict(base)
+    for key, value in update.items():
+        both = isinstance(value, Mapping) and isinstance(tree.get(key), Mapping)
+        tree[key] = _merged(tree[key], value) if both else value
+    return tree
+
+
+def _read_profile(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The keys of the profile file ``path``, merged over those of the profile it ``extends`` (and so on up)."""
+    if path.resolve() in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise ConfigError(f"profile files extend one another in a cycle: {cycle}; remove one 'extends'")
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"profile file {path} is not valid YAML: {err}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"profile file {path} must hold a mapping of keys")
+    parent = tree.pop(EXTENDS, None)
+    if parent is None:
+        return tree
+    if not isinstance(parent, str):
+        raise ConfigError(f"config key '{EXTENDS}' in {path}: expected a profile name or YAML file, got {parent!r}")
+    if "profile" not in tree:
+        raise ConfigError(f"profile file {path} extends '{parent}' but sets no 'profile': "
+                          "give it its own name (its runs/ folder)")
+    parent_path = _profile_path(parent, path.parent)
+    if not parent_path.is_file():
+        raise ConfigError(f"profile file {path} extends '{parent}': no file {parent_path}. "
+                          f"Available profiles: {', '.join(available_profiles())}")
+    return _merged(_read_profile(parent_path, (*chain, path.resolve())), tree)
+
+
+def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read a profile (a name from ``profiles/`` or a YAML path), with the profiles it extends, and
+    apply dotted overrides.
+
+    ``None`` values in ``overrides`` are ignored, so notebook parameters left at
+    ``None`` keep the profile's value.
+    """
+    path = _profile_path(profile)
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown profile '{profile}': no file {path}. "
+            f"Available profiles: {', '.join(available_profiles())}"
+        )
+    tree = _read_profile(path)
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(tree, dotted, value)
