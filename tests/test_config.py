@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from dario_utils.core import paths
-from dario_utils.core.config import (available_profiles, check_config, Config, ConfigError, EXTENDS, load_config,
-                                     with_overrides)
+from dario_utils.core.config import (available_profiles, BeyondConfig, check_config, Config, ConfigError, EXTENDS,
+                                     load_config, TrainConfig, with_overrides)
+from dario_utils.core.registry import Registry
+from dario_utils.training import losses
+from dario_utils.training.losses import check_loss
 
 PROFILES = sorted(p.stem for p in paths.PROFILES_DIR.glob("*.yaml"))
 
@@ -133,8 +137,6 @@ def test_invalid_yaml_is_config_error(tmp_path: Path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"train.loss": "hinge"}, r"'train\.loss': unknown loss 'hinge'; choose from mse, kl$"),
-    ({"train.loss": "kl", "train.temperature": 0}, r"'train\.temperature': 0\.0 must be positive"),
     ({"train.lr_schedule": "step"}, r"'train\.lr_schedule': unknown schedule 'step'; choose from constant, cosine$"),
     ({"train.checkpoint_every": 0}, r"'train\.checkpoint_every': 0 must be at least 1"),
     ({"train.frozen_blocks": None, "train.crop": 129}, r"crop 129 must be between 1 and data\.image_size \(128\)"),
@@ -154,6 +156,48 @@ def test_check_config_accepts_a_whole_net_with_flips_and_crops():
     config = with_overrides(load_config("demo"), {"train.frozen_blocks": None, "train.hflip": 0.5,
                                                  "train.crop": 128, "train.loss": "kl", "train.temperature": 2})
     assert check_config(config) is config
+    check_loss(config.train)
+
+
+# ---------------------------------------------------------------- the loss registry
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"train.loss": "hinge"}, r"'train\.loss': unknown loss 'hinge'; choose from mse, kl$"),
+    ({"train.loss": "kl", "train.temperature": 0}, r"'train\.temperature': 0\.0 must be positive"),
+])
+def test_check_loss_refuses_a_loss_that_is_not_registered_or_its_settings(overrides: dict, message: str):
+    config = with_overrides(load_config("demo"), overrides)
+    assert check_config(config) is config  # the loss is the training floor's check
+    with pytest.raises(ConfigError, match=message):
+        check_loss(config.train)
+
+
+def test_a_registry_names_its_key_and_choices_and_refuses_a_name_twice():
+    registry: Registry[int] = Registry("train.thing", "thing")
+    registry.add("one", 1)
+    registry.add("two", 2)
+    assert (registry.get("two"), registry.names(), list(registry)) == (2, ("one", "two"), [1, 2])
+    with pytest.raises(ConfigError, match=r"^config key 'train\.thing': unknown thing 'three'; choose from one, two$"):
+        registry.get("three")
+    with pytest.raises(ValueError, match="already"):
+        registry.add("one", 3)
+
+
+def test_a_loss_added_to_the_registry_is_checked_trained_and_ablated(monkeypatch: pytest.MonkeyPatch):
+    registry: Registry[losses.LogitLoss] = Registry("train.loss", "loss")
+    for name in losses.LOSSES.names():
+        registry.add(name, losses.LOSSES.get(name))
+    registry.add("l1_logits", losses.LogitLoss(lambda logits, reference, train: (logits - reference).abs().mean(),
+                                               lambda beyond: [losses.Variant("l1_logits", "logit L1", {})]))
+    monkeypatch.setattr(losses, "LOSSES", registry)
+    train = TrainConfig(loss="l1_logits")
+    losses.check_loss(train)
+    logits, reference = torch.zeros(2, 3), torch.ones(2, 3)
+    assert losses.logit_loss(logits, reference, train).item() == 1.0
+    assert "l1_logits" in [v.key for v in losses.ablation_variants(BeyondConfig())]
+    with pytest.raises(ConfigError, match="choose from mse, kl, l1_logits$"):
+        losses.check_loss(TrainConfig(loss="hinge"))
 
 
 # ---------------------------------------------------------------- profiles that extend others

@@ -6,7 +6,7 @@ The same file is passed to papermill with ``-f`` (its top-level keys ``profile``
 :func:`load_config`. Unknown keys, values of the wrong type (the entries of lists and
 mappings too, such as ``data.fractions`` and ``beyond.scales``) and a ``device`` torch does not
 know are errors that name the key and what was expected. Whether the values fit together (a
-frozen head and flips, a crop larger than the image, an unknown loss...) is :func:`check_config`'s, which every entry
+frozen head and flips, a crop larger than the image...) is :func:`check_config`'s, which every entry
 point (:func:`dario_utils.training.train.finetune`, :func:`dario_utils.evaluation.evaluate.evaluate`, notebook
 06's judge transfer) calls before it reads any data: loading does not, so that a config can
 be assembled in steps and a partial one (e.g. only to build the student) stays usable.
@@ -37,8 +37,6 @@ class ConfigError(ValueError):
     """A profile is missing, a key is unknown or of the wrong type, or values do not fit together."""
 
 
-LOSSES = ("mse", "kl")
-"""Losses on the teacher's logits (``train.loss``)."""
 LR_SCHEDULES = ("constant", "cosine")
 """Learning-rate schedules (``train.lr_schedule``)."""
 EXTENDS = "extends"
@@ -95,8 +93,8 @@ class TrainConfig:
     crop: int | None = None  # random crop of the original for speed (the SR net is convolutional)
     flipped_copies: bool = False  # each epoch trains on every image and its left-right mirror (2x the steps)
     max_batches: int | None = None  # per epoch; None = the whole split
-    loss: str = "mse"  # on the teacher's logits: "mse" (the report's) or "kl" (softmaxes at train.temperature)
-    temperature: float = 1.0  # of the "kl" loss, which is scaled by temperature**2
+    loss: str = "mse"  # on the teacher's logits, a name of dario_utils.training.losses.LOSSES: "mse" (the report's) or "kl"
+    temperature: float = 1.0  # of the "kl" loss (softmaxes at this temperature), which is scaled by temperature**2
     l1_weight: float = 0.0  # optional pixel loss, off as in the report
     feature_weight: float = 0.0  # optional teacher feature-map loss, off as in the report
     seed: int = 1337
@@ -274,15 +272,14 @@ def check_positive(key: str, value: float) -> float:
 def check_config(config: Config) -> Config:
     """``config`` after checking that its values fit together; else :class:`ConfigError`.
 
-    Every check that needs no data, no model file and no process count: the loss and the
-    learning-rate schedule by name, a positive ``train.temperature`` for ``kl``,
-    ``train.checkpoint_every`` of at least 1, the training crop against ``data.image_size``, a
+    Every check that needs no data, no model file and no process count: the learning-rate
+    schedule by name, ``train.checkpoint_every`` of at least 1, the training crop against ``data.image_size``, a
     frozen head (``train.frozen_blocks``) that fits ``sr.nb`` and comes without flips and
-    crops, and a ``beyond.judge`` that is not the teacher. Whether the batch splits evenly
-    over the processes is checked when training starts.
+    crops, and a ``beyond.judge`` that is not the teacher. The loss and its settings are the
+    training floor's (:func:`dario_utils.training.losses.check_loss`, called beside this one);
+    whether the batch splits evenly over the processes is checked when training starts.
     """
     train = config.train
-    check_choice("train.loss", train.loss, LOSSES, "loss")
     blocks = train.frozen_blocks
     if blocks is not None:
         if not 0 <= blocks <= config.sr.nb:
@@ -297,8 +294,6 @@ def check_config(config: Config) -> Config:
     if train.crop is not None and not 1 <= train.crop <= config.data.image_size:
         raise ConfigError(f"crop {train.crop} must be between 1 and data.image_size ({config.data.image_size})")
     check_choice("train.lr_schedule", train.lr_schedule, LR_SCHEDULES, "schedule")
-    if train.loss == "kl":
-        check_positive("train.temperature", train.temperature)
     if config.alternatives.speed_images < 1:
         raise ConfigError(f"config key 'alternatives.speed_images': {config.alternatives.speed_images} "
                           "must be at least 1")
