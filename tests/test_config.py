@@ -265,11 +265,12 @@ def _write(folder: Path, name: str, text: str) -> Path:
 
 
 def test_extends_merges_mappings_and_replaces_the_rest(tmp_path: Path):
-    _write(tmp_path, "base", "profile: base\ndata_root: /data\ndata:\n  image_size: 128\n  fractions: {train: 0.5, val: 0.25, "
-           "test: 0.25}\ntrain:\n  epochs: 5\n  crop: 64\nbeyond:\n  scales: [0.25, 0.5]\n")
+    _write(tmp_path, "base", "profile: base\ndata_root: /data\ndata:\n  image_size: 128\n"
+           "  fractions: {train: 0.5, val: 0.25, test: 0.25}\n"
+           "train:\n  epochs: 5\n  crop: 64\nbeyond:\n  scales: [0.25, 0.5]\n")
     _write(tmp_path, "middle", "extends: base.yaml\nprofile: middle\ntrain:\n  lr: 0.5\n  crop: null\n")
-    child = _write(tmp_path, "child", "extends: middle.yaml\nprofile: child\ndata:\n  fractions: {train: 0.7, val: 0.05}\n"
-                   "beyond:\n  scales: [0.32]\n")
+    child = _write(tmp_path, "child", "extends: middle.yaml\nprofile: child\n"
+                   "data:\n  fractions: {train: 0.7, val: 0.05}\nbeyond:\n  scales: [0.32]\n")
     config = load_config(child)
     assert (config.profile, config.data_root, config.data.image_size) == ("child", "/data", 128)
     assert config.data.fractions == {"train": 0.7, "val": 0.05, "test": 0.25}  # key by key

@@ -93,7 +93,7 @@ class TrainConfig:
     crop: int | None = None  # random crop of the original for speed (the SR net is convolutional)
     flipped_copies: bool = False  # each epoch trains on every image and its left-right mirror (2x the steps)
     max_batches: int | None = None  # per epoch; None = the whole split
-    loss: str = "mse"  # on the teacher's logits, a name of dario_utils.training.losses.LOSSES: "mse" (the report's) or "kl"
+    loss: str = "mse"  # on the teacher's logits (training.losses.LOSSES): "mse" (the report's) or "kl"
     temperature: float = 1.0  # of the "kl" loss (softmaxes at this temperature), which is scaled by temperature**2
     l1_weight: float = 0.0  # optional pixel loss, off as in the report
     feature_weight: float = 0.0  # optional teacher feature-map loss, off as in the report

@@ -141,7 +141,6 @@ class Distillation:
     term of :data:`TERMS` whose weight is set; the teacher's feature maps are tapped while a term needs them."""
 
     def __init__(self, teacher: nn.Module, train: TrainConfig) -> None:
-        check_loss(train)
         self.teacher, self.train = teacher, train
         self.terms = [(term.weight(train), term) for term in TERMS if term.weight(train)]
         self.tap = FeatureTap(teacher) if any(term.needs_features for _, term in self.terms) else None

@@ -39,7 +39,6 @@ Command line (alone or under ``torchrun --nproc_per_node=N``)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
 from dataclasses import dataclass
@@ -340,16 +339,15 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
             tqdm.write(f"{prefix}start (untrained): val loss {untrained.means['val_loss']:.4f}, "
                        f"val agreement {untrained.means['agreement']:.2f}, val PSNR {untrained.means['psnr']:.2f} dB")
 
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(distributed.sigterm_as_interrupt())
-        loss = stack.enter_context(Distillation(teacher, config.train))
+    with distributed.sigterm_as_interrupt(), Distillation(teacher, config.train) as loss:
         augment = _Augment(config.train.seed, config.train.hflip, config.train.vflip, config.train.crop)
         trainer = Trainer(distributed.parallel(student, device, world), optimizer, train_batches, STATS, device,
                           config.train.amp, config.train.max_batches, show, world, config.train.lr_schedule,
                           config.train.epochs)
         for epoch in range(start, config.train.epochs + 1):
             try:
-                train_row = _train_epoch(trainer, epoch, augment, loss, config.data.scale, train_head).row(epoch, "train")
+                totals = _train_epoch(trainer, epoch, augment, loss, config.data.scale, train_head)
+                train_row = totals.row(epoch, "train")
             except TrainingError as err:
                 kept = f"{folder / LAST_FILE} (epoch {saved})" if saved else "none (no epoch finished)"
                 raise TrainingError(f"{err}; stopped, the last good checkpoint is kept: {kept}") from None
