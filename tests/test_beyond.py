@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dario_utils.core import paths
-from dario_utils.core.config import Config, ConfigError, load_config, with_overrides
+from dario_utils.core.config import BeyondConfig, Config, ConfigError, load_config, TrainConfig, with_overrides
 from dario_utils.data import dataset as data
 from dario_utils.evaluation import evaluate, tables
 from dario_utils.figures import beyond_figures, captions as figures_readme
@@ -211,16 +211,47 @@ def test_beyond_needs_the_study_first(output_root: Path) -> None:
         beyond.judge_transfer(config, progress=False)
 
 
+def test_the_ablation_runs_every_registered_loss_in_order() -> None:
+    variants = [(v.key, v.label, v.overrides) for v in losses.ablation_variants(BeyondConfig())]
+    assert variants == [
+        ("mse", "logit MSE (report)", {}),
+        ("kl_t2", "KL, T = 2", {"train.loss": "kl", "train.temperature": 2.0}),
+        ("kl_t4", "KL, T = 4", {"train.loss": "kl", "train.temperature": 4.0}),
+        ("mse_l1", "logit MSE + 10 × L1", {"train.l1_weight": 10.0}),
+        ("mse_features", "logit MSE + 1 × features", {"train.feature_weight": 1.0}),
+    ]
+
+
+def test_distillation_adds_the_weighted_terms_in_order_and_removes_its_tap() -> None:
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    x, recon = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    train = TrainConfig(loss="kl", temperature=2.0, l1_weight=3.0, feature_weight=0.5)
+    with losses.Distillation(teacher, train) as loss:
+        reference, reference_features = loss.reference(x)
+        value, logits = loss(recon, x, reference, reference_features)
+        features = loss.tap.features
+    expected = losses.logit_loss(teacher(recon).float(), teacher(x).float(), train)
+    expected = expected + 3.0 * losses.pixel_l1(recon, x)
+    expected = expected + 0.5 * losses.feature_loss(features, reference_features)
+    assert torch.equal(value, expected) and torch.equal(logits, teacher(recon).float())
+    assert not teacher[1]._forward_pre_hooks  # the tap is off after the run
+    with losses.Distillation(teacher, TrainConfig()) as plain:
+        assert plain.tap is None and plain.terms == []
+
+
 def test_logit_losses() -> None:
     torch.manual_seed(0)
     logits, reference = torch.randn(4, 10), torch.randn(4, 10)
     assert losses.logit_loss(logits, reference) == pytest.approx(((logits - reference) ** 2).mean().item())
-    assert losses.logit_loss(reference, reference, "kl", 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.logit_loss(reference, reference, TrainConfig(loss="kl", temperature=2.0)).item() == pytest.approx(
+        0.0, abs=1e-6)
     p, q = torch.softmax(reference / 4, 1), torch.softmax(logits / 4, 1)
     expected = 16 * (p * (p.log() - q.log())).sum(1).mean()
-    assert losses.logit_loss(logits, reference, "kl", 4.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert losses.logit_loss(logits, reference, TrainConfig(loss="kl", temperature=4.0)).item() == pytest.approx(
+        expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="train.loss"):
-        losses.logit_loss(logits, reference, "hinge")
+        losses.logit_loss(logits, reference, TrainConfig(loss="hinge"))
 
 
 def test_demo_default_run_leaves_06_and_07_out_and_says_so() -> None:

@@ -34,8 +34,9 @@ from dario_utils.core.runtime import progress_enabled, setup_torch
 from dario_utils.data.dataset import class_names_of, collate, manifest_dataset, read_manifest
 from dario_utils.data.degrade import downsample, reconstruct, upsample
 from dario_utils.evaluation import tables
-from dario_utils.models import build_student, load_sr, load_teacher, study_models
+from dario_utils.models import build_student, load_sr, study_models, teacher_of
 from dario_utils.training.head_cache import head_features, head_fingerprint, HeadFeatures, reconstruct_from_head, Tail
+from dario_utils.training.losses import check_loss
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -68,9 +69,7 @@ def load_sr_models(config: Config, models: list[str], device: torch.device,
 def load_judge(config: Config, device: torch.device, name: str | None = None) -> nn.Module:
     """The classifier ``name`` that evaluates (default ``config.judge``: the teacher, with its
     weights, unless ``eval.judge`` names another)."""
-    name = name or config.judge
-    weights = config.teacher.weights if name == config.teacher.name else None
-    return load_teacher(name, device=device, weights=weights, input_size=config.teacher.input_size)
+    return teacher_of(config, device, name or config.judge)
 
 
 def apply_model(model: str, x: torch.Tensor, small: torch.Tensor, nets: dict[str, nn.Module]) -> torch.Tensor:
@@ -131,6 +130,7 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
     for several runs, as :mod:`dario_utils.evaluation.crossval` does); every frozen-head net must then
     share the head they were computed with."""
     check_config(config)
+    check_loss(config.train)  # a profile that cannot train is refused at its first scoring too
     judges = list(judges or [config.judge])
     if len(judges) > 1 and save:
         raise ValueError("scoring with several judges writes no result files: pass save=False")

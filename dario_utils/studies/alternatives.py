@@ -16,7 +16,7 @@ from dario_utils.core.config import check_config, Config
 from dario_utils.data.dataset import manifest_dataset
 from dario_utils.data.degrade import downsample, reconstruct, upsample
 from dario_utils.evaluation import tables
-from dario_utils.models import build_student, load_teacher
+from dario_utils.models import build_student, teacher_of
 from dario_utils.studies.costs import cost_table, CostedRoute, frontier
 from dario_utils.core.result_files import (ALTERNATIVES_NOTEBOOK, COST_FRONTIER, DOGS_TEST, EVALUATION_NOTEBOOK, TABLE1, TABLE3,
                            TABLE4, read_results, read_table)
@@ -42,7 +42,7 @@ METHODS = (  # method, where its top-1 is (table, row key), the computation it r
 def _routes(config: Config, device: torch.device) -> list[CostedRoute]:
     """The computations of :data:`METHODS`, with the networks each runs (the whole SR net: at
     inference no head is cached)."""
-    classifier = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
+    classifier = teacher_of(config, device)
     sr = build_student(config, device)  # DarioNet's architecture: its weights do not change the cost
     scale, size = config.data.scale, config.data.image_size
     return [

@@ -8,7 +8,8 @@ models of notebooks 02-04 (run those first):
 2. :func:`scale_sweep`: bilinear, bicubic, the pretrained SR net and DarioNet (trained at
    ``data.scale``) at each factor of ``beyond.scales``; with ``beyond.train_per_scale`` also
    a DarioNet fine-tuned at each factor (figure 9).
-3. :func:`loss_ablation`: DarioNet fine-tuned with each loss of :func:`ablation_losses` for
+3. :func:`loss_ablation`: DarioNet fine-tuned with each loss of
+   :func:`~dario_utils.training.losses.ablation_variants` (the loss registry's runs) for
    ``beyond.ablation_epochs`` epochs, everything else as in notebook 03 (figure 10).
 
 Each writes its table to the run's figures folder ``runs/<p>/figures/`` (CSV and Markdown; the
@@ -17,7 +18,6 @@ figures 8-10 (:mod:`dario_utils.figures.beyond_figures`) read only the tables.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +28,7 @@ from dario_utils.evaluation import evaluate, tables
 from dario_utils.evaluation.report import report_gap
 from dario_utils.core.result_files import (BEYOND_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE2, EvalRun, best_epoch_row, history_path,
                            read_results, read_table, start_row, table_path)
+from dario_utils.training.losses import ablation_variants
 from dario_utils.training.train import BEST_FILE, finetune
 
 SWEEP_MODELS = ("bilinear", "bicubic", "esrgan", "darionet")
@@ -190,29 +191,6 @@ def scale_sweep(config: Config, progress: bool = True) -> pd.DataFrame:
 # --------------------------------------------------------------------------- 3. loss ablation
 
 
-@dataclass(frozen=True)
-class AblationLoss:
-    """One loss of the ablation: its key (file names), label (tables, figures) and training overrides."""
-
-    key: str
-    label: str
-    overrides: dict
-
-
-def ablation_losses(config: Config) -> list[AblationLoss]:
-    """The report's logit MSE, KL divergence at each of ``beyond.ablation_temperatures``, and
-    logit MSE plus the pixel L1 term or the teacher feature-map term (``beyond.ablation_*_weight``)."""
-    beyond = config.beyond
-    losses = [AblationLoss("mse", "logit MSE (report)", {})]
-    losses += [AblationLoss(f"kl_t{t:g}", f"KL, T = {t:g}", {"train.loss": "kl", "train.temperature": float(t)})
-               for t in beyond.ablation_temperatures]
-    losses += [AblationLoss("mse_l1", f"logit MSE + {beyond.ablation_l1_weight:g} × L1",
-                            {"train.l1_weight": beyond.ablation_l1_weight}),
-               AblationLoss("mse_features", f"logit MSE + {beyond.ablation_feature_weight:g} × features",
-                            {"train.feature_weight": beyond.ablation_feature_weight})]
-    return losses
-
-
 def ablation_epochs(config: Config) -> int:
     """Epochs every loss of the ablation trains for: ``beyond.ablation_epochs``, else ``train.epochs``."""
     return config.beyond.ablation_epochs or config.train.epochs
@@ -223,7 +201,7 @@ ABLATION_OUTPUTS = (f"{LOSS_ABLATION}.csv", f"{LOSS_ABLATION}.md", "fig10_loss_a
 
 
 def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
-    """DarioNet fine-tuned with each loss of :func:`ablation_losses`, all for
+    """DarioNet fine-tuned with each loss of :func:`~dario_utils.training.losses.ablation_variants`, all for
     :func:`ablation_epochs` epochs with notebook 03's other settings (seed included), its best
     epoch by validation loss scored on the test split. Where that budget is notebook 03's own,
     the logit-MSE row is the study's DarioNet (the same run) rather than trained again.
@@ -243,7 +221,7 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
         return None
     epochs = ablation_epochs(config)
     rows = []
-    for loss in ablation_losses(config):
+    for loss in ablation_variants(config.beyond):
         if loss.key == "mse" and epochs == config.train.epochs:
             checkpoint = evaluate.darionet_checkpoint(config)
             history = pd.read_csv(history_path(config.profile))
