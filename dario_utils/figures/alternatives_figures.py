@@ -10,12 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from dario_utils.core.result_files import ALTERNATIVES_NOTEBOOK, COST_FRONTIER, read_table, TABLE4
-from dario_utils.data.super_categories import GROUP_MODELS
 from dario_utils.figures.style import new_figure, PALETTE, save_figure, styled
 from dario_utils.models.study_models import display_name
-
-ALTERNATIVES_FIGURES = ("fig11_cost_frontier", "fig12_super_categories")
-"""The figures of notebook 07."""
+from dario_utils.studies.super_categories import GROUP_MODELS
 
 
 def fig11_cost_frontier(profile: str) -> list[Path]:
@@ -66,8 +63,3 @@ def fig12_super_categories(profile: str) -> list[Path]:
         right.axvline(0, color="#999999", linewidth=0.8)
         right.set(xlabel="top-1 gain (95% interval)", title="DarioNet minus bicubic, same images")
         return save_figure(fig, profile, "fig12_super_categories")
-
-
-def make_alternatives_figures(profile: str) -> list[Path]:
-    """Figures 11-12 of notebook 07, from its tables."""
-    return fig11_cost_frontier(profile) + fig12_super_categories(profile)

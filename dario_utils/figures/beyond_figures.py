@@ -11,13 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dario_utils.core.result_files import (BEYOND_NOTEBOOK, EVALUATION_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2,
-                                      read_table, table_path)
+from dario_utils.core.result_files import (BEYOND_NOTEBOOK, EVALUATION_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE1,
+                                           TABLE2, read_table)
 from dario_utils.figures.style import new_figure, PALETTE, save_figure, styled
 from dario_utils.models.study_models import display_name
-
-BEYOND_FIGURES = ("fig8_judge_transfer", "fig9_scale_sweep", "fig10_loss_ablation")
-"""The figures of notebook 06 (:func:`make_beyond_figures`); the others are the report's."""
 
 
 def fig8_judge_transfer(profile: str) -> list[Path]:
@@ -101,9 +98,3 @@ def fig10_loss_ablation(profile: str) -> list[Path]:
         fig.legend(handles, legend, loc="outside upper center", ncols=3,
                    title=f"each loss: {epochs} epoch{'s' if epochs != 1 else ''} of fine-tuning, best epoch by validation")
         return save_figure(fig, profile, "fig10_loss_ablation")
-
-
-def make_beyond_figures(profile: str) -> list[Path]:
-    """Figures 8-10 of notebook 06, from its tables (figure 10 where the run had the loss ablation on)."""
-    ablation = fig10_loss_ablation(profile) if table_path(profile, LOSS_ABLATION).is_file() else []
-    return fig8_judge_transfer(profile) + fig9_scale_sweep(profile) + ablation

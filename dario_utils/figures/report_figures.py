@@ -7,8 +7,8 @@ folder, which the runner publishes as ``figures/<profile>/``), returning those t
 missing input raises :class:`~dario_utils.core.result_files.MissingResultError` (a
 :class:`FileNotFoundError`) that names the file and the notebook to run. Rerunning on the same results gives byte-identical
 files. Figures 8-10 (notebook 06) are in :mod:`dario_utils.figures.beyond_figures`, figures 11-12
-(notebook 07) in :mod:`dario_utils.figures.alternatives_figures`; the captions and the folder's README
-in :mod:`dario_utils.figures.captions`.
+(notebook 07) in :mod:`dario_utils.figures.alternatives_figures`; every figure's number, caption and
+inputs in :mod:`dario_utils.figures.registry`, which draws those of a notebook.
 
 Inputs:
 
@@ -26,9 +26,7 @@ Models are named as everywhere else, by :func:`dario_utils.models.study_models.d
 from __future__ import annotations
 
 import io
-from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -37,9 +35,7 @@ from matplotlib.axes import Axes
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
-from dario_utils.core import paths
 from dario_utils.core.metrics import class_differences
-from dario_utils.figures.captions import by_figure_number, CAPTIONS
 from dario_utils.core.result_files import (EVALUATION_NOTEBOOK, START_PHASE, TRAINING_NOTEBOOK, MissingResultError,
                                       best_epoch_row, examples_path, history_path, per_class_path, per_image_path,
                                       require)
@@ -481,33 +477,6 @@ def fig7_reconstructions_better(profile: str) -> list[Path]:
                                 "DarioNet gets right and the original wrong", "fig7_reconstructions_better")
 
 
-# --------------------------------------------------------------------------- all of them
-
-
-def make_all_figures(profile: str, **fig1_kwargs: int | str) -> list[Path]:
-    """Draw each of figures 1-7 whose inputs exist; then fail naming every input that is missing.
-
-    ``fig1_kwargs`` are :func:`fig1_pipeline`'s size and network arguments. Returns the
-    written paths; if any figure could not be drawn, raises :class:`MissingResultError`
-    listing each missing file and the notebook that writes it (after drawing the rest).
-    """
-    drawers: list[Callable[[], list[Path]]] = [partial(fig1_pipeline, profile, **fig1_kwargs)] + [
-        partial(draw, profile)
-        for draw in (fig2_training_curves, fig3_class_differences, fig4_hardest_classes,
-                     fig5_worse_better, fig6_reconstructions_worse, fig7_reconstructions_better)
-    ]
-    written: list[Path] = []
-    missing: list[str] = []
-    for draw in drawers:
-        try:
-            written += draw()
-        except MissingResultError as err:
-            missing.append(str(err))
-    if missing:
-        raise MissingResultError("some figures could not be drawn:\n" + "\n".join(dict.fromkeys(missing)))
-    return written
-
-
 # --------------------------------------------------------------------------- data split
 
 
@@ -527,25 +496,3 @@ def class_histogram(splits: dict[str, pd.DataFrame]):
         fig.savefig(buffer, format="png", dpi=DPI)
     fig.clear()
     return DisplayImage(data=buffer.getvalue(), format="png")
-
-
-def show_figure(profile: str, name: str) -> None:
-    """Display a figure's :func:`preview` in a notebook, followed by its caption."""
-    from IPython.display import Markdown, display
-
-    number = by_figure_number(f"{name}.png")[0]
-    display(preview(profile, name), Markdown(f"*Figure {number}.* {CAPTIONS[name]}"))
-
-
-def preview(profile: str, name: str, width: int = 900):
-    """A figure's PNG as a small JPEG for display in a notebook (the files stay full size)."""
-    from IPython.display import Image as DisplayImage
-    from PIL import Image
-
-    with Image.open(paths.figures_dir(profile) / f"{name}.png") as image:
-        image = image.convert("RGB")
-        if image.width > width:
-            image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=85)
-    return DisplayImage(data=buffer.getvalue(), format="jpeg")

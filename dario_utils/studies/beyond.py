@@ -218,10 +218,6 @@ def ablation_epochs(config: Config) -> int:
     return config.beyond.ablation_epochs or config.train.epochs
 
 
-ABLATION_OUTPUTS = (f"{LOSS_ABLATION}.csv", f"{LOSS_ABLATION}.md", "fig10_loss_ablation.png", "fig10_loss_ablation.pdf")
-"""The loss ablation's files in the run's figures folder."""
-
-
 def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
     """DarioNet fine-tuned with each loss of :func:`ablation_losses`, all for
     :func:`ablation_epochs` epochs with notebook 03's other settings (seed included), its best
@@ -229,11 +225,12 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
     the logit-MSE row is the study's DarioNet (the same run) rather than trained again.
     Writes ``runs/<p>/figures/loss_ablation.{csv,md}``; each run's checkpoints and history go to
     ``results/beyond/loss-<key>/``. Where ``beyond.loss_ablation`` is off, trains nothing, removes
-    an earlier run's ablation files from the figures folder, says so and returns None."""
+    an earlier run's table from the figures folder (figure 10 follows it:
+    :func:`dario_utils.figures.registry.draw_figures`), says so and returns None."""
     _require_study(config)
     if not config.beyond.loss_ablation:
-        stale = [path for path in (paths.figures_dir(config.profile) / name for name in ABLATION_OUTPUTS)
-                 if path.is_file()]
+        csv = table_path(config.profile, LOSS_ABLATION)
+        stale = [path for path in (csv, csv.with_suffix(".md")) if path.is_file()]
         for path in stale:
             path.unlink()
         removed = [path.name for path in stale]
