@@ -163,7 +163,8 @@ def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeyp
     written = registry.draw_figures(in_study.profile, "06")
     beyond_figures = ("fig8_judge_transfer", "fig9_scale_sweep", "fig10_loss_ablation")
     assert [figure.name for figure in registry.of_notebook("06")] == list(beyond_figures)
-    assert sorted(p.name for p in written) == sorted(f"{name}.{ext}" for ext in ("png", "pdf") for name in beyond_figures)
+    assert sorted(p.name for p in written) == sorted(f"{name}.{ext}" for ext in ("png", "pdf")
+                                                     for name in beyond_figures)
     assert all(registry.FIGURES[name].caption for name in beyond_figures)
     first = {p.name: p.read_bytes() for p in written}
     assert {p.name: p.read_bytes() for p in registry.draw_figures(in_study.profile, "06")} == first

@@ -402,7 +402,8 @@ def registry_problems(figures: list[registry.Figure], tables: list[registry.Tabl
             found.append(f"{where}: notebook {figure.notebook}, caption {figure.caption!r}")
     for table in tables:
         if not (callable(table.write) and table.caption and table.notebook in ("02", "04", "06", "07")):
-            found.append(f"table {table.name}: writer {table.write}, caption {table.caption!r}, notebook {table.notebook}")
+            found.append(f"table {table.name}: writer {table.write}, caption {table.caption!r}, "
+                         f"notebook {table.notebook}")
     return found
 
 

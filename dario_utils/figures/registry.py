@@ -62,7 +62,8 @@ class Figure:
     settings: tuple[str, ...] = ()
     """The keyword arguments of :attr:`draw` that the notebook passes (figure 1: the profile's sizes and networks)."""
     only_with: str | None = None
-    """A result file without which it is not drawn and an earlier run's copy is removed (figure 10: the ablation may be off)."""
+    """A result file without which it is not drawn and an earlier run's copy is removed (figure 10: the loss
+    ablation may be off)."""
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,17 @@ from dario_utils.core.result_files import (ALTERNATIVES_NOTEBOOK, COST_FRONTIER,
                                            read_table)
 from dario_utils.core.runtime import setup_torch
 from dario_utils.studies.super_categories import dogs_answer, GROUP_MODELS
-from dario_utils.models.study_models import display_name
+from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, display_name, ORIGINAL, PRETRAINED_SR
 
 SR_ROUTE, BICUBIC_ROUTE = "SR net + classifier", "bicubic + classifier"
 ALPHA = 0.05
 """Significance level of the answers' McNemar tests."""
 METHODS = (  # method, where its top-1 is (table, row key), the computation it runs
-    ("original", (TABLE1, "original"), "classifier on the original"),
-    ("bilinear", (TABLE1, "bilinear"), "bilinear + classifier"),
-    ("bicubic", (TABLE1, "bicubic"), BICUBIC_ROUTE),
-    ("pretrained SR", (TABLE1, "esrgan"), SR_ROUTE),
-    ("DarioNet (a)", (TABLE1, "darionet"), SR_ROUTE),
+    ("original", (TABLE1, ORIGINAL), "classifier on the original"),
+    ("bilinear", (TABLE1, BILINEAR), "bilinear + classifier"),
+    ("bicubic", (TABLE1, BICUBIC), BICUBIC_ROUTE),
+    ("pretrained SR", (TABLE1, PRETRAINED_SR), SR_ROUTE),
+    ("DarioNet (a)", (TABLE1, DARIONET), SR_ROUTE),
     ("bicubic + fine-tuned classifier (b)", (TABLE3, "b"), BICUBIC_ROUTE),
     ("DarioNet + fine-tuned classifier (c)", (TABLE3, "c"), SR_ROUTE),
 )

@@ -15,13 +15,13 @@ from dario_utils.core import fileio, metrics, paths, result_files
 from dario_utils.core.config import Config
 from dario_utils.core.result_files import DOGS_TEST, read_results, TABLE4
 from dario_utils.evaluation import tables
-from dario_utils.models.study_models import display_name
+from dario_utils.models.study_models import BICUBIC, DARIONET, display_name, ORIGINAL, PRETRAINED_SR
 
 TABLE_FILE = paths.PROJECT_ROOT / "data" / "super_categories" / "super_categories.csv"
 ALL = "all groups"
 """The row of every image together."""
 DOGS = "dogs"
-GROUP_MODELS = ("original", "bicubic", "esrgan", "darionet")
+GROUP_MODELS = (ORIGINAL, BICUBIC, PRETRAINED_SR, DARIONET)
 """The models of Table 1 that Table 4 and figure 12 show per group."""
 
 
@@ -57,7 +57,7 @@ def _paired_gain(hits: pd.DataFrame, model: str, reference: str, n_boot: int, se
 
 
 def group_table(per_image: pd.DataFrame, models: list[str], n_boot: int, seed: int,
-                gains: tuple[tuple[str, str], ...] = (("darionet", "bicubic"), ("darionet", "esrgan"))) -> pd.DataFrame:
+                gains: tuple[tuple[str, str], ...] = ((DARIONET, BICUBIC), (DARIONET, PRETRAINED_SR))) -> pd.DataFrame:
     """Table 4: per super-category, the number of images, each model's top-1 with its 95% bootstrap
     interval and the paired top-1 gains named in ``gains`` (model over reference) with theirs.
 
@@ -79,7 +79,7 @@ def group_table(per_image: pd.DataFrame, models: list[str], n_boot: int, seed: i
     return pd.DataFrame(rows)
 
 
-def dogs_test(per_image: pd.DataFrame, model: str = "darionet", reference: str = "bicubic",
+def dogs_test(per_image: pd.DataFrame, model: str = DARIONET, reference: str = BICUBIC,
               n_permutations: int = 10000, seed: int = 0) -> dict[str, float]:
     """Is ``model``'s top-1 gain over ``reference`` smaller on dogs than on the other groups?
 
@@ -102,8 +102,8 @@ def dogs_test(per_image: pd.DataFrame, model: str = "darionet", reference: str =
             "p_value": (count + 1) / (n_permutations + 1)}
 
 
-def dogs_answer(test: dict[str, float], names: dict[str, str], model: str = "darionet",
-                reference: str = "bicubic", alpha: float = 0.05) -> str:
+def dogs_answer(test: dict[str, float], names: dict[str, str], model: str = DARIONET,
+                reference: str = BICUBIC, alpha: float = 0.05) -> str:
     """The report's claim about dogs, answered in one sentence from :func:`dogs_test`."""
     verdict = ("smaller on dogs than elsewhere (one-sided permutation p = {p:.3g})" if test["p_value"] < alpha else
                "not significantly smaller on dogs (one-sided permutation p = {p:.3g}): this split does not "
@@ -132,7 +132,7 @@ def table4_markdown(config: Config, table: pd.DataFrame, test: dict[str, float])
         for model in GROUP_MODELS:
             entry[display_name(model)] = (f"{row[f'top1_{model}']:.2f} "
                                           f"({row[f'ci_low_{model}']:.2f}-{row[f'ci_high_{model}']:.2f})")
-        for reference in ("bicubic", "esrgan"):
+        for reference in (BICUBIC, PRETRAINED_SR):
             key = f"darionet_vs_{reference}"
             entry[f"gain vs {display_name(reference)}"] = (
                 f"{row[f'gain_{key}']:+.2f} ({row[f'gain_ci_low_{key}']:+.2f} to {row[f'gain_ci_high_{key}']:+.2f})")
