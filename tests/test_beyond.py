@@ -16,7 +16,7 @@ from dario_utils.core import paths
 from dario_utils.core.config import BeyondConfig, Config, ConfigError, load_config, TrainConfig, with_overrides
 from dario_utils.data import dataset as data
 from dario_utils.evaluation import evaluate, tables
-from dario_utils.figures import beyond_figures, captions as figures_readme
+from dario_utils.figures import registry
 from dario_utils.models import load_sr, RRDBNet, save_sr_checkpoint, study_models
 from dario_utils.runner import recorded, reproduce
 from dario_utils.studies import beyond
@@ -130,14 +130,18 @@ def test_an_ablation_turned_off_trains_nothing_and_leaves_no_earlier_table(in_st
                                                                            capsys: pytest.CaptureFixture) -> None:
     for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
         step(in_study, progress=False)
-    beyond_figures.make_beyond_figures(in_study.profile)
+    registry.draw_figures(in_study.profile, "06")
+    outputs = [paths.figures_dir(in_study.profile) / name for name in (
+        "loss_ablation.csv", "loss_ablation.md", "fig10_loss_ablation.png", "fig10_loss_ablation.pdf")]
+    assert all(path.is_file() for path in outputs)
     off = with_overrides(in_study, {"beyond.loss_ablation": False})
     try:
         assert beyond.loss_ablation(off, progress=False) is None
         assert "the loss ablation is off" in capsys.readouterr().out
-        assert not any((paths.figures_dir(off.profile) / name).exists() for name in beyond.ABLATION_OUTPUTS)
-        drawn = {p.stem for p in beyond_figures.make_beyond_figures(off.profile)}
+        assert not any(path.exists() for path in outputs[:2])
+        drawn = {p.stem for p in registry.draw_figures(off.profile, "06")}
         assert drawn == {"fig8_judge_transfer", "fig9_scale_sweep"}
+        assert not any(path.exists() for path in outputs)  # figure 10 follows its table
         assert "3. **The loss:** not compared" in beyond.answers(off.profile)
         assert not recorded.trained_margins(off.profile)["what"].str.contains("loss").any()
     finally:  # the other tests of this module find the ablation's table
@@ -156,12 +160,14 @@ def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeyp
                                                        tmp_path: Path) -> None:
     for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
         step(in_study, progress=False)
-    written = beyond_figures.make_beyond_figures(in_study.profile)
+    written = registry.draw_figures(in_study.profile, "06")
+    beyond_figures = ("fig8_judge_transfer", "fig9_scale_sweep", "fig10_loss_ablation")
+    assert [figure.name for figure in registry.of_notebook("06")] == list(beyond_figures)
     assert sorted(p.name for p in written) == sorted(f"{name}.{ext}" for ext in ("png", "pdf")
-                                                     for name in beyond_figures.BEYOND_FIGURES)
-    assert set(beyond_figures.BEYOND_FIGURES) <= set(figures_readme.CAPTIONS)
+                                                     for name in beyond_figures)
+    assert all(registry.FIGURES[name].caption for name in beyond_figures)
     first = {p.name: p.read_bytes() for p in written}
-    assert {p.name: p.read_bytes() for p in beyond_figures.make_beyond_figures(in_study.profile)} == first
+    assert {p.name: p.read_bytes() for p in registry.draw_figures(in_study.profile, "06")} == first
     text = beyond.answers(in_study.profile)
     assert "efficientnet_lite2" in text and "at 0.25 (16 px)" in text and "logit MSE" in text
     assert "the ablation is inconclusive" in text

@@ -57,7 +57,7 @@ from dario_utils.core.result_files import BEYOND_NOTEBOOKS
 from dario_utils.core.runtime import cpu_name, git_commit, working_tree_state
 from dario_utils.data.dataset import resolve_data_root
 from dario_utils.evaluation.scorings import recipe_hash
-from dario_utils.figures.captions import by_figure_number, PROVENANCE_FILE, reproduce_command, write_readme
+from dario_utils.figures.readme import by_figure_number, PROVENANCE_FILE, reproduce_command, write_readme
 from dario_utils.runner import recorded
 
 NO_PROGRESS_ENV = "TQDM_DISABLE"
