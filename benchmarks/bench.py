@@ -36,8 +36,8 @@ from dario_utils.core.config import load_config
 from dario_utils.core.runtime import setup_torch
 from dario_utils.data.dataset import collate, manifest_dataset
 from dario_utils.data.degrade import downsample, reconstruct
-from dario_utils.evaluation.evaluate import apply_model
 from dario_utils.models import build_student, load_teacher
+from dario_utils.models.study_models import BASELINES, BY_KEY, PRETRAINED_SR
 
 
 def rate(step: Callable[[], None], images: int, device: torch.device, repeats: int,
@@ -130,20 +130,20 @@ def main(argv: list[str] | None = None) -> None:
 
     timing = {"device": device, "repeats": args.repeats, "min_seconds": min_seconds}
 
-    for model in ("original", "bilinear", "bicubic", "esrgan"):
+    for model in BASELINES:
         def measure(b: int, model: str = model) -> tuple[float, float]:
             x, small = inputs(b)
             fast_small = small.contiguous(memory_format=torch.channels_last) if cuda else small
 
             def plain_step() -> None:
                 with torch.no_grad():
-                    teacher(apply_model(model, x, small, {"esrgan": sr}))
+                    teacher(BY_KEY[model].image(x, small, {PRETRAINED_SR: sr}))
 
             def fast_step() -> None:
                 with torch.inference_mode():
                     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                        image = apply_model(model, x, fast_small if model == "esrgan" else small,
-                                            {"esrgan": fast_sr})
+                        image = BY_KEY[model].image(x, fast_small if model == PRETRAINED_SR else small,
+                                                    {PRETRAINED_SR: fast_sr})
                     judge(image.float())
 
             return rate(plain_step, b, **timing), rate(fast_step, b, **timing)

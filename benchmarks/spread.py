@@ -41,7 +41,7 @@ from dario_utils.core.config import load_config
 from dario_utils.core.result_files import DOGS_TEST, TABLE4
 from dario_utils.evaluation import tables
 from dario_utils.runner import recorded
-from dario_utils.studies.alternatives import super_category_table
+from dario_utils.studies.super_categories import super_category_table
 
 
 def variants(seeds: list[int], isas: list[str], threads: list[int]) -> list[tuple[int, str, int]]:

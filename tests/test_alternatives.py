@@ -8,11 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from dario_utils.data import super_categories
 from dario_utils.data.dataset import manifest_dataset
 from dario_utils.data.degrade import downsample, upsample
 from dario_utils.models import load_teacher
-from dario_utils.studies import classifier_route, costs
+from dario_utils.studies import classifier_route, costs, super_categories
 
 # the tiny training set-up of test_train (its fixtures are registered here by the import)
 from test_train import image_rows, output_root, start_checkpoint, tiny_config  # noqa: F401

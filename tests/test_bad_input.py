@@ -277,7 +277,7 @@ def test_train_with_an_unwritable_output_folder(tiny: Path, monkeypatch: pytest.
                                                 capsys: pytest.CaptureFixture, layout: RunLayout):
     blocker = layout.checkpoints
     blocker.write_text("a file, not a folder")
-    teachers = _loaded(monkeypatch, train, "load_teacher")
+    teachers = _loaded(monkeypatch, train, "teacher_of")
     assert train.main(["--profile", str(tiny)]) == 2
     assert _one_error_line(capsys.readouterr().err) == (
         f"error: cannot write to output folder {blocker}: Not a directory. "

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from dario_utils.core import paths
-from dario_utils.core.config import Config, ConfigError, load_config, with_overrides
+from dario_utils.core.config import BeyondConfig, Config, ConfigError, load_config, TrainConfig, with_overrides
 from dario_utils.data import dataset as data
 from dario_utils.evaluation import evaluate, tables
-from dario_utils.figures import beyond_figures, captions as figures_readme
+from dario_utils.figures import registry
 from dario_utils.models import load_sr, RRDBNet, save_sr_checkpoint, study_models
 from dario_utils.runner import execute, recorded, reproduce
 from dario_utils.studies import beyond
@@ -128,14 +128,18 @@ def test_an_ablation_turned_off_trains_nothing_and_leaves_no_earlier_table(in_st
                                                                            capsys: pytest.CaptureFixture) -> None:
     for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
         step(in_study, progress=False)
-    beyond_figures.make_beyond_figures(in_study.layout)
+    registry.draw_figures(in_study.layout, "06")
+    outputs = [in_study.layout.figures / name for name in (
+        "loss_ablation.csv", "loss_ablation.md", "fig10_loss_ablation.png", "fig10_loss_ablation.pdf")]
+    assert all(path.is_file() for path in outputs)
     off = with_overrides(in_study, {"beyond.loss_ablation": False})
     try:
         assert beyond.loss_ablation(off, progress=False) is None
         assert "the loss ablation is off" in capsys.readouterr().out
-        assert not any((off.layout.figures / name).exists() for name in beyond.ABLATION_OUTPUTS)
-        drawn = {p.stem for p in beyond_figures.make_beyond_figures(off.layout)}
+        assert not any(path.exists() for path in outputs[:2])
+        drawn = {p.stem for p in registry.draw_figures(off.layout, "06")}
         assert drawn == {"fig8_judge_transfer", "fig9_scale_sweep"}
+        assert not any(path.exists() for path in outputs)  # figure 10 follows its table
         assert "3. **The loss:** not compared" in beyond.answers(off.layout)
         assert not recorded.trained_margins(off.layout)["what"].str.contains("loss").any()
     finally:  # the other tests of this module find the ablation's table
@@ -154,12 +158,14 @@ def test_beyond_figures_answers_and_the_recorded_check(in_study: Config, monkeyp
                                                        tmp_path: Path) -> None:
     for step in (beyond.judge_transfer, beyond.scale_sweep, beyond.loss_ablation):
         step(in_study, progress=False)
-    written = beyond_figures.make_beyond_figures(in_study.layout)
+    written = registry.draw_figures(in_study.layout, "06")
+    beyond_figures = ("fig8_judge_transfer", "fig9_scale_sweep", "fig10_loss_ablation")
+    assert [figure.name for figure in registry.of_notebook("06")] == list(beyond_figures)
     assert sorted(p.name for p in written) == sorted(f"{name}.{ext}" for ext in ("png", "pdf")
-                                                     for name in beyond_figures.BEYOND_FIGURES)
-    assert set(beyond_figures.BEYOND_FIGURES) <= set(figures_readme.CAPTIONS)
+                                                     for name in beyond_figures)
+    assert all(registry.FIGURES[name].caption for name in beyond_figures)
     first = {p.name: p.read_bytes() for p in written}
-    assert {p.name: p.read_bytes() for p in beyond_figures.make_beyond_figures(in_study.layout)} == first
+    assert {p.name: p.read_bytes() for p in registry.draw_figures(in_study.layout, "06")} == first
     text = beyond.answers(in_study.layout)
     assert "efficientnet_lite2" in text and "at 0.25 (16 px)" in text and "logit MSE" in text
     assert "the ablation is inconclusive" in text
@@ -207,16 +213,47 @@ def test_beyond_needs_the_study_first(output_root: Path) -> None:
         beyond.judge_transfer(config, progress=False)
 
 
+def test_the_ablation_runs_every_registered_loss_in_order() -> None:
+    variants = [(v.key, v.label, v.overrides) for v in losses.ablation_variants(BeyondConfig())]
+    assert variants == [
+        ("mse", "logit MSE (report)", {}),
+        ("kl_t2", "KL, T = 2", {"train.loss": "kl", "train.temperature": 2.0}),
+        ("kl_t4", "KL, T = 4", {"train.loss": "kl", "train.temperature": 4.0}),
+        ("mse_l1", "logit MSE + 10 × L1", {"train.l1_weight": 10.0}),
+        ("mse_features", "logit MSE + 1 × features", {"train.feature_weight": 1.0}),
+    ]
+
+
+def test_distillation_adds_the_weighted_terms_in_order_and_removes_its_tap() -> None:
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    x, recon = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    train = TrainConfig(loss="kl", temperature=2.0, l1_weight=3.0, feature_weight=0.5)
+    with losses.Distillation(teacher, train) as loss:
+        reference, reference_features = loss.reference(x)
+        value, logits = loss(recon, x, reference, reference_features)
+        features = loss.tap.features
+    expected = losses.logit_loss(teacher(recon).float(), teacher(x).float(), train)
+    expected = expected + 3.0 * losses.pixel_l1(recon, x)
+    expected = expected + 0.5 * losses.feature_loss(features, reference_features)
+    assert torch.equal(value, expected) and torch.equal(logits, teacher(recon).float())
+    assert not teacher[1]._forward_pre_hooks  # the tap is off after the run
+    with losses.Distillation(teacher, TrainConfig()) as plain:
+        assert plain.tap is None and plain.terms == []
+
+
 def test_logit_losses() -> None:
     torch.manual_seed(0)
     logits, reference = torch.randn(4, 10), torch.randn(4, 10)
     assert losses.logit_loss(logits, reference) == pytest.approx(((logits - reference) ** 2).mean().item())
-    assert losses.logit_loss(reference, reference, "kl", 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.logit_loss(reference, reference, TrainConfig(loss="kl", temperature=2.0)).item() == pytest.approx(
+        0.0, abs=1e-6)
     p, q = torch.softmax(reference / 4, 1), torch.softmax(logits / 4, 1)
     expected = 16 * (p * (p.log() - q.log())).sum(1).mean()
-    assert losses.logit_loss(logits, reference, "kl", 4.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert losses.logit_loss(logits, reference, TrainConfig(loss="kl", temperature=4.0)).item() == pytest.approx(
+        expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="train.loss"):
-        losses.logit_loss(logits, reference, "hinge")
+        losses.logit_loss(logits, reference, TrainConfig(loss="hinge"))
 
 
 def test_demo_default_run_leaves_06_and_07_out_and_says_so() -> None:

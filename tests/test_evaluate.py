@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from dario_utils.core import metrics, paths, result_files, runtime
 from dario_utils.core.config import ConfigError, load_config
 from dario_utils.core.paths import RunLayout
 from dario_utils.data import dataset as data
+from dario_utils.data.degrade import downsample, reconstruct, upsample
 from dario_utils.evaluation import evaluate, tables
 from dario_utils.figures import style
 from dario_utils.models import RRDBNet, save_sr_checkpoint, study_models
@@ -358,6 +360,27 @@ def test_registry_names_every_model_once():
     assert study_models.display_name("esrgan") == "pretrained SR"
     assert study_models.display_name("downsampled") == "downsampled"
     assert style.PALETTE == {m.key: m.colour for m in models}
+
+
+def test_each_model_makes_its_image_and_names_its_weights(sample_config):
+    """The registry's behaviour: the original as it is, the small image upsampled, or through the model's SR net."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    small = downsample(x, 0.32)
+    nets = {key: RRDBNet(nf=8, nb=1, gc=4).eval() for key in (study_models.PRETRAINED_SR, study_models.DARIONET)}
+    with torch.no_grad():
+        images = {m.key: m.image(x, small, nets) for m in study_models.STUDY_MODELS}
+        assert images["original"] is x
+        for key in ("bilinear", "bicubic"):
+            assert torch.equal(images[key], upsample(small, 64, key))
+        for key in ("esrgan", "darionet"):
+            assert torch.equal(images[key], reconstruct(nets[key], small, 64))
+    assert len({tuple(image.flatten()[:50].tolist()) for image in images.values()}) == 5
+    assert [m.sr_weights for m in study_models.STUDY_MODELS] == [None, None, None, "pretrained", "fine-tuned"]
+    with pytest.raises(KeyError):  # an SR model without its net
+        study_models.BY_KEY["darionet"].image(x, small, {})
+    save_sr_checkpoint(evaluate.darionet_checkpoint(sample_config), RRDBNet(nf=8, nb=1, gc=4), {"stage": "test"})
+    assert list(evaluate.load_sr_models(sample_config, ["darionet", "bicubic"], torch.device("cpu"))) == ["darionet"]
 
 
 # ---------------------------------------------------------------- examples for figures 6 and 7

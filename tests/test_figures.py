@@ -13,10 +13,10 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from dario_utils.core import metrics
+from dario_utils.core import metrics, paths
 from dario_utils.core.paths import RunLayout
 from dario_utils.core.result_files import best_epoch_row
-from dario_utils.figures import alternatives_figures, beyond_figures, captions as figures_readme, report_figures as figures
+from dario_utils.figures import readme as figures_readme, registry, report_figures as figures
 from dario_utils.figures.style import class_label
 
 PROFILE = "testfig"
@@ -129,9 +129,9 @@ def rendered(rendered_layout: RunLayout):
     write_history(layout, epochs=4)
     write_per_class(layout)
     write_examples(layout)
-    first = figures.make_all_figures(layout, **FIG1)
+    first = registry.draw_figures(layout, "05", **FIG1)
     first_bytes = {p: p.read_bytes() for p in first}
-    second = figures.make_all_figures(layout, **FIG1)
+    second = registry.draw_figures(layout, "05", **FIG1)
     return first, first_bytes, {p: p.read_bytes() for p in second}
 
 
@@ -143,8 +143,10 @@ def layout(tmp_path: Path) -> RunLayout:
 
 def test_every_figure_is_written_as_png_and_pdf(rendered, rendered_layout: RunLayout) -> None:
     written, _, _ = rendered
-    report_figures = [name for name in figures_readme.CAPTIONS if name not in
-                      (*beyond_figures.BEYOND_FIGURES, *alternatives_figures.ALTERNATIVES_FIGURES)]
+    report_figures = [figure.name for figure in registry.of_notebook("05")]
+    assert report_figures == [f"fig{n}_{name}" for n, name in enumerate(
+        ("pipeline", "training_curves", "class_differences", "hardest_classes", "worse_better",
+         "reconstructions_worse", "reconstructions_better"), start=1)]
     expected = [rendered_layout.figures / f"{name}.{ext}" for name in report_figures for ext in ("png", "pdf")]
     assert written == expected
     for path in written:
@@ -167,8 +169,8 @@ def test_readme_lists_each_figure_and_table(rendered, rendered_layout: RunLayout
     readme = figures_readme.write_readme(folder, PROFILE, command)
     assert readme == folder / "README.md"
     text = readme.read_text()
-    for name in [*figures_readme.CAPTIONS, "per_class_original", "per_class_darionet", "per_class_bicubic"]:
-        not_drawn = (*beyond_figures.BEYOND_FIGURES, *alternatives_figures.ALTERNATIVES_FIGURES)
+    for name in [*registry.FIGURES, "per_class_original", "per_class_darionet", "per_class_bicubic"]:
+        not_drawn = [figure.name for figure in registry.FIGURES.values() if figure.notebook != "05"]
         assert (f"[{name}." in text) == (name not in not_drawn)  # only the figures present
     assert "[table1.md](table1.md)" in text and "(fig1_pipeline.pdf)" in text
     assert "python -m dario_utils.runner.reproduce --profile testfig" in text and "`testfig`" in text
@@ -208,7 +210,7 @@ def test_best_epoch_is_the_first_lowest_validation_loss() -> None:
 def test_missing_inputs_are_named_with_their_notebook(layout: RunLayout) -> None:
     write_history(layout, epochs=2)
     with pytest.raises(FileNotFoundError) as err:
-        figures.make_all_figures(layout, **FIG1)
+        registry.draw_figures(layout, "05", **FIG1)
     message = str(err.value)
     assert "per_class_original.csv" in message and "examples.npz" in message and "notebook 04" in message
     drawn = sorted(p.name for p in layout.figures.glob("*.png"))
@@ -249,7 +251,7 @@ def test_figures_name_models_and_say_what_they_show(figure_texts: dict[str, list
     write_history(layout, epochs=2)
     write_per_class(layout)
     write_examples(layout)
-    figures.make_all_figures(layout, **FIG1)
+    registry.draw_figures(layout, "05", **FIG1)
     for name, texts in figure_texts.items():
         assert not [t for t in texts if re.search(r"\besrgan\b|Pretrained SR", t)], name
     worse, better = figure_texts["fig6_reconstructions_worse"], figure_texts["fig7_reconstructions_better"]
@@ -344,8 +346,8 @@ def test_every_figure_shows_data_that_varies(one_image_per_class: bool, constant
     else:
         write_per_class(layout)
     write_examples(layout)
-    figures.make_all_figures(layout, **FIG1)
-    assert set(constant_data_of) == {name for name in figures_readme.CAPTIONS if name.startswith(
+    registry.draw_figures(layout, "05", **FIG1)
+    assert set(constant_data_of) == {name for name in registry.FIGURES if name.startswith(
         ("fig1_", "fig2_", "fig3_", "fig4_", "fig5_", "fig6_", "fig7_"))}
     assert {name: found for name, found in constant_data_of.items() if found} == {}
 
@@ -366,8 +368,8 @@ def test_one_image_per_class_is_shown_per_image(figure_texts: dict[str, list[str
             f"(largest drop from the original to bicubic)\n{note}") in fig4
     assert {"original", "bicubic", "DarioNet", figures.PROBABILITY_LABEL} <= set(fig4)
     for name in ("fig3_class_differences", "fig4_hardest_classes"):
-        assert "so the figure shows each test image instead: " in figures_readme.CAPTIONS[name]
-        assert "exp(−CE)" in figures_readme.CAPTIONS[name]
+        assert "so the figure shows each test image instead: " in registry.FIGURES[name].caption
+        assert "exp(−CE)" in registry.FIGURES[name].caption
     probability = figures.read_true_class_probability(layout)
     assert list(probability.columns) == ["label", "image", "class_name", "bicubic", "darionet", "original"]
     assert len(probability) == 40 and probability["class_name"].iloc[0] == CLASS_NAMES[0]
@@ -386,3 +388,59 @@ def test_one_image_per_class_needs_the_per_image_results(layout: RunLayout) -> N
     write_per_class(layout)  # several images per class: the per-class figures, which need no per-image results
     assert not figures.one_image_per_class(layout)
     assert all(p.is_file() for p in figures.fig3_class_differences(layout) + figures.fig4_hardest_classes(layout))
+
+
+def registry_problems(figures: list[registry.Figure], tables: list[registry.Table]) -> list[str]:
+    """What breaks the registry's promises: figures numbered 1, 2, ... in order, each file named
+    ``fig<number>_...`` and drawn by the function of that name, its inputs files of ``runs/<p>/``, its
+    notebook one that draws figures; each table with its writer and a caption."""
+    found = []
+    for position, figure in enumerate(figures, start=1):
+        where = f"figure {figure.number} ({figure.name})"
+        if figure.number != position or not figure.name.startswith(f"fig{figure.number}_"):
+            found.append(f"{where}: not numbered and named as figure {position}")
+        if figure.draw.__name__ != figure.name:
+            found.append(f"{where}: drawn by {figure.draw.__name__}")
+        if not all(re.fullmatch(r"(results|figures)/\w+\.(csv|npz)", name) for name in figure.inputs):
+            found.append(f"{where}: inputs {figure.inputs}")
+        if figure.only_with not in (None, *figure.inputs):
+            found.append(f"{where}: drawn only with {figure.only_with}, not one of its inputs")
+        if figure.notebook not in ("05", "06", "07") or not figure.caption:
+            found.append(f"{where}: notebook {figure.notebook}, caption {figure.caption!r}")
+    for table in tables:
+        if not (callable(table.write) and table.caption and table.notebook in ("02", "04", "06", "07")):
+            found.append(f"table {table.name}: writer {table.write}, caption {table.caption!r}, "
+                         f"notebook {table.notebook}")
+    return found
+
+
+def test_the_registry_keeps_its_promises(layout: RunLayout) -> None:
+    assert registry_problems(list(registry.FIGURES.values()), list(registry.TABLES.values())) == []
+    assert [figure.number for figure in registry.FIGURES.values()] == list(range(1, 13))
+    assert [table.number for table in registry.TABLES.values() if table.number] == [1, 2, 3, 4]
+    for notebook in ("05", "06", "07"):  # each notebook draws its figures from the registry
+        text = next(paths.NOTEBOOKS_DIR.glob(f"{notebook}_*.ipynb")).read_text()
+        assert f'registry.draw_figures(config.layout, \\"{notebook}\\"' in text
+
+
+def test_a_broken_registry_entry_is_found() -> None:
+    fig2 = registry.FIGURES["fig2_training_curves"]
+    planted = [registry.FIGURES["fig1_pipeline"], registry.Figure(3, "fig3_curves", "", fig2.draw, ("history.csv",),
+                                                                  "08", only_with="results/x.csv")]
+    table = registry.Table("t", None, "", None, None, (), "05")
+    assert [problem.split(": ")[1] for problem in registry_problems(planted, [table])] == [
+        "not numbered and named as figure 2", "drawn by fig2_training_curves", "inputs ('history.csv',)",
+        "drawn only with results/x.csv, not one of its inputs", "notebook 08, caption ''",
+        "writer None, caption '', notebook 05"]
+
+
+def test_a_figure_whose_input_is_optional_is_removed_without_it(layout: RunLayout) -> None:
+    stale = registry.figure_files(layout, "fig10_loss_ablation")
+    stale[0].parent.mkdir(parents=True)
+    for path in stale:
+        path.write_bytes(b"an earlier run's")
+    with pytest.raises(FileNotFoundError, match=r"table2_judge_transfer\.csv is missing: run notebook 06"):
+        registry.draw_figures(layout, "06")
+    assert not any(path.exists() for path in stale)
+    with pytest.raises(TypeError, match="figure 1 needs image_size, small_size, sr_scale, teacher, sr_name"):
+        registry.draw_figures(layout, "05")

@@ -225,7 +225,7 @@ def _rows(root: Path):
 
 
 def test_deferred_non_finite_check_names_the_first_bad_batch():
-    trainer = loop.Trainer(None, None, None, None, None, (), torch.device("cpu"), False, None, False, 1)
+    trainer = loop.Trainer(None, None, None, (), torch.device("cpu"), False, None, False, 1)
     trainer._check_finite(torch.tensor(0), torch.tensor(0.0), epoch=1)  # nothing non-finite: no error
     with pytest.raises(train.TrainingError, match=r"non-finite loss \(nan\) at epoch 2, batch 3"):
         trainer._check_finite(torch.tensor(3), torch.tensor(float("nan")), epoch=2)

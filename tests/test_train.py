@@ -3,12 +3,15 @@ training crops), an RRDBNet with nf 8, nb 1, gc 4, the efficientnet_lite0 teache
 epochs of two batches."""
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -414,3 +417,19 @@ def test_fine_tuning_lowers_the_logit_loss_on_its_images(output_root, start_chec
     train.finetune(config, progress=False)
     after = _train_logit_mse(config, load_sr(run_file(output_root, "checkpoints", train.LAST_FILE)))
     assert after < 0.9 * before, f"logit MSE on the training images {before:.4f} -> {after:.4f}"
+
+
+def test_the_training_loop_takes_no_callbacks() -> None:
+    """loop.Trainer is driven by its caller (train.py, the classifier route): none of its fields is a
+    function it would call back."""
+    def callbacks(cls: type) -> list[str]:
+        return [name for name, tp in typing.get_type_hints(cls).items()
+                if typing.get_origin(tp) is collections.abc.Callable]
+
+    assert callbacks(loop.Trainer) == []
+
+    @dataclasses.dataclass
+    class CallingBack:  # the planted violation: a step the loop would call
+        step: typing.Callable[[torch.Tensor], torch.Tensor]
+
+    assert callbacks(CallingBack) == ["step"]

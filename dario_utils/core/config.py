@@ -6,10 +6,15 @@ The same file is passed to papermill with ``-f`` (its top-level keys ``profile``
 :func:`load_config`. Unknown keys, values of the wrong type (the entries of lists and
 mappings too, such as ``data.fractions`` and ``beyond.scales``) and a ``device`` torch does not
 know are errors that name the key and what was expected. Whether the values fit together (a
-frozen head and flips, a crop larger than the image, an unknown loss...) is :func:`check_config`'s, which every entry
+frozen head and flips, a crop larger than the image...) is :func:`check_config`'s, which every entry
 point (:func:`dario_utils.training.train.finetune`, :func:`dario_utils.evaluation.evaluate.evaluate`, notebook
 06's judge transfer) calls before it reads any data: loading does not, so that a config can
 be assembled in steps and a partial one (e.g. only to build the student) stays usable.
+
+A profile may start from another: ``extends: imagenet-sample`` (a profile name, or a YAML path
+relative to the file), then its own ``profile`` name and only the keys that differ. Mappings merge
+key by key, lists and scalars (``null`` too) replace; chains are allowed, a cycle or a missing
+parent is an error naming the files. The merged keys are typed and checked as any profile's.
 
 Overrides use dotted keys: ``load_config("demo", {"train.epochs": 2})``.
 """
@@ -32,10 +37,10 @@ class ConfigError(ValueError):
     """A profile is missing, a key is unknown or of the wrong type, or values do not fit together."""
 
 
-LOSSES = ("mse", "kl")
-"""Losses on the teacher's logits (``train.loss``)."""
 LR_SCHEDULES = ("constant", "cosine")
 """Learning-rate schedules (``train.lr_schedule``)."""
+EXTENDS = "extends"
+"""The key of a profile file that names the profile it starts from (a name or a YAML path)."""
 DEVICES = ("cpu", "cuda", "cuda:N")
 """Devices a profile may name (``device``): ``cuda:N`` is the N-th GPU."""
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
@@ -88,8 +93,8 @@ class TrainConfig:
     crop: int | None = None  # random crop of the original for speed (the SR net is convolutional)
     flipped_copies: bool = False  # each epoch trains on every image and its left-right mirror (2x the steps)
     max_batches: int | None = None  # per epoch; None = the whole split
-    loss: str = "mse"  # on the teacher's logits: "mse" (the report's) or "kl" (softmaxes at train.temperature)
-    temperature: float = 1.0  # of the "kl" loss, which is scaled by temperature**2
+    loss: str = "mse"  # on the teacher's logits (training.losses.LOSSES): "mse" (the report's) or "kl"
+    temperature: float = 1.0  # of the "kl" loss (softmaxes at this temperature), which is scaled by temperature**2
     l1_weight: float = 0.0  # optional pixel loss, off as in the report
     feature_weight: float = 0.0  # optional teacher feature-map loss, off as in the report
     seed: int = 1337
@@ -277,15 +282,14 @@ def check_positive(key: str, value: float) -> float:
 def check_config(config: Config) -> Config:
     """``config`` after checking that its values fit together; else :class:`ConfigError`.
 
-    Every check that needs no data, no model file and no process count: the loss and the
-    learning-rate schedule by name, a positive ``train.temperature`` for ``kl``,
-    ``train.checkpoint_every`` of at least 1, the training crop against ``data.image_size``, a
+    Every check that needs no data, no model file and no process count: the learning-rate
+    schedule by name, ``train.checkpoint_every`` of at least 1, the training crop against ``data.image_size``, a
     frozen head (``train.frozen_blocks``) that fits ``sr.nb`` and comes without flips and
-    crops, and a ``beyond.judge`` that is not the teacher. Whether the batch splits evenly
-    over the processes is checked when training starts.
+    crops, and a ``beyond.judge`` that is not the teacher. The loss and its settings are the
+    training floor's (:func:`dario_utils.training.losses.check_loss`, called beside this one);
+    whether the batch splits evenly over the processes is checked when training starts.
     """
     train = config.train
-    check_choice("train.loss", train.loss, LOSSES, "loss")
     blocks = train.frozen_blocks
     if blocks is not None:
         if not 0 <= blocks <= config.sr.nb:
@@ -300,8 +304,6 @@ def check_config(config: Config) -> Config:
     if train.crop is not None and not 1 <= train.crop <= config.data.image_size:
         raise ConfigError(f"crop {train.crop} must be between 1 and data.image_size ({config.data.image_size})")
     check_choice("train.lr_schedule", train.lr_schedule, LR_SCHEDULES, "schedule")
-    if train.loss == "kl":
-        check_positive("train.temperature", train.temperature)
     if config.alternatives.speed_images < 1:
         raise ConfigError(f"config key 'alternatives.speed_images': {config.alternatives.speed_images} "
                           "must be at least 1")
@@ -321,26 +323,64 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in paths.PROFILES_DIR.glob("*.yaml"))
 
 
-def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | None = None, *,
-                output_root: str | Path | None = None) -> Config:
-    """Read a profile (a name from ``profiles/`` or a YAML path) and apply dotted overrides.
+def _profile_path(profile: str | Path, folder: Path | None = None) -> Path:
+    """The file of ``profile``: a YAML path (relative to ``folder`` where given), else ``profiles/<name>.yaml``."""
+    if not str(profile).endswith((".yaml", ".yml")):
+        return paths.profile_file(str(profile))
+    return folder / profile if folder is not None else Path(profile)
 
-    ``None`` values in ``overrides`` are ignored, so notebook parameters left at
-    ``None`` keep the profile's value. ``output_root``: where the run's files go
-    (:class:`~dario_utils.core.paths.RunLayout`); the project root where None.
-    """
-    path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else paths.profile_file(str(profile))
-    if not path.is_file():
-        raise ConfigError(
-            f"unknown profile '{profile}': no file {path}. "
-            f"Available profiles: {', '.join(available_profiles())}"
-        )
+
+def _merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update``'s keys: mappings in both merge key by key, anything else replaces."""
+    tree = dict(base)
+    for key, value in update.items():
+        both = isinstance(value, Mapping) and isinstance(tree.get(key), Mapping)
+        tree[key] = _merged(tree[key], value) if both else value
+    return tree
+
+
+def _read_profile(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The keys of the profile file ``path``, merged over those of the profile it ``extends`` (and so on up)."""
+    if path.resolve() in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise ConfigError(f"profile files extend one another in a cycle: {cycle}; remove one 'extends'")
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"profile file {path} is not valid YAML: {err}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"profile file {path} must hold a mapping of keys")
+    parent = tree.pop(EXTENDS, None)
+    if parent is None:
+        return tree
+    if not isinstance(parent, str):
+        raise ConfigError(f"config key '{EXTENDS}' in {path}: expected a profile name or YAML file, got {parent!r}")
+    if "profile" not in tree:
+        raise ConfigError(f"profile file {path} extends '{parent}' but sets no 'profile': "
+                          "give it its own name (its runs/ folder)")
+    parent_path = _profile_path(parent, path.parent)
+    if not parent_path.is_file():
+        raise ConfigError(f"profile file {path} extends '{parent}': no file {parent_path}. "
+                          f"Available profiles: {', '.join(available_profiles())}")
+    return _merged(_read_profile(parent_path, (*chain, path.resolve())), tree)
+
+
+def load_config(profile: str | Path = "demo", overrides: Mapping[str, Any] | None = None, *,
+                output_root: str | Path | None = None) -> Config:
+    """Read a profile (a name from ``profiles/`` or a YAML path), with the profiles it extends, and
+    apply dotted overrides.
+
+    ``None`` values in ``overrides`` are ignored, so notebook parameters left at
+    ``None`` keep the profile's value. ``output_root``: where the run's files go
+    (:class:`~dario_utils.core.paths.RunLayout`); the project root where None.
+    """
+    path = _profile_path(profile)
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown profile '{profile}': no file {path}. "
+            f"Available profiles: {', '.join(available_profiles())}"
+        )
+    tree = _read_profile(path)
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(tree, dotted, value)

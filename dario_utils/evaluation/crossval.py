@@ -44,6 +44,7 @@ from dario_utils.models import build_student
 from dario_utils.models.study_models import display_name, MODELS
 from dario_utils.training.head_cache import head_features, HeadFeatures
 from dario_utils.training.loop import TrainingError
+from dario_utils.training.losses import check_loss
 from dario_utils.training.train import finetune
 
 POOL = "all"
@@ -274,6 +275,7 @@ def crossval_markdown(config: Config, pooled: pd.DataFrame, folds: pd.DataFrame)
 def cross_validate(config: Config, only: Sequence[int] | None = None, progress: bool = True) -> pd.DataFrame:
     """Run the folds ``only`` (default: every fold not yet published) and return the pooled estimate."""
     check_config(config)
+    check_loss(config.train)
     folds = list(only or range(1, config.crossval.folds + 1))
     wrong = [k for k in folds if not 1 <= k <= config.crossval.folds]
     if wrong:

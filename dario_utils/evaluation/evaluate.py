@@ -32,10 +32,12 @@ from dario_utils.core.config import check_config, Config, ConfigError, load_conf
 from dario_utils.core.result_files import EvalRun
 from dario_utils.core.runtime import setup_torch
 from dario_utils.data.dataset import class_names_of, collate, manifest_dataset, read_manifest
-from dario_utils.data.degrade import downsample, reconstruct, upsample
+from dario_utils.data.degrade import downsample
 from dario_utils.evaluation import tables
-from dario_utils.models import build_student, load_sr, load_teacher, study_models
+from dario_utils.models import build_student, load_sr, study_models, teacher_of
+from dario_utils.models.study_models import DARIONET, ORIGINAL
 from dario_utils.training.head_cache import head_features, head_fingerprint, HeadFeatures, reconstruct_from_head, Tail
+from dario_utils.training.losses import check_loss
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -49,17 +51,21 @@ def darionet_checkpoint(config: Config) -> Path:
 
 def load_sr_models(config: Config, models: list[str], device: torch.device,
                    checkpoint: str | None = None) -> dict[str, nn.Module]:
-    """The SR networks among ``models``: the profile's pretrained SR and DarioNet."""
+    """The SR networks among ``models``, in eval mode, by their :attr:`~StudyModel.sr_weights`: the profile's
+    pretrained SR net, and DarioNet's fine-tuned checkpoint (``checkpoint``, default :func:`darionet_checkpoint`)."""
     nets = {}
-    if "esrgan" in models:
-        nets["esrgan"] = build_student(config, device)
-    if "darionet" in models:
+    for model in study_models.STUDY_MODELS:
+        if model.key not in models or model.sr_weights is None:
+            continue
+        if model.sr_weights == study_models.PRETRAINED:
+            nets[model.key] = build_student(config, device)
+            continue
         path = Path(checkpoint) if checkpoint else darionet_checkpoint(config)
         if not path.is_file():
             raise MissingCheckpointError(
                 f"no DarioNet checkpoint at {path}: run notebook 03 (python -m dario_utils.runner.reproduce "
                 f"--profile {config.profile} --only 03) or pass --checkpoint FILE")
-        nets["darionet"] = load_sr(path, device=device)
+        nets[model.key] = load_sr(path, device=device)
     for net in nets.values():
         net.eval()
     return nets
@@ -68,19 +74,7 @@ def load_sr_models(config: Config, models: list[str], device: torch.device,
 def load_judge(config: Config, device: torch.device, name: str | None = None) -> nn.Module:
     """The classifier ``name`` that evaluates (default ``config.judge``: the teacher, with its
     weights, unless ``eval.judge`` names another)."""
-    name = name or config.judge
-    weights = config.teacher.weights if name == config.teacher.name else None
-    return load_teacher(name, device=device, weights=weights, input_size=config.teacher.input_size)
-
-
-def apply_model(model: str, x: torch.Tensor, small: torch.Tensor, nets: dict[str, nn.Module]) -> torch.Tensor:
-    """The image ``model`` shows the classifier: ``x`` itself, or ``small`` brought back to x's size."""
-    size = x.shape[-1]
-    if model == "original":
-        return x
-    if model in ("bilinear", "bicubic"):
-        return upsample(small, size, model)
-    return reconstruct(nets[model], small, size)
+    return teacher_of(config, device, name or config.judge)
 
 
 @torch.no_grad()
@@ -97,7 +91,7 @@ def _warm_up(config: Config, models: list[str], nets: dict[str, nn.Module], head
             continue
         source = small.contiguous(memory_format=torch.channels_last) if model in nets else small
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            image = apply_model(model, x, source, nets)
+            image = study_models.BY_KEY[model].image(x, source, nets)
         judge(image.float())
     torch.cuda.synchronize()
 
@@ -131,6 +125,7 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
     for several runs, as :mod:`dario_utils.evaluation.crossval` does); every frozen-head net must then
     share the head they were computed with."""
     check_config(config)
+    check_loss(config.train)  # a profile that cannot train is refused at its first scoring too
     judges = list(judges or [config.judge])
     if len(judges) > 1 and save:
         raise ValueError("scoring with several judges writes no result files: pass save=False")
@@ -182,24 +177,24 @@ def evaluate(config: Config, models: list[str] | None = None, checkpoint: str | 
         for name, judge in classifiers.items():
             start = time.perf_counter()
             references[name] = judge(x)
-            if "original" in models:
-                seconds["original", name] += shared + time.perf_counter() - start
+            if ORIGINAL in models:
+                seconds[ORIGINAL, name] += shared + time.perf_counter() - start
         sr_input = small.contiguous(memory_format=torch.channels_last)
         for model in models:
             start = time.perf_counter()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                image = (x if model == "original" else
+                image = (x if model == ORIGINAL else
                          reconstruct_from_head(tails[model], heads_of[model].select(batch["index"], device),
                                                x.shape[-1]) if model in heads_of else
-                         apply_model(model, x, sr_input if model in nets else small, nets))
+                         study_models.BY_KEY[model].image(x, sr_input if model in nets else small, nets))
             made = time.perf_counter() - start
             for name, judge in classifiers.items():
                 start = time.perf_counter()
                 # the judge sees every image in float32, as the originals (bf16 slows the classifier alone)
-                logits = (judge(image.float()) if model != "original" else references[name]).float()
+                logits = (judge(image.float()) if model != ORIGINAL else references[name]).float()
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                if model != "original":
+                if model != ORIGINAL:
                     seconds[model, name] += made + time.perf_counter() - start
                 records.append(pd.DataFrame({
                     "image": rows["path"].to_numpy(), "wnid": rows["wnid"].to_numpy(),
@@ -253,7 +248,7 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
     ``run`` and save ``results/examples.npz`` for figures 6 and 7: the images (the downsampled
     one brought back to full size by nearest neighbour), the judge's predictions and each
     class's F1 on the originals and with DarioNet."""
-    if "darionet" not in set(run.per_image["model"]):
+    if DARIONET not in set(run.per_image["model"]):
         raise MissingCheckpointError("examples need DarioNet's results: run notebook 04 after notebook 03")
     chosen = tables.choose_examples(config, run)
     device = setup_torch(config)
@@ -268,8 +263,8 @@ def write_examples(config: Config, run: EvalRun, progress: bool = True) -> Path:
         small = downsample(x, config.data.scale)
         size = x.shape[-1]
         panels = {"downsampled": torch.nn.functional.interpolate(small, size=size, mode="nearest")}
-        panels.update({m: apply_model(m, x, small, nets) for m in columns})
-        order = ["original", "downsampled"] + [m for m in columns if m != "original"]
+        panels.update({m: study_models.BY_KEY[m].image(x, small, nets) for m in columns})
+        order = [ORIGINAL, "downsampled"] + [m for m in columns if m != ORIGINAL]
         images.append(np.stack([(panels[m][0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy()
                                 for m in order]))
         predictions.append(["" if m == "downsampled" else class_names_of([judge(panels[m]).argmax(1).item()])[0]

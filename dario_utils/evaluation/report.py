@@ -4,9 +4,10 @@ from __future__ import annotations
 import pandas as pd
 
 from dario_utils.core import paths
+from dario_utils.models.study_models import BILINEAR, DARIONET, ORIGINAL
 
 REPORT_DIR = paths.PROJECT_ROOT / "data" / "report"
-REPORT_BASELINE = "bilinear"
+REPORT_BASELINE = BILINEAR
 """The baseline the report measures its gap against."""
 
 
@@ -18,4 +19,4 @@ def report_table1() -> pd.DataFrame:
 def report_gap() -> float:
     """The share of the top-1 lost to downsampling that the report's DarioNet recovers (against bilinear)."""
     top1 = report_table1()["top1"]
-    return float((top1["darionet"] - top1[REPORT_BASELINE]) / (top1["original"] - top1[REPORT_BASELINE]))
+    return float((top1[DARIONET] - top1[REPORT_BASELINE]) / (top1[ORIGINAL] - top1[REPORT_BASELINE]))

@@ -24,7 +24,8 @@ from dario_utils.core.result_files import EvalRun
 from dario_utils.data.imagenet import imagenet_class_names, imagenet_wnids
 from dario_utils.evaluation import scorings
 from dario_utils.evaluation.report import report_gap, report_table1
-from dario_utils.models.study_models import BASELINES, BY_KEY
+from dario_utils.models.study_models import (BASELINES, BICUBIC, BILINEAR, BY_KEY, DARIONET, ORIGINAL,
+                                             PRETRAINED_SR)
 
 TABLE_COLUMNS = ["row", "model", "name", "description", "avg_ce", "avg_psnr", "top1", "top1_ci_low", "top1_ci_high",
                  "top5", "agreement", "avg_ssim", "logit_mse", "n_images", "skipped", "seconds", "images_per_s"]
@@ -75,12 +76,12 @@ def table1(config: Config, run: EvalRun) -> pd.DataFrame:
     return table
 
 
-def gap_closed(table: pd.DataFrame, reference: str = "bicubic") -> float | None:
+def gap_closed(table: pd.DataFrame, reference: str = BICUBIC) -> float | None:
     """Share of the top-1 lost to downsampling (original vs ``reference``) that DarioNet recovers."""
     top1 = table.set_index("model")["top1"]
-    if not {"original", reference, "darionet"} <= set(top1.index):
+    if not {ORIGINAL, reference, DARIONET} <= set(top1.index):
         return None
-    share = share_of_gap(top1["original"], top1[reference], top1["darionet"])
+    share = share_of_gap(top1[ORIGINAL], top1[reference], top1[DARIONET])
     return None if np.isnan(share) else share
 
 
@@ -90,14 +91,14 @@ def share_of_gap(original: float, reference: float, darionet: float) -> float:
     return float((darionet - reference) / (original - reference)) if original != reference else np.nan
 
 
-def gap_closed_interval(config: Config, run: EvalRun, reference: str = "bicubic") -> tuple[float, float] | None:
+def gap_closed_interval(config: Config, run: EvalRun, reference: str = BICUBIC) -> tuple[float, float] | None:
     """95% bootstrap interval of :func:`gap_closed` over the evaluated images: each of
     ``eval.bootstrap`` resamples draws images with replacement and keeps the original's,
     ``reference``'s and DarioNet's hits on each image together; None without those three models."""
     hits = run.per_image.pivot(index="image", columns="model", values="top1")
-    if not {"original", reference, "darionet"} <= set(hits.columns):
+    if not {ORIGINAL, reference, DARIONET} <= set(hits.columns):
         return None
-    return metrics.bootstrap_interval(hits[["original", reference, "darionet"]].to_numpy(), config.eval.bootstrap,
+    return metrics.bootstrap_interval(hits[[ORIGINAL, reference, DARIONET]].to_numpy(), config.eval.bootstrap,
                                       seed=config.seed, statistic=lambda rows: share_of_gap(*rows.sum(axis=0)))
 
 
@@ -105,9 +106,9 @@ def mcnemar_tests(run: EvalRun) -> pd.DataFrame:
     """McNemar's test of DarioNet's top-1 hits against each other model's, image by image, in
     Table 1's order; ``baseline`` holds the other model's display name."""
     hits = run.per_image.pivot(index="image", columns="model", values="top1")
-    if "darionet" not in hits:
+    if DARIONET not in hits:
         return pd.DataFrame(columns=["baseline", "b", "c", "statistic", "p_value", "method"])
-    rows = [{"baseline": BY_KEY[m].name, **metrics.mcnemar(hits["darionet"].to_numpy(), hits[m].to_numpy())}
+    rows = [{"baseline": BY_KEY[m].name, **metrics.mcnemar(hits[DARIONET].to_numpy(), hits[m].to_numpy())}
             for m in BASELINES if m in hits]
     return pd.DataFrame(rows)
 
@@ -134,10 +135,10 @@ def table_markdown(config: Config, table: pd.DataFrame, tests: pd.DataFrame, tim
     skipped = int(table["skipped"].max())
     if skipped:
         notes.append(f"{skipped} unreadable image(s) were skipped (data.skip_unreadable).")
-    if "darionet" not in set(table["model"]):
+    if DARIONET not in set(table["model"]):
         notes.append("Row 4 (DarioNet) is absent: no fine-tuned checkpoint has been evaluated yet "
                      "(run notebook 03, then notebook 04).")
-    for reference, whose in (("bicubic", "ours"), ("bilinear", f"the report's baseline: {report_gap():.0%} there")):
+    for reference, whose in ((BICUBIC, "ours"), (BILINEAR, f"the report's baseline: {report_gap():.0%} there")):
         closed = gap_closed(table, reference)
         if closed is None:
             continue
@@ -175,10 +176,10 @@ def write_tables(config: Config, run: EvalRun) -> dict[str, Path]:
     for model, report in per_class_reports(config, run).items():
         path = config.layout.per_class(f"{model}{end}")
         written[f"per_class_{model}"] = fileio.write_csv(report, path)
-    if config.eval.split == "test" and "darionet" in set(table["model"]):
+    if config.eval.split == "test" and DARIONET in set(table["model"]):
         scorings.log_scoring(config, "-", config.judge, int(table["n_images"].max()),
-                             float(table.set_index("model").loc["darionet", "top1"]),
-                             gap_closed(table, "bicubic"), gap_closed(table, "bilinear"))
+                             float(table.set_index("model").loc[DARIONET, "top1"]),
+                             gap_closed(table, BICUBIC), gap_closed(table, BILINEAR))
     return written
 
 
@@ -202,7 +203,7 @@ def choose_examples(config: Config, run: EvalRun) -> list[Example]:
     (by path) where DarioNet and the original disagree in the group's direction is
     preferred, else its first image. ``run`` must hold DarioNet's results."""
     reports = per_class_reports(config, run)
-    diff = metrics.class_differences(reports["original"], reports["darionet"])
+    diff = metrics.class_differences(reports[ORIGINAL], reports[DARIONET])
     k = config.eval.examples_per_group
     groups = {"worse": diff.head(k), "better": diff.tail(k).iloc[::-1]}
     hits = run.per_image.pivot(index="image", columns="model", values="top1")
@@ -211,7 +212,7 @@ def choose_examples(config: Config, run: EvalRun) -> list[Example]:
         wanted = 0 if group == "worse" else 1
         for row in rows.itertuples():
             images = sorted(run.per_image.loc[run.per_image["label"] == row.label, "image"].unique())
-            fitting = [i for i in images if hits.loc[i, "darionet"] == wanted and hits.loc[i, "original"] != wanted]
+            fitting = [i for i in images if hits.loc[i, DARIONET] == wanted and hits.loc[i, ORIGINAL] != wanted]
             chosen.append(Example(group, row.label, (fitting or images)[0], row.f1_reference, row.f1_model))
     return chosen
 
@@ -224,9 +225,9 @@ def claims(table: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
     DarioNet that did not train fails each of them; beating bicubic is context (the pretrained SR
     alone may do it)."""
     top = table.set_index("model")
-    dario, sr, bicubic = top.loc["darionet"], top.loc["esrgan"], top.loc["bicubic"]
+    dario, sr, bicubic = top.loc[DARIONET], top.loc[PRETRAINED_SR], top.loc[BICUBIC]
     p_values = tests.set_index("baseline")["p_value"]
-    p_bicubic, p_start = float(p_values.loc["bicubic"]), float(p_values.loc[BY_KEY["esrgan"].name])
+    p_bicubic, p_start = float(p_values.loc[BICUBIC]), float(p_values.loc[BY_KEY[PRETRAINED_SR].name])
     gap = gap_closed(table)
     rows = [
         ("DarioNet top-1 above the pretrained SR's (its start)", f"{dario.top1:.3f} vs {sr.top1:.3f}",

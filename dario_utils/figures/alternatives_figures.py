@@ -11,12 +11,9 @@ import numpy as np
 
 from dario_utils.core.paths import RunLayout
 from dario_utils.core.result_files import ALTERNATIVES_NOTEBOOK, COST_FRONTIER, read_table, TABLE4
-from dario_utils.data.super_categories import GROUP_MODELS
 from dario_utils.figures.style import new_figure, PALETTE, save_figure, styled
-from dario_utils.models.study_models import display_name
-
-ALTERNATIVES_FIGURES = ("fig11_cost_frontier", "fig12_super_categories")
-"""The figures of notebook 07."""
+from dario_utils.models.study_models import BICUBIC, DARIONET, display_name, ORIGINAL, PRETRAINED_SR
+from dario_utils.studies.super_categories import GROUP_MODELS
 
 
 def fig11_cost_frontier(layout: RunLayout) -> list[Path]:
@@ -29,9 +26,9 @@ def fig11_cost_frontier(layout: RunLayout) -> list[Path]:
         on = frame[frame["on_frontier"]].sort_values("gflops_per_image")
         ax.plot(on["gflops_per_image"], on["top1"], color="#999999", linestyle="--", zorder=1, label="cost frontier")
         for row in frame.itertuples():
-            colour = PALETTE["original"] if row.method == "original" else PALETTE["darionet"] if "DarioNet" in \
-                row.method else PALETTE["esrgan"] if "SR" in row.method else PALETTE["bicubic"]
-            marker = "s" if row.method == "original" else "o" if row.on_frontier else "x"
+            colour = PALETTE[ORIGINAL] if row.method == ORIGINAL else PALETTE[DARIONET] if "DarioNet" in \
+                row.method else PALETTE[PRETRAINED_SR] if "SR" in row.method else PALETTE[BICUBIC]
+            marker = "s" if row.method == ORIGINAL else "o" if row.on_frontier else "x"
             ax.scatter(row.gflops_per_image, row.top1, color=colour, zorder=2, marker=marker)
             ax.annotate(f"{row.method} ({row.images_per_s:.1f} img/s)", (row.gflops_per_image, row.top1),
                         textcoords="offset points", xytext=(5, 3), fontsize=7)
@@ -63,12 +60,7 @@ def fig12_super_categories(layout: RunLayout) -> list[Path]:
         key = "darionet_vs_bicubic"
         gain = table[f"gain_{key}"]
         right.errorbar(gain, y, xerr=[gain - table[f"gain_ci_low_{key}"], table[f"gain_ci_high_{key}"] - gain],
-                       fmt="o", color=PALETTE["darionet"], elinewidth=0.8)
+                       fmt="o", color=PALETTE[DARIONET], elinewidth=0.8)
         right.axvline(0, color="#999999", linewidth=0.8)
         right.set(xlabel="top-1 gain (95% interval)", title="DarioNet minus bicubic, same images")
         return save_figure(fig, layout, "fig12_super_categories")
-
-
-def make_alternatives_figures(layout: RunLayout) -> list[Path]:
-    """Figures 11-12 of notebook 07, from its tables."""
-    return fig11_cost_frontier(layout) + fig12_super_categories(layout)

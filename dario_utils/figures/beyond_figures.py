@@ -12,13 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from dario_utils.core.paths import RunLayout
-from dario_utils.core.result_files import (BEYOND_NOTEBOOK, EVALUATION_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2,
-                                      read_table)
+from dario_utils.core.result_files import (BEYOND_NOTEBOOK, EVALUATION_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE1,
+                                           TABLE2, read_table)
 from dario_utils.figures.style import new_figure, PALETTE, save_figure, styled
-from dario_utils.models.study_models import display_name
-
-BEYOND_FIGURES = ("fig8_judge_transfer", "fig9_scale_sweep", "fig10_loss_ablation")
-"""The figures of notebook 06 (:func:`make_beyond_figures`); the others are the report's."""
+from dario_utils.models.study_models import BICUBIC, DARIONET, display_name, ORIGINAL, PRETRAINED_SR
 
 
 def fig8_judge_transfer(layout: RunLayout) -> list[Path]:
@@ -27,7 +24,7 @@ def fig8_judge_transfer(layout: RunLayout) -> list[Path]:
     table2 = read_table(layout, TABLE2, BEYOND_NOTEBOOK)
     names = list(dict.fromkeys(table2["name"]))
     roles = list(dict.fromkeys(table2["role"]))
-    shades = {"teacher": "#7f8c8d", "unseen judge": PALETTE["darionet"]}
+    shades = {"teacher": "#7f8c8d", "unseen judge": PALETTE[DARIONET]}
     with styled():
         fig = new_figure(10, 3.8)
         axes = fig.subplots(1, 2)
@@ -58,12 +55,12 @@ def fig9_scale_sweep(layout: RunLayout) -> list[Path]:
         axes = fig.subplots(1, 2, sharex=True)
         for ax, (column, title) in zip(axes, (("top1", "Top-1 accuracy"),
                                               ("agreement", "Agreement with the classifier on the originals"))):
-            for model, rows in sweep[sweep["model"] != "original"].groupby("model", sort=False):
+            for model, rows in sweep[sweep["model"] != ORIGINAL].groupby("model", sort=False):
                 ax.plot(rows["scale"], rows[column], marker="o", color=PALETTE.get(model, "#8e44ad"),
                         linestyle="-" if model in PALETTE else "--", label=rows["name"].iloc[0])
             if column == "top1":
-                original = sweep[sweep["model"] == "original"]["top1"]
-                ax.axhline(original.iloc[0], color=PALETTE["original"], linestyle="--", linewidth=1.2,
+                original = sweep[sweep["model"] == ORIGINAL]["top1"]
+                ax.axhline(original.iloc[0], color=PALETTE[ORIGINAL], linestyle="--", linewidth=1.2,
                            label="original images")
             ax.axvline(trained_at, color="#555555", linestyle=":", linewidth=1.2,
                        label=f"DarioNet trained at {trained_at:g}")
@@ -87,24 +84,18 @@ def fig10_loss_ablation(layout: RunLayout) -> list[Path]:
         for ax, (column, title) in zip(axes, (("top1", "Top-1 accuracy"), ("agreement", "Agreement"),
                                               ("avg_psnr", "PSNR (dB)"))):
             values = ablation.set_index("label").loc[labels, column]
-            bars = ax.barh(labels, values, color=PALETTE["darionet"], height=0.6)
+            bars = ax.barh(labels, values, color=PALETTE[DARIONET], height=0.6)
             ax.bar_label(bars, fmt="%.2f" if column == "avg_psnr" else "%.3f", padding=2, fontsize=8)
-            for model in ("bicubic", "esrgan", "darionet"):
+            for model in (BICUBIC, PRETRAINED_SR, DARIONET):
                 if model in table1.index and np.isfinite(table1.loc[model, column]):
-                    ax.axvline(table1.loc[model, column], color=PALETTE[model] if model != "darionet" else "#555555",
-                               linestyle="--" if model != "darionet" else ":", linewidth=1.4,
+                    ax.axvline(table1.loc[model, column], color=PALETTE[model] if model != DARIONET else "#555555",
+                               linestyle="--" if model != DARIONET else ":", linewidth=1.4,
                                label=display_name(model) + (f" of Table 1 ({study_epochs} epochs of logit MSE)"
-                                                            if model == "darionet" else ""))
-            low = min(values.min(), *(table1.loc[m, column] for m in ("bicubic", "esrgan") if m in table1.index))
+                                                            if model == DARIONET else ""))
+            low = min(values.min(), *(table1.loc[m, column] for m in (BICUBIC, PRETRAINED_SR) if m in table1.index))
             ax.set(title=title, xlim=(0 if column != "avg_psnr" else low - 1.0, None))
         handles, legend = axes[0].get_legend_handles_labels()
         epochs = int(ablation["epochs"].iloc[0])
         fig.legend(handles, legend, loc="outside upper center", ncols=3,
                    title=f"each loss: {epochs} epoch{'s' if epochs != 1 else ''} of fine-tuning, best epoch by validation")
         return save_figure(fig, layout, "fig10_loss_ablation")
-
-
-def make_beyond_figures(layout: RunLayout) -> list[Path]:
-    """Figures 8-10 of notebook 06, from its tables (figure 10 where the run had the loss ablation on)."""
-    ablation = fig10_loss_ablation(layout) if layout.table(LOSS_ABLATION).is_file() else []
-    return fig8_judge_transfer(layout) + fig9_scale_sweep(layout) + ablation

@@ -7,8 +7,8 @@ folder, which the runner publishes as ``figures/<profile>/``), returning those t
 missing input raises :class:`~dario_utils.core.result_files.MissingResultError` (a
 :class:`FileNotFoundError`) that names the file and the notebook to run. Rerunning on the same results gives byte-identical
 files. Figures 8-10 (notebook 06) are in :mod:`dario_utils.figures.beyond_figures`, figures 11-12
-(notebook 07) in :mod:`dario_utils.figures.alternatives_figures`; the captions and the folder's README
-in :mod:`dario_utils.figures.captions`.
+(notebook 07) in :mod:`dario_utils.figures.alternatives_figures`; every figure's number, caption and
+inputs in :mod:`dario_utils.figures.registry`, which draws those of a notebook.
 
 Inputs:
 
@@ -26,9 +26,7 @@ Models are named as everywhere else, by :func:`dario_utils.models.study_models.d
 from __future__ import annotations
 
 import io
-from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -37,13 +35,12 @@ from matplotlib.axes import Axes
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
-from dario_utils.core.paths import RunLayout
 from dario_utils.core.metrics import class_differences
-from dario_utils.figures.captions import by_figure_number, CAPTIONS
+from dario_utils.core.paths import RunLayout
 from dario_utils.core.result_files import (EVALUATION_NOTEBOOK, START_PHASE, TRAINING_NOTEBOOK, MissingResultError,
-                                      best_epoch_row, require)
+                                           best_epoch_row, require)
 from dario_utils.figures.style import class_label, DPI, new_figure, PALETTE, save_figure, styled
-from dario_utils.models.study_models import display_name
+from dario_utils.models.study_models import BICUBIC, DARIONET, display_name, ORIGINAL
 
 HISTORY_METRICS: dict[str, str] = {
     "logit_mse": "Logit MSE (training loss)",
@@ -55,7 +52,7 @@ HISTORY_METRICS: dict[str, str] = {
 
 PHASE_STYLE: dict[str, dict[str, str]] = {
     "train": {"color": "#7f8c8d", "linestyle": "--", "label": "train"},
-    "val": {"color": PALETTE["darionet"], "linestyle": "-", "label": "validation"},
+    "val": {"color": PALETTE[DARIONET], "linestyle": "-", "label": "validation"},
 }
 """How the train and validation curves of Figure 2 are drawn."""
 
@@ -83,13 +80,13 @@ def read_per_class(layout: RunLayout, model: str) -> pd.DataFrame:
 
 def read_class_differences(layout: RunLayout) -> pd.DataFrame:
     """Per-class F1 of the original images and DarioNet and their difference (worst first)."""
-    return class_differences(read_per_class(layout, "original"), read_per_class(layout, "darionet"))
+    return class_differences(read_per_class(layout, ORIGINAL), read_per_class(layout, DARIONET))
 
 
 def one_image_per_class(layout: RunLayout) -> bool:
     """Whether every class has a single test image (support 1 in ``per_class_original.csv``), so
     that its F1 can only be 0, 2/3 or 1 and figures 3 and 4 show each test image instead."""
-    return bool((read_per_class(layout, "original")["support"] == 1).all())
+    return bool((read_per_class(layout, ORIGINAL)["support"] == 1).all())
 
 
 def read_true_class_probability(layout: RunLayout) -> pd.DataFrame:
@@ -101,14 +98,14 @@ def read_true_class_probability(layout: RunLayout) -> pd.DataFrame:
     """
     path = require(layout.per_image, EVALUATION_NOTEBOOK)
     per_image = pd.read_csv(path, dtype={"image": str, "wnid": str})
-    missing = {"original", "darionet"} - set(per_image["model"])
+    missing = {ORIGINAL, DARIONET} - set(per_image["model"])
     if missing:
         raise MissingResultError(f"{path} has no rows of {', '.join(sorted(missing))}: "
                                  f"run notebook {EVALUATION_NOTEBOOK} for this profile first")
     probability = (per_image.assign(probability=np.exp(-per_image["ce"]))
                    .pivot(index=["label", "image"], columns="model", values="probability")
                    .sort_index().reset_index())
-    names = read_per_class(layout, "original").set_index("label")["class_name"]
+    names = read_per_class(layout, ORIGINAL).set_index("label")["class_name"]
     probability.insert(2, "class_name", probability["label"].map(names))
     probability.columns.name = None
     return probability
@@ -117,9 +114,9 @@ def read_true_class_probability(layout: RunLayout) -> pd.DataFrame:
 def _difference_histogram(ax: Axes, delta: pd.Series, xlabel: str, units: str) -> None:
     """Histogram (with a density estimate) of ``delta`` over ``units`` (classes or images), with
     its zero and its mean; the title counts the units lowered, unchanged and raised."""
-    sns.histplot(x=delta, kde=len(delta) > 2, color=PALETTE["darionet"], ax=ax)
+    sns.histplot(x=delta, kde=len(delta) > 2, color=PALETTE[DARIONET], ax=ax)
     ax.axvline(0, color="#333333", linewidth=1)
-    ax.axvline(delta.mean(), color=PALETTE["darionet"], linestyle="--", linewidth=1.2,
+    ax.axvline(delta.mean(), color=PALETTE[DARIONET], linestyle="--", linewidth=1.2,
                label=f"mean {delta.mean():+.3f}")
     ax.set(xlabel=xlabel, ylabel=units)
     ax.set_title(f"{len(delta)} {units}: {(delta < 0).sum()} lowered, {(delta == 0).sum()} unchanged, "
@@ -166,7 +163,7 @@ def fig1_pipeline(layout: RunLayout, image_size: int, small_size: int, sr_scale:
     same frozen network. The MSE between the two logit vectors trains DarioNet only.
     """
     sr_size = small_size * sr_scale
-    image, network = PALETTE["original"], PALETTE["original"]
+    image, network = PALETTE[ORIGINAL], PALETTE[ORIGINAL]
     with styled():
         fig = new_figure(10, 3.4)
         ax = fig.add_subplot()
@@ -176,7 +173,7 @@ def fig1_pipeline(layout: RunLayout, image_size: int, small_size: int, sr_scale:
         original = _node(ax, (7, top), f"Original\n{image_size}×{image_size} px", image, False)
         small = _node(ax, (7, bottom), f"Small\n{small_size}×{small_size} px", image, False)
         darionet = _node(ax, (26, bottom), f"DarioNet\nRRDBNet ×{sr_scale}\n(start: {sr_name})",
-                         PALETTE["darionet"], True)
+                         PALETTE[DARIONET], True)
         sr_image = _node(ax, (44, bottom), f"SR image\n{sr_size}×{sr_size} px", image, False)
         reconstruction = _node(ax, (62, bottom), f"Reconstruction\n{image_size}×{image_size} px",
                                image, False)
@@ -184,7 +181,7 @@ def fig1_pipeline(layout: RunLayout, image_size: int, small_size: int, sr_scale:
         teacher_bottom = _node(ax, (78, bottom), f"{teacher}\n(frozen)", network, True)
         target_logits = _node(ax, (93, top), "target\nlogits", image, False)
         logits = _node(ax, (93, bottom), "logits", image, False)
-        loss = _node(ax, (93, (top + bottom) / 2), "MSE loss", PALETTE["bicubic"], True)
+        loss = _node(ax, (93, (top + bottom) / 2), "MSE loss", PALETTE[BICUBIC], True)
         chain = [(original, teacher_top), (teacher_top, target_logits), (target_logits, loss),
                  (original, small), (small, darionet), (darionet, sr_image), (sr_image, reconstruction),
                  (reconstruction, teacher_bottom), (teacher_bottom, logits), (logits, loss)]
@@ -275,8 +272,8 @@ def _fig3_per_image(layout: RunLayout) -> list[Path]:
     hardness (1 minus the probability on the original), with Pearson's r.
     """
     probability = read_true_class_probability(layout)
-    delta = probability["darionet"] - probability["original"]
-    hardness = 1.0 - probability["original"]
+    delta = probability[DARIONET] - probability[ORIGINAL]
+    hardness = 1.0 - probability[ORIGINAL]
     correlation = hardness.corr(delta)
     limit = float(delta.abs().max())
     with styled():
@@ -309,11 +306,11 @@ def fig4_hardest_classes(layout: RunLayout, k: int = 15) -> list[Path]:
     """
     if one_image_per_class(layout):
         return _fig4_per_image(layout, k)
-    models = ["original", "darionet"] + (["bicubic"] if layout.per_class("bicubic").is_file() else [])
+    models = [ORIGINAL, DARIONET] + ([BICUBIC] if layout.per_class(BICUBIC).is_file() else [])
     reports = {model: read_per_class(layout, model).set_index("label") for model in models}
     f1 = pd.concat({model: report["f1"] for model, report in reports.items()}, axis=1)
-    names = reports["original"]["class_name"]
-    hardest = f1.sort_values(["original"], kind="stable").head(k)
+    names = reports[ORIGINAL]["class_name"]
+    hardest = f1.sort_values([ORIGINAL], kind="stable").head(k)
     positions = np.arange(len(hardest))[::-1]
     with styled():
         fig = new_figure(8, 1.0 + 0.13 * len(hardest) * len(models))
@@ -343,9 +340,9 @@ def _fig4_per_image(layout: RunLayout, k: int) -> list[Path]:
     label); bars for the original, bicubic and DarioNet, each image named by its class.
     """
     probability = read_true_class_probability(layout)
-    models = [m for m in ("original", "bicubic", "darionet") if m in probability]
-    hurt_by = "bicubic" if "bicubic" in probability else "darionet"
-    drop = probability["original"] - probability[hurt_by]
+    models = [m for m in (ORIGINAL, BICUBIC, DARIONET) if m in probability]
+    hurt_by = BICUBIC if BICUBIC in probability else DARIONET
+    drop = probability[ORIGINAL] - probability[hurt_by]
     hurt = probability.assign(drop=drop).sort_values(["drop", "label"], ascending=[False, True], kind="stable")
     hurt = hurt.head(k)
     positions = np.arange(len(hurt))[::-1]
@@ -372,7 +369,7 @@ def _difference_bars(ax: Axes, rows: pd.DataFrame, slots: int, limit: float, tit
     Each class is labelled with its name and its F1 on the originals -> with DarioNet.
     """
     positions = slots - 1 - np.arange(len(rows))
-    ax.barh(positions, rows["f1_difference"], color=PALETTE["darionet"], height=0.7)
+    ax.barh(positions, rows["f1_difference"], color=PALETTE[DARIONET], height=0.7)
     labels = [f"{class_label(row.class_name)}\n{row.f1_reference:.2f} → {row.f1_model:.2f}"
               for row in rows.itertuples()]
     ax.set_yticks(positions, labels, fontsize=7.5)
@@ -480,33 +477,6 @@ def fig7_reconstructions_better(layout: RunLayout) -> list[Path]:
                                 "DarioNet gets right and the original wrong", "fig7_reconstructions_better")
 
 
-# --------------------------------------------------------------------------- all of them
-
-
-def make_all_figures(layout: RunLayout, **fig1_kwargs: int | str) -> list[Path]:
-    """Draw each of figures 1-7 whose inputs exist; then fail naming every input that is missing.
-
-    ``fig1_kwargs`` are :func:`fig1_pipeline`'s size and network arguments. Returns the
-    written paths; if any figure could not be drawn, raises :class:`MissingResultError`
-    listing each missing file and the notebook that writes it (after drawing the rest).
-    """
-    drawers: list[Callable[[], list[Path]]] = [partial(fig1_pipeline, layout, **fig1_kwargs)] + [
-        partial(draw, layout)
-        for draw in (fig2_training_curves, fig3_class_differences, fig4_hardest_classes,
-                     fig5_worse_better, fig6_reconstructions_worse, fig7_reconstructions_better)
-    ]
-    written: list[Path] = []
-    missing: list[str] = []
-    for draw in drawers:
-        try:
-            written += draw()
-        except MissingResultError as err:
-            missing.append(str(err))
-    if missing:
-        raise MissingResultError("some figures could not be drawn:\n" + "\n".join(dict.fromkeys(missing)))
-    return written
-
-
 # --------------------------------------------------------------------------- data split
 
 
@@ -526,25 +496,3 @@ def class_histogram(splits: dict[str, pd.DataFrame]):
         fig.savefig(buffer, format="png", dpi=DPI)
     fig.clear()
     return DisplayImage(data=buffer.getvalue(), format="png")
-
-
-def show_figure(layout: RunLayout, name: str) -> None:
-    """Display a figure's :func:`preview` in a notebook, followed by its caption."""
-    from IPython.display import Markdown, display
-
-    number = by_figure_number(f"{name}.png")[0]
-    display(preview(layout, name), Markdown(f"*Figure {number}.* {CAPTIONS[name]}"))
-
-
-def preview(layout: RunLayout, name: str, width: int = 900):
-    """A figure's PNG as a small JPEG for display in a notebook (the files stay full size)."""
-    from IPython.display import Image as DisplayImage
-    from PIL import Image
-
-    with Image.open(layout.figures / f"{name}.png") as image:
-        image = image.convert("RGB")
-        if image.width > width:
-            image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=85)
-    return DisplayImage(data=buffer.getvalue(), format="jpeg")

@@ -38,6 +38,9 @@ PNG_METADATA: dict[str, Any] = {"Software": None}
 PDF_METADATA: dict[str, Any] = {"CreationDate": None, "ModDate": None, "Producer": None}
 """Drops the creation time and producer from PDF files."""
 
+FORMATS: dict[str, dict[str, Any]] = {"png": PNG_METADATA, "pdf": PDF_METADATA}
+"""Each file format of a figure, PNG first, with the metadata it is saved with."""
+
 
 def style_rc() -> dict[str, Any]:
     """The rc settings of every figure: seaborn's ``whitegrid`` theme, fixed dpi, palette."""
@@ -77,6 +80,11 @@ def class_label(name: str, width: int = 25, max_chars: int = 50) -> str:
     return textwrap.fill(textwrap.shorten(first, max_chars, placeholder="…"), width)
 
 
+def figure_files(layout: RunLayout, name: str) -> list[Path]:
+    """``runs/<profile>/figures/<name>.png`` and ``.pdf``: the files of figure ``name``."""
+    return [layout.figures / f"{name}.{fmt}" for fmt in FORMATS]
+
+
 def save_figure(fig: Figure, layout: RunLayout, name: str) -> list[Path]:
     """Write ``fig`` to ``runs/<profile>/figures/<name>.png`` and ``.pdf`` (the run folder, which the
     runner publishes as ``figures/<profile>/``); return both paths.
@@ -85,11 +93,9 @@ def save_figure(fig: Figure, layout: RunLayout, name: str) -> list[Path]:
     figure gives the same bytes on every run. The figure's canvas is released afterwards
     (figures from :func:`new_figure` are not tracked by pyplot, so nothing else holds them).
     """
-    written = []
-    for fmt, metadata in (("png", PNG_METADATA), ("pdf", PDF_METADATA)):
-        target = layout.figures / f"{name}.{fmt}"
+    written = figure_files(layout, name)
+    for target, (fmt, metadata) in zip(written, FORMATS.items()):
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
-        written.append(target)
     fig.clear()
     return written

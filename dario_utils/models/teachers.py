@@ -15,7 +15,8 @@ Teachers (:data:`TEACHERS`):
     ``(x - 0.5) / 0.5``, as they were trained (not ImageNet mean/std).
 
 ``weights``: ``None`` for each teacher's default weights, a path to a state-dict file,
-or ``"random"`` for a seeded random initialisation (tests of the pipeline).
+or ``"random"`` for a seeded random initialisation (tests of the pipeline). A profile's
+classifiers are built from its ``teacher`` section in one place, :func:`teacher_of`.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from dario_utils.core.config import Config
 from dario_utils.data.degrade import resize
 from dario_utils.models.checkpoints import CheckpointReadError, load_weights_only
 
@@ -149,6 +151,14 @@ def load_teacher(name: str, device: str | torch.device = "cpu",
             raise TeacherWeightsError(f"no weight file for teacher {name} at {path}")
         _load_weights(net, path, name)
     return Teacher(name, net, spec.mean, spec.std, input_size).to(device)
+
+
+def teacher_of(config: Config, device: str | torch.device, name: str | None = None) -> Teacher:
+    """The classifier ``name`` (default: the teacher, ``teacher.name``) as the profile sets it up: the
+    teacher with its ``teacher.weights``, another classifier with its own; each at ``teacher.input_size``."""
+    name = name or config.teacher.name
+    weights = config.teacher.weights if name == config.teacher.name else None
+    return load_teacher(name, device, weights, config.teacher.input_size)
 
 
 def _load_weights(net: nn.Module, path: Path, name: str) -> None:

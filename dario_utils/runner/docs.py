@@ -259,13 +259,15 @@ def seeds_table() -> str:
 
 
 def variants_table() -> str:
-    """Every recipe variant tried on the headline profile, as transcribed in ``variants.csv`` (digits as given)."""
+    """Every recipe variant tried on the headline profile, as transcribed in ``variants.csv`` (digits as given),
+    with the profile file that reruns it."""
     file = _figures(HEADLINE_PROFILE) / VARIANTS_FILE
     if not file.is_file():
         return "No variants log committed.\n"
     v = pd.read_csv(file, dtype=str, keep_default_na=False)
     test = [f"{t} ({g}%)" if g else (t or "not scored") for t, g in zip(v["test_top1"], v["test_gap_vs_bicubic_pct"])]
-    frame = pd.DataFrame({"variant": v["variant"], "frozen blocks": v["frozen_blocks"], "mirrors": v["flipped_copies"],
+    frame = pd.DataFrame({"variant": v["variant"], "profile": [f"`{p}`" for p in v["profile"]],
+                          "frozen blocks": v["frozen_blocks"], "mirrors": v["flipped_copies"],
                           "lr": v["lr"], "schedule": v["lr_schedule"], "epochs": v["epochs"], "seed": v["seed"],
                           "best epoch": v["best_epoch"], "val loss": v["val_loss"], "val agreement": v["val_agreement"],
                           "val PSNR (dB)": v["val_psnr_db"], "test top-1 (gap vs bicubic)": test,

@@ -21,7 +21,7 @@ from dario_utils.core.result_files import TABLE1
 from dario_utils.core.runtime import cpu_name, git_commit, working_tree_state
 from dario_utils.data.dataset import resolve_data_root
 from dario_utils.evaluation.scorings import recipe_hash
-from dario_utils.figures.captions import by_figure_number, PROVENANCE_FILE
+from dario_utils.figures.readme import by_figure_number, PROVENANCE_FILE
 
 DATA_FINGERPRINTS = {"images_sha256": "images", "manifests_sha256": "manifests"}
 """The provenance keys that identify the data by content, and their names in a refusal."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from dario_utils.core.config import Config
 from dario_utils.core.fileio import write_text
 from dario_utils.core.result_files import BEYOND_NOTEBOOKS
-from dario_utils.figures.captions import PROVENANCE_FILE, reproduce_command, write_readme
+from dario_utils.figures.readme import PROVENANCE_FILE, reproduce_command, write_readme
 from dario_utils.runner import recorded
 from dario_utils.runner.clean import clean_notebook
 from dario_utils.runner.provenance import figure_files, other_data, provenance, read_provenance, table1_models

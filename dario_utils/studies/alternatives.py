@@ -3,36 +3,35 @@
 :func:`cost_frontier` prices every method of Table 1 and of Table 3
 (:mod:`dario_utils.studies.classifier_route`) per image at inference: FLOPs counted, parameters, and
 images/s measured here in one run (:mod:`dario_utils.studies.costs`), beside its top-1.
-:func:`super_category_table` gives Table 1's models' top-1 per WordNet super-category
-(:mod:`dario_utils.data.super_categories`) and tests the report's claim about dogs.
+:func:`answers` puts notebook 07's answers in words, from Tables 3 and 4 (Table 4:
+:mod:`dario_utils.studies.super_categories`) and the cost table.
 """
 from __future__ import annotations
 
 import pandas as pd
 import torch
 
-from dario_utils.core import fileio
 from dario_utils.core.config import check_config, Config
 from dario_utils.data.dataset import manifest_dataset
 from dario_utils.data.degrade import downsample, reconstruct, upsample
 from dario_utils.evaluation import tables
-from dario_utils.models import build_student, load_teacher
+from dario_utils.models import build_student, teacher_of
 from dario_utils.studies.costs import cost_table, CostedRoute, frontier
-from dario_utils.core.result_files import (ALTERNATIVES_NOTEBOOK, COST_FRONTIER, DOGS_TEST, EVALUATION_NOTEBOOK, TABLE1, TABLE3,
-                           TABLE4, read_results, read_table)
+from dario_utils.core.result_files import (ALTERNATIVES_NOTEBOOK, COST_FRONTIER, EVALUATION_NOTEBOOK, TABLE1, TABLE3,
+                                           read_table)
 from dario_utils.core.runtime import setup_torch
-from dario_utils.data.super_categories import dogs_answer, dogs_test, GROUP_MODELS, group_table
-from dario_utils.models.study_models import display_name
+from dario_utils.studies.super_categories import dogs_answer, GROUP_MODELS
+from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, display_name, ORIGINAL, PRETRAINED_SR
 
 SR_ROUTE, BICUBIC_ROUTE = "SR net + classifier", "bicubic + classifier"
 ALPHA = 0.05
 """Significance level of the answers' McNemar tests."""
 METHODS = (  # method, where its top-1 is (table, row key), the computation it runs
-    ("original", (TABLE1, "original"), "classifier on the original"),
-    ("bilinear", (TABLE1, "bilinear"), "bilinear + classifier"),
-    ("bicubic", (TABLE1, "bicubic"), BICUBIC_ROUTE),
-    ("pretrained SR", (TABLE1, "esrgan"), SR_ROUTE),
-    ("DarioNet (a)", (TABLE1, "darionet"), SR_ROUTE),
+    ("original", (TABLE1, ORIGINAL), "classifier on the original"),
+    ("bilinear", (TABLE1, BILINEAR), "bilinear + classifier"),
+    ("bicubic", (TABLE1, BICUBIC), BICUBIC_ROUTE),
+    ("pretrained SR", (TABLE1, PRETRAINED_SR), SR_ROUTE),
+    ("DarioNet (a)", (TABLE1, DARIONET), SR_ROUTE),
     ("bicubic + fine-tuned classifier (b)", (TABLE3, "b"), BICUBIC_ROUTE),
     ("DarioNet + fine-tuned classifier (c)", (TABLE3, "c"), SR_ROUTE),
 )
@@ -42,7 +41,7 @@ METHODS = (  # method, where its top-1 is (table, row key), the computation it r
 def _routes(config: Config, device: torch.device) -> list[CostedRoute]:
     """The computations of :data:`METHODS`, with the networks each runs (the whole SR net: at
     inference no head is cached)."""
-    classifier = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
+    classifier = teacher_of(config, device)
     sr = build_student(config, device)  # DarioNet's architecture: its weights do not change the cost
     scale, size = config.data.scale, config.data.image_size
     return [
@@ -96,39 +95,6 @@ def cost_markdown(config: Config, frame: pd.DataFrame) -> str:
              "on_frontier: no other method on the small image is at most as costly and more accurate (the "
              "original is the reference, not on it)."]
     return tables.markdown_table(shown) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
-
-
-def super_category_table(config: Config) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Table 4 (top-1 per WordNet super-category of Table 1's models, DarioNet's gains) and the
-    test of the report's claim that dogs gain less; writes Table 4."""
-    per_image = read_results(config).per_image
-    table = group_table(per_image, list(GROUP_MODELS), config.eval.bootstrap, config.seed)
-    test = dogs_test(per_image, seed=config.seed)
-    tables.write_table(config.layout, TABLE4, table, table4_markdown(config, table, test))
-    fileio.write_csv(pd.DataFrame([test]), config.layout.table(DOGS_TEST))
-    return table, test
-
-
-def table4_markdown(config: Config, table: pd.DataFrame, test: dict[str, float]) -> str:
-    """Table 4 as Markdown: top-1 with its interval per model, DarioNet's gains, the dogs test."""
-    rows = []
-    for _, row in table.iterrows():
-        entry = {"group": row["group"], "images": int(row["n_images"])}
-        for model in GROUP_MODELS:
-            entry[display_name(model)] = (f"{row[f'top1_{model}']:.2f} "
-                                          f"({row[f'ci_low_{model}']:.2f}-{row[f'ci_high_{model}']:.2f})")
-        for reference in ("bicubic", "esrgan"):
-            key = f"darionet_vs_{reference}"
-            entry[f"gain vs {display_name(reference)}"] = (
-                f"{row[f'gain_{key}']:+.2f} ({row[f'gain_ci_low_{key}']:+.2f} to {row[f'gain_ci_high_{key}']:+.2f})")
-        rows.append(entry)
-    names = {m: display_name(m) for m in GROUP_MODELS}
-    notes = [f"Profile `{config.profile}`, test split, judged by `{config.judge}`; top-1 with its 95% bootstrap "
-             "interval; gains are paired (the same images), with their 95% bootstrap intervals.",
-             "Groups: WordNet 3.0 super-categories (data/super_categories/); one image per class, so a group's "
-             "accuracy pools its classes.",
-             dogs_answer(test, names)]
-    return tables.markdown_table(pd.DataFrame(rows)) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
 
 
 def answer_directions(table3: pd.DataFrame, table4: pd.DataFrame, dogs: dict[str, float]) -> dict[str, str]:

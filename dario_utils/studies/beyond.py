@@ -8,7 +8,8 @@ models of notebooks 02-04 (run those first):
 2. :func:`scale_sweep`: bilinear, bicubic, the pretrained SR net and DarioNet (trained at
    ``data.scale``) at each factor of ``beyond.scales``; with ``beyond.train_per_scale`` also
    a DarioNet fine-tuned at each factor (figure 9).
-3. :func:`loss_ablation`: DarioNet fine-tuned with each loss of :func:`ablation_losses` for
+3. :func:`loss_ablation`: DarioNet fine-tuned with each loss of
+   :func:`~dario_utils.training.losses.ablation_variants` (the loss registry's runs) for
    ``beyond.ablation_epochs`` epochs, everything else as in notebook 03 (figure 10).
 
 Each writes its table to the run's figures folder ``runs/<p>/figures/`` (CSV and Markdown; the
@@ -17,7 +18,6 @@ figures 8-10 (:mod:`dario_utils.figures.beyond_figures`) read only the tables.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -29,9 +29,11 @@ from dario_utils.evaluation import evaluate, tables
 from dario_utils.evaluation.report import report_gap
 from dario_utils.core.result_files import (BEYOND_NOTEBOOK, LOSS_ABLATION, SCALE_SWEEP, TABLE2, EvalRun, best_epoch_row,
                            read_results, read_table, start_row)
+from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, ORIGINAL, PRETRAINED_SR
+from dario_utils.training.losses import ablation_variants
 from dario_utils.training.train import BEST_FILE, finetune
 
-SWEEP_MODELS = ("bilinear", "bicubic", "esrgan", "darionet")
+SWEEP_MODELS = (BILINEAR, BICUBIC, PRETRAINED_SR, DARIONET)
 TRANSFER_GOAL = 0.75
 """Share of the gap DarioNet should recover under the unseen judge (the issue's goal) ..."""
 TEACHER_GAP_CONDITION = round(report_gap(), 2)
@@ -82,7 +84,7 @@ def judge_transfer(config: Config, progress: bool = True) -> pd.DataFrame:
         gap = tables.gap_closed(scores)
         scores.insert(0, "judge", run.per_image["judge"].iloc[0])
         scores.insert(1, "role", role)
-        scores["gap_recovered"] = [gap if m == "darionet" else float("nan") for m in scores["model"]]
+        scores["gap_recovered"] = [gap if m == DARIONET else float("nan") for m in scores["model"]]
         tests = tables.mcnemar_tests(run).set_index("baseline")
         scores["mcnemar_p"] = [tests["p_value"].get(name, float("nan")) for name in scores["name"]]
         frames.append(scores)
@@ -92,7 +94,7 @@ def judge_transfer(config: Config, progress: bool = True) -> pd.DataFrame:
 
 def gaps(table2: pd.DataFrame) -> dict[str, float]:
     """The gap DarioNet recovers under each judge of Table 2, by role (``teacher``, ``unseen judge``)."""
-    rows = table2[table2["model"] == "darionet"]
+    rows = table2[table2["model"] == DARIONET]
     return dict(zip(rows["role"], rows["gap_recovered"].astype(float)))
 
 
@@ -156,20 +158,20 @@ def scale_sweep(config: Config, progress: bool = True) -> pd.DataFrame:
     for scale in sorted(float(s) for s in config.beyond.scales):
         scaled = with_overrides(config, {"data.scale": scale})
         if scale == config.data.scale:
-            keep = ["original", *SWEEP_MODELS]
+            keep = [ORIGINAL, *SWEEP_MODELS]
             run = EvalRun(study.per_image[study.per_image["model"].isin(keep)],
                           study.summary[study.summary["model"].isin(keep)])
         else:
-            run = evaluate.evaluate(scaled, ["original", *SWEEP_MODELS], progress=progress, save=False)
+            run = evaluate.evaluate(scaled, [ORIGINAL, *SWEEP_MODELS], progress=progress, save=False)
             fileio.write_csv(run.per_image, config.layout.beyond_results / f"scale-{scale:g}.csv")
         scores = _scores(scaled, run)
         if config.beyond.train_per_scale:  # at data.scale that DarioNet is the study's
             if scale == config.data.scale:
-                tuned = scores[scores["model"] == "darionet"]
+                tuned = scores[scores["model"] == DARIONET]
             else:
                 checkpoint, _ = _train_variant(config, f"train-scale-{scale:g}", {"data.scale": scale}, progress,
                                                f"trained at factor {scale:g}")
-                tuned = _scores(scaled, evaluate.evaluate(scaled, ["darionet"], checkpoint=checkpoint,
+                tuned = _scores(scaled, evaluate.evaluate(scaled, [DARIONET], checkpoint=checkpoint,
                                                           progress=progress, save=False))
             row = tuned.assign(model="darionet_at_scale", name="DarioNet trained at this factor")
             scores = pd.concat([scores, row], ignore_index=True)
@@ -186,50 +188,24 @@ def scale_sweep(config: Config, progress: bool = True) -> pd.DataFrame:
 # --------------------------------------------------------------------------- 3. loss ablation
 
 
-@dataclass(frozen=True)
-class AblationLoss:
-    """One loss of the ablation: its key (file names), label (tables, figures) and training overrides."""
-
-    key: str
-    label: str
-    overrides: dict
-
-
-def ablation_losses(config: Config) -> list[AblationLoss]:
-    """The report's logit MSE, KL divergence at each of ``beyond.ablation_temperatures``, and
-    logit MSE plus the pixel L1 term or the teacher feature-map term (``beyond.ablation_*_weight``)."""
-    beyond = config.beyond
-    losses = [AblationLoss("mse", "logit MSE (report)", {})]
-    losses += [AblationLoss(f"kl_t{t:g}", f"KL, T = {t:g}", {"train.loss": "kl", "train.temperature": float(t)})
-               for t in beyond.ablation_temperatures]
-    losses += [AblationLoss("mse_l1", f"logit MSE + {beyond.ablation_l1_weight:g} × L1",
-                            {"train.l1_weight": beyond.ablation_l1_weight}),
-               AblationLoss("mse_features", f"logit MSE + {beyond.ablation_feature_weight:g} × features",
-                            {"train.feature_weight": beyond.ablation_feature_weight})]
-    return losses
-
-
 def ablation_epochs(config: Config) -> int:
     """Epochs every loss of the ablation trains for: ``beyond.ablation_epochs``, else ``train.epochs``."""
     return config.beyond.ablation_epochs or config.train.epochs
 
 
-ABLATION_OUTPUTS = (f"{LOSS_ABLATION}.csv", f"{LOSS_ABLATION}.md", "fig10_loss_ablation.png", "fig10_loss_ablation.pdf")
-"""The loss ablation's files in the run's figures folder."""
-
-
 def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
-    """DarioNet fine-tuned with each loss of :func:`ablation_losses`, all for
+    """DarioNet fine-tuned with each loss of :func:`~dario_utils.training.losses.ablation_variants`, all for
     :func:`ablation_epochs` epochs with notebook 03's other settings (seed included), its best
     epoch by validation loss scored on the test split. Where that budget is notebook 03's own,
     the logit-MSE row is the study's DarioNet (the same run) rather than trained again.
     Writes ``runs/<p>/figures/loss_ablation.{csv,md}``; each run's checkpoints and history go to
     ``results/beyond/loss-<key>/``. Where ``beyond.loss_ablation`` is off, trains nothing, removes
-    an earlier run's ablation files from the figures folder, says so and returns None."""
+    an earlier run's table from the figures folder (figure 10 follows it:
+    :func:`dario_utils.figures.registry.draw_figures`), says so and returns None."""
     _require_study(config)
     if not config.beyond.loss_ablation:
-        stale = [path for path in (config.layout.figures / name for name in ABLATION_OUTPUTS)
-                 if path.is_file()]
+        csv = config.layout.table(LOSS_ABLATION)
+        stale = [path for path in (csv, csv.with_suffix(".md")) if path.is_file()]
         for path in stale:
             path.unlink()
         removed = [path.name for path in stale]
@@ -239,7 +215,7 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
         return None
     epochs = ablation_epochs(config)
     rows = []
-    for loss in ablation_losses(config):
+    for loss in ablation_variants(config.beyond):
         if loss.key == "mse" and epochs == config.train.epochs:
             checkpoint = evaluate.darionet_checkpoint(config)
             history = pd.read_csv(config.layout.history)

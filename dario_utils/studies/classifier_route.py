@@ -13,7 +13,6 @@ copy's per-image test results beside it; Table 3 in the run's figures folder.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -31,8 +30,8 @@ from dario_utils.data.dataset import manifest_dataset, training_set
 from dario_utils.data.degrade import downsample, upsample
 from dario_utils.evaluation import tables
 from dario_utils.evaluation.evaluate import evaluate
-from dario_utils.models import load_teacher
-from dario_utils.training.loop import Meter, shard_loader, to_device, train_loader, Trainer
+from dario_utils.models import teacher_of
+from dario_utils.training.loop import Meter, shard_loader, to_device, Totals, train_loader, Trainer
 from dario_utils.training.losses import logit_loss
 
 STATS = ("logit_mse", "agreement", "ce")
@@ -60,8 +59,7 @@ def _bicubic(x: Tensor, scale: float) -> Tensor:
     return upsample(downsample(x, scale), x.shape[-1], "bicubic")
 
 
-def _step(model: nn.Module, x: Tensor, labels: Tensor, indices: Tensor, *, teacher: nn.Module,
-          scale: float) -> tuple[Tensor, Tensor]:
+def _forward(model: nn.Module, x: Tensor, labels: Tensor, teacher: nn.Module, scale: float) -> tuple[Tensor, Tensor]:
     """The logit MSE of the copy on bicubic to the teacher on the original, and :data:`STATS`."""
     with torch.no_grad():
         reference = teacher(x).float()
@@ -81,14 +79,18 @@ def _validate(model: nn.Module, teacher: nn.Module, loader: DataLoader, config: 
               epoch: int, show: bool) -> dict[str, float]:
     """:data:`STATS` of the copy on the bicubic images of the validation split (``loader``)."""
     meter = Meter(STATS, len(loader), f"epoch {epoch} val", device, show, 1)
-    for batch in loader:
-        meter.skipped += len(batch["skipped"])
-        if "image" in batch:
-            x = to_device(batch["image"], device)
-            stats = _stats(model(_bicubic(x, config.data.scale)).float(), teacher(x).float(),
-                           batch["label"].to(device))
-            meter.add(stats, stats[:, 0].mean())
+    for x, batch in meter.batches(loader):
+        stats = _stats(model(_bicubic(x, config.data.scale)).float(), teacher(x).float(), batch["label"].to(device))
+        meter.add(stats, stats[:, 0].mean())
     return meter.totals().means
+
+
+def _train_epoch(trainer: Trainer, epoch: int, teacher: nn.Module, scale: float) -> Totals:
+    """One epoch of :class:`~dario_utils.training.loop.Trainer` over the copy, each batch passed forward here."""
+    for batch in trainer.epoch(epoch):
+        x = to_device(batch["image"], trainer.device)
+        trainer.step(*_forward(trainer.model, x, batch["label"].to(trainer.device, non_blocking=True), teacher, scale))
+    return trainer.totals()
 
 
 def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
@@ -97,20 +99,18 @@ def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
     the profile trains on them); write the best epoch's weights and the history, and return the history."""
     check_config(config)
     device = setup_torch(config)
-    teacher = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
-    student = load_teacher(config.teacher.name, device, config.teacher.weights, config.teacher.input_size)
+    teacher = teacher_of(config, device)
+    student = teacher_of(config, device)
     student.requires_grad_(True)  # still in eval mode: batch-norm statistics stay the teacher's
     optimizer = torch.optim.Adam(student.parameters(), lr=config.alternatives.classifier_lr)
     batches = train_loader(training_set(config), config.train.batch_size, config.train.seed,
                            config, 0, 1)
     val_batches = shard_loader(manifest_dataset(config, "val"), config.train.batch_size, config, 0, 1)
-    step = functools.partial(_step, teacher=teacher, scale=config.data.scale)
     epochs = classifier_epochs(config)
-    trainer = Trainer(student, optimizer, batches, lambda images, indices, epoch: images, step, STATS, device,
-                      False, config.train.max_batches, progress, 1)
+    trainer = Trainer(student, optimizer, batches, STATS, device, False, config.train.max_batches, progress, 1)
     history, best = [], math.inf
     for epoch in range(1, epochs + 1):
-        train_row = trainer.run_epoch(epoch).row(epoch, "train")
+        train_row = _train_epoch(trainer, epoch, teacher, config.data.scale).row(epoch, "train")
         val = _validate(student, teacher, val_batches, config, device, epoch, progress)
         history += [train_row, {"epoch": epoch, "phase": "val", **val}]
         if val["logit_mse"] < best:

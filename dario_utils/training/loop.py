@@ -1,18 +1,20 @@
-"""One optimisation loop over a training split, with its progress meter.
+"""The generic training loop, with its progress meter: called by its users, it never calls back.
 
-:class:`Trainer` runs an epoch of any per-batch ``step`` (:data:`Step`): it reorders the
-data per epoch, applies a learning-rate schedule per step, augments each batch, runs the
-step under autocast, stops on a non-finite loss and sums the step's per-image statistics
-in a :class:`Meter`, whose means (:class:`Totals`) hold every process's images. The loaders of
-every split are here too (:func:`train_loader`, :func:`shard_loader`). What the step computes,
-the schedule, the augmentation, what is validated and what is saved are :mod:`dario_utils.training.train`'s.
+:class:`Trainer` steps through one epoch of a training split: it reorders the data per epoch,
+sets the learning rate of each step (:func:`lr_schedule`), stops on a non-finite loss and sums
+each step's per-image statistics in a :class:`Meter`, whose means (:class:`Totals`) hold every
+process's images; the caller does the forward pass between (what it computes, how it augments,
+what is validated and saved are :mod:`dario_utils.training.train`'s, or
+:mod:`dario_utils.studies.classifier_route`'s). :meth:`Meter.batches` is every validation pass's
+loop. The loaders of every split are here too (:func:`train_loader`, :func:`shard_loader`).
 """
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -21,16 +23,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
 from dario_utils.core import distributed
-from dario_utils.core.config import Config
+from dario_utils.core.config import check_choice, Config, LR_SCHEDULES
 from dario_utils.data.dataset import collate
 
 NON_FINITE_CHECK_EVERY = 50
 """On CUDA, batches between two checks for a non-finite loss (each check waits for the GPU)."""
-
-# (model, images, labels, dataset indices) -> (loss, per-image statistics (B, n_stats))
-Step = Callable[[nn.Module, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
-# (images, dataset indices, epoch) -> augmented images
-Augment = Callable[[Tensor, Tensor, int], Tensor]
 
 
 class TrainingError(RuntimeError):
@@ -66,7 +63,7 @@ class Meter:
 
     def __init__(self, names: Sequence[str], total: int, desc: str, device: torch.device, show: bool,
                  world: int) -> None:
-        self.names, self.desc, self.world = tuple(names), desc, world
+        self.names, self.desc, self.world, self.device = tuple(names), desc, world, device
         self.sums = torch.zeros(len(names), dtype=torch.float64, device=device)
         self.count = self.skipped = 0
         self.start = self.shown = time.perf_counter()
@@ -86,6 +83,14 @@ class Meter:
             rate = self.count * self.world / (now - self.start)
             self.bar.set_postfix(loss=f"{float(loss):.4g}", img_s=f"{rate:.1f}")
 
+    def batches(self, loader: DataLoader) -> Iterator[tuple[Tensor, dict[str, Any]]]:
+        """Each batch of ``loader`` that holds images, with its images on the meter's device (channels-last);
+        unreadable images are counted. The validation passes' loop."""
+        for batch in loader:
+            self.skipped += len(batch["skipped"])
+            if "image" in batch:
+                yield to_device(batch["image"], self.device), batch
+
     def totals(self) -> Totals:
         """Means over every process; raises :class:`TrainingError` if no image was read."""
         self.bar.close()
@@ -100,67 +105,90 @@ class Meter:
         return Totals(means, count, time.perf_counter() - self.start)
 
 
+def lr_schedule(kind: str) -> Callable[[float], float]:
+    """The factor on the base learning rate at a fraction ``progress`` in [0, 1) of the whole run: 1
+    throughout (``constant``), or a cosine from 1 down towards 0 (``cosine``). A function of the step
+    alone, so a resumed run follows the same schedule. Another ``kind`` is a
+    :class:`~dario_utils.core.config.ConfigError` naming ``train.lr_schedule``."""
+    check_choice("train.lr_schedule", kind, LR_SCHEDULES, "schedule")
+    if kind == "constant":
+        return lambda progress: 1.0
+    return lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 @dataclass
 class Trainer:
-    """One optimisation loop over a training split."""
+    """One optimisation loop over a training split, driven by its caller::
 
-    model: nn.Module  # the SR net, wrapped in DDP when distributed
+        for batch in trainer.epoch(epoch):      # the lr of the step is set
+            loss, stats = ...                   # the caller's forward pass
+            trainer.step(loss, stats)           # checked, backpropagated, applied, counted
+        totals = trainer.totals()
+    """
+
+    model: nn.Module  # the net that trains, wrapped in DDP when distributed
     optimizer: torch.optim.Optimizer
     loader: DataLoader
-    augment: Augment
-    step: Step
-    names: tuple[str, ...]  # the statistics ``step`` returns
+    names: tuple[str, ...]  # the per-image statistics of each step
     device: torch.device
     amp: bool
     max_batches: int | None
     show: bool
     world: int
-    schedule: Callable[[float], float] = lambda progress: 1.0  # lr factor at a fraction of training done
-    epochs: int = 1  # of the whole run, for ``schedule``
+    schedule: str = "constant"  # :func:`lr_schedule`'s kind, over ``epochs``
+    epochs: int = 1  # of the whole run, for the schedule
 
-    def run_epoch(self, epoch: int) -> Totals:
-        """Train one epoch (1-based); :class:`TrainingError` on a non-finite loss.
+    def epoch(self, epoch: int) -> Iterator[dict[str, Any]]:
+        """The batches of epoch ``epoch`` (1-based) that hold images, each after the learning rate of its
+        step is set; after the last, the deferred non-finite check (CUDA) of :meth:`step`."""
+        self.model.train()
+        self.loader.sampler.set_epoch(epoch)  # type: ignore[union-attr]
+        n = len(self.loader) if self.max_batches is None else min(len(self.loader), self.max_batches)
+        self.meter = Meter(self.names, n, f"epoch {epoch} train", self.device, self.show, self.world)
+        self._epoch, self._deferred = epoch, self.device.type == "cuda"
+        self._first_bad = torch.zeros((), dtype=torch.long, device=self.device)  # 0: none yet
+        self._bad_loss = torch.zeros((), dtype=torch.float32, device=self.device)
+        factor_at = lr_schedule(self.schedule)
+        base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in self.optimizer.param_groups]
+        for number, batch in enumerate(itertools.islice(self.loader, n), start=1):
+            self.meter.skipped += len(batch["skipped"])
+            if "image" not in batch:
+                continue
+            factor = factor_at((epoch - 1 + (number - 1) / n) / self.epochs)
+            for group, base in zip(self.optimizer.param_groups, base_lrs):
+                group["lr"] = base * factor
+            self._number = number
+            yield batch
+        if self._deferred:
+            self._check_finite(self._first_bad, self._bad_loss, epoch)
+
+    def step(self, loss: Tensor, stats: Tensor) -> None:
+        """Apply the current batch's ``loss`` and count its per-image ``stats``; :class:`TrainingError` on
+        a non-finite loss.
 
         On CPU each loss is checked before its update. On CUDA the check does not wait for the
         GPU at every step: the first non-finite batch is noted on the device and reported
         every :data:`NON_FINITE_CHECK_EVERY` batches and at the end of the epoch, before
         anything is saved (the updates in between are lost with the run)."""
-        self.model.train()
-        self.loader.sampler.set_epoch(epoch)  # type: ignore[union-attr]
-        n = len(self.loader) if self.max_batches is None else min(len(self.loader), self.max_batches)
-        meter = Meter(self.names, n, f"epoch {epoch} train", self.device, self.show, self.world)
-        deferred = self.device.type == "cuda"
-        first_bad = torch.zeros((), dtype=torch.long, device=self.device)  # 0: none yet
-        bad_loss = torch.zeros((), dtype=torch.float32, device=self.device)
-        base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in self.optimizer.param_groups]
-        for number, batch in enumerate(itertools.islice(self.loader, n), start=1):
-            meter.skipped += len(batch["skipped"])
-            if "image" not in batch:
-                continue
-            factor = self.schedule((epoch - 1 + (number - 1) / n) / self.epochs)
-            for group, base in zip(self.optimizer.param_groups, base_lrs):
-                group["lr"] = base * factor
-            x = to_device(self.augment(batch["image"], batch["index"], epoch), self.device)
-            with autocast(self.device, self.amp):
-                loss, stats = self.step(self.model, x, batch["label"].to(self.device, non_blocking=True),
-                                        batch["index"])
-            if deferred:
-                new = torch.isfinite(loss.detach()).logical_not() & (first_bad == 0)
-                first_bad = torch.where(new, number, first_bad)
-                bad_loss = torch.where(new, loss.detach().float(), bad_loss)
-                if number % NON_FINITE_CHECK_EVERY == 0:
-                    self._check_finite(first_bad, bad_loss, epoch)
-            else:
-                finite = distributed.all_reduce(torch.isfinite(loss.detach()).float(), self.world, dist.ReduceOp.MIN)
-                if not finite.item():
-                    raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {number}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            meter.add(stats, loss.detach())
-        if deferred:
-            self._check_finite(first_bad, bad_loss, epoch)
-        return meter.totals()
+        number, epoch = self._number, self._epoch
+        if self._deferred:
+            new = torch.isfinite(loss.detach()).logical_not() & (self._first_bad == 0)
+            self._first_bad = torch.where(new, number, self._first_bad)
+            self._bad_loss = torch.where(new, loss.detach().float(), self._bad_loss)
+            if number % NON_FINITE_CHECK_EVERY == 0:
+                self._check_finite(self._first_bad, self._bad_loss, epoch)
+        else:
+            finite = distributed.all_reduce(torch.isfinite(loss.detach()).float(), self.world, dist.ReduceOp.MIN)
+            if not finite.item():
+                raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch}, batch {number}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.meter.add(stats, loss.detach())
+
+    def totals(self) -> Totals:
+        """The epoch's means (:meth:`Meter.totals`)."""
+        return self.meter.totals()
 
     def _check_finite(self, first_bad: Tensor, bad_loss: Tensor, epoch: int) -> None:
         """Raise :class:`TrainingError` naming the first batch (over all processes) whose loss

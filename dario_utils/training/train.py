@@ -1,17 +1,17 @@
 """Fine-tuning DarioNet with the frozen teacher's logits (notebook 03 and the command line).
 
-DarioNet is an RRDBNet fine-tuned with :func:`dario_utils.training.losses.distillation_loss`: the
+DarioNet is an RRDBNet fine-tuned with :class:`dario_utils.training.losses.Distillation`: the
 teacher's logits on the reconstruction of the downsampled copy compared with its logits on
 the original image, by their MSE (the report's loss) or by the KL divergence of their
 softmaxes at a temperature (``train.loss``, ``train.temperature``), plus two optional terms,
 off in the report: the pixel L1 to the original (``train.l1_weight``) and the MSE of the
 teacher's last feature maps (``train.feature_weight``).
 
-The loop itself (one epoch of any step, its meter, the non-finite checks) is
-:mod:`dario_utils.training.loop`, the process group :mod:`dario_utils.core.distributed`; this module holds
-what is DarioNet's: the step, its statistics and augmentation, the learning-rate schedule
-(:func:`lr_schedule`), validation, the checkpoints of a run, :func:`finetune` and the command
-line. The loaders of every split are :mod:`dario_utils.training.loop`'s.
+The generic loop (the epoch's batches and learning rates, the non-finite checks, the meter, the
+loaders of every split) is :mod:`dario_utils.training.loop`, which this module calls and which
+never calls back; the process group is :mod:`dario_utils.core.distributed`. This module holds
+what is DarioNet's: the forward pass, its statistics and augmentation, validation, the
+checkpoints of a run, :func:`finetune` and the command line.
 
 Reproducibility: data order comes from :class:`~torch.utils.data.DistributedSampler`
 (``world = 1`` without DDP) and every random augmentation is drawn per sample from
@@ -39,13 +39,11 @@ Command line (alone or under ``torchrun --nproc_per_node=N``)::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,16 +53,16 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dario_utils.core import distributed, fileio, paths
-from dario_utils.core.config import check_choice, check_config, Config, load_config, LR_SCHEDULES, TrainConfig
+from dario_utils.core.config import check_config, Config, load_config
 from dario_utils.core.metrics import cross_entropy_per_image, logit_mse, psnr
 from dario_utils.data.dataset import manifest_dataset, training_set
 from dario_utils.data.degrade import downsample, reconstruct
 from dario_utils.training.head_cache import freeze_head, head_features, HeadFeatures, reconstruct_from_head, Tail
 from dario_utils.training.loop import autocast, Meter, shard_loader, to_device, Totals, train_loader, Trainer, TrainingError
-from dario_utils.training.losses import distillation_loss, FeatureTap
+from dario_utils.training.losses import check_loss, Distillation
 from dario_utils.models import (
-    CheckpointError, CheckpointReadError, RRDBNet, Snapshot, build_student, load_sr, load_teacher, rng_state,
-    save_sr_checkpoint, set_rng_state, student_architecture,
+    CheckpointError, CheckpointReadError, RRDBNet, Snapshot, build_student, load_sr, rng_state, save_sr_checkpoint,
+    set_rng_state, student_architecture, teacher_of,
 )
 from dario_utils.core.paths import BEST_FILE, HISTORY_FILE, LAST_FILE
 from dario_utils.core.result_files import START_PHASE
@@ -148,28 +146,26 @@ def _reconstruct(model: nn.Module, x: Tensor, indices: Tensor, scale: float,
     return reconstruct_from_head(model, head.select(indices, x.device), x.shape[-1])
 
 
-def lr_schedule(kind: str) -> Callable[[float], float]:
-    """The factor on ``train.lr`` at a fraction ``progress`` in [0, 1) of the whole run: 1 throughout
-    (``constant``), or a cosine from 1 down towards 0 (``cosine``). A function of the step alone, so a
-    resumed run follows the same schedule. Another ``kind`` is a :class:`~dario_utils.core.config.ConfigError`."""
-    check_choice("train.lr_schedule", kind, LR_SCHEDULES, "schedule")
-    if kind == "constant":
-        return lambda progress: 1.0
-    return lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _forward_batch(model: nn.Module, x: Tensor, labels: Tensor, indices: Tensor, *, teacher: nn.Module,
-                   scale: float, train: TrainConfig, tap: FeatureTap | None,
-                   head: HeadFeatures | None) -> tuple[Tensor, Tensor]:
-    """DarioNet's loss (:func:`~dario_utils.training.losses.distillation_loss`) on one batch and its
+def _forward_batch(model: nn.Module, x: Tensor, labels: Tensor, indices: Tensor, *, loss: Distillation,
+                   scale: float, head: HeadFeatures | None) -> tuple[Tensor, Tensor]:
+    """DarioNet's loss (:class:`~dario_utils.training.losses.Distillation`) on one batch and its
     per-image :data:`STATS`."""
-    with torch.no_grad():
-        reference = teacher(x).float()
-        reference_features = tap.features if tap else None
+    reference, reference_features = loss.reference(x)
     recon = _reconstruct(model, x, indices, scale, head)
-    logits = teacher(recon).float()
-    loss = distillation_loss(logits, reference, recon, x, train, tap, reference_features)
-    return loss, _image_stats(logits.detach(), reference, recon.detach(), x, labels)
+    value, logits = loss(recon, x, reference, reference_features)
+    return value, _image_stats(logits.detach(), reference, recon.detach(), x, labels)
+
+
+def _train_epoch(trainer: Trainer, epoch: int, augment: _Augment, loss: Distillation, scale: float,
+                 head: HeadFeatures | None) -> Totals:
+    """One epoch of :class:`~dario_utils.training.loop.Trainer`, each batch augmented and passed forward here."""
+    for batch in trainer.epoch(epoch):
+        x = to_device(augment(batch["image"], batch["index"], epoch), trainer.device)
+        with autocast(trainer.device, trainer.amp):
+            value, stats = _forward_batch(trainer.model, x, batch["label"].to(trainer.device, non_blocking=True),
+                                          batch["index"], loss=loss, scale=scale, head=head)
+        trainer.step(value, stats)
+    return trainer.totals()
 
 
 @torch.no_grad()
@@ -193,11 +189,7 @@ def _validate(net: nn.Module, teacher: nn.Module, loader: DataLoader, references
     ``net`` is the student, or its tail with the val split's ``head`` features."""
     net.eval()
     meter = Meter(STATS, len(loader), f"epoch {epoch} val", device, show, world)
-    for batch in loader:
-        meter.skipped += len(batch["skipped"])
-        if "image" not in batch:
-            continue
-        x = to_device(batch["image"], device)
+    for x, batch in meter.batches(loader):
         with autocast(device, config.train.amp):
             recon = _reconstruct(net, x, batch["index"], config.data.scale, head)
             logits = teacher(recon).float()
@@ -308,6 +300,7 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
     otherwise :func:`head_features` reads or computes them per split.
     """
     check_config(config)
+    check_loss(config.train)
     device = _device(config)
     rank, world = distributed.world()
     show = progress and rank == 0
@@ -320,8 +313,7 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
         fileio.check_writable(folder)
         fileio.check_writable(results)
     net, optimizer, history = _start(config, device, folder / LAST_FILE if resume else None, show)
-    teacher = _channels_last(load_teacher(config.teacher.name, device, config.teacher.weights,
-                                          config.teacher.input_size))
+    teacher = _channels_last(teacher_of(config, device))
     start = history[-1]["epoch"] + 1 if history else 1
     best = min((row["val_loss"] for row in history if row["phase"] == "val"), default=math.inf)
     provenance = {"profile": config.profile, "stage": "darionet", "teacher": config.teacher.name,
@@ -348,18 +340,15 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
             tqdm.write(f"{prefix}start (untrained): val loss {untrained.means['val_loss']:.4f}, "
                        f"val agreement {untrained.means['agreement']:.2f}, val PSNR {untrained.means['psnr']:.2f} dB")
 
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(distributed.sigterm_as_interrupt())
-        tap = stack.enter_context(FeatureTap(teacher)) if config.train.feature_weight else None
-        step = functools.partial(_forward_batch, teacher=teacher, scale=config.data.scale,
-                                 train=config.train, tap=tap, head=train_head)
-        trainer = Trainer(distributed.parallel(student, device, world), optimizer, train_batches,
-                          _Augment(config.train.seed, config.train.hflip, config.train.vflip, config.train.crop),
-                          step, STATS, device, config.train.amp, config.train.max_batches, show, world,
-                          lr_schedule(config.train.lr_schedule), config.train.epochs)
+    with distributed.sigterm_as_interrupt(), Distillation(teacher, config.train) as loss:
+        augment = _Augment(config.train.seed, config.train.hflip, config.train.vflip, config.train.crop)
+        trainer = Trainer(distributed.parallel(student, device, world), optimizer, train_batches, STATS, device,
+                          config.train.amp, config.train.max_batches, show, world, config.train.lr_schedule,
+                          config.train.epochs)
         for epoch in range(start, config.train.epochs + 1):
             try:
-                train_row = trainer.run_epoch(epoch).row(epoch, "train")
+                totals = _train_epoch(trainer, epoch, augment, loss, config.data.scale, train_head)
+                train_row = totals.row(epoch, "train")
             except TrainingError as err:
                 kept = f"{folder / LAST_FILE} (epoch {saved})" if saved else "none (no epoch finished)"
                 raise TrainingError(f"{err}; stopped, the last good checkpoint is kept: {kept}") from None

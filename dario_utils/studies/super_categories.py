@@ -1,22 +1,27 @@
-"""Which kinds of object gain: top-1 per WordNet super-category (notebook 07, Table 4).
+"""Table 4, which kinds of object gain: top-1 per WordNet super-category (notebook 07).
 
 With one image per class, per-class F1 can only be 0, 0.667 or 1. Grouping the 1000 classes
 into 12 WordNet super-categories (``data/super_categories/super_categories.csv``, made by the
 script beside it) gives each group enough images for an accuracy with an interval, and a
 test of the report's claim that fine-detail classes such as dog breeds gain less.
+:func:`super_category_table` writes Table 4 (:func:`table4_markdown`) and the dogs test.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from dario_utils.core import metrics, paths
+from dario_utils.core import fileio, metrics, paths
+from dario_utils.core.config import Config
+from dario_utils.core.result_files import DOGS_TEST, read_results, TABLE4
+from dario_utils.evaluation import tables
+from dario_utils.models.study_models import BICUBIC, DARIONET, display_name, ORIGINAL, PRETRAINED_SR
 
 TABLE_FILE = paths.PROJECT_ROOT / "data" / "super_categories" / "super_categories.csv"
 ALL = "all groups"
 """The row of every image together."""
 DOGS = "dogs"
-GROUP_MODELS = ("original", "bicubic", "esrgan", "darionet")
+GROUP_MODELS = (ORIGINAL, BICUBIC, PRETRAINED_SR, DARIONET)
 """The models of Table 1 that Table 4 and figure 12 show per group."""
 
 
@@ -52,7 +57,7 @@ def _paired_gain(hits: pd.DataFrame, model: str, reference: str, n_boot: int, se
 
 
 def group_table(per_image: pd.DataFrame, models: list[str], n_boot: int, seed: int,
-                gains: tuple[tuple[str, str], ...] = (("darionet", "bicubic"), ("darionet", "esrgan"))) -> pd.DataFrame:
+                gains: tuple[tuple[str, str], ...] = ((DARIONET, BICUBIC), (DARIONET, PRETRAINED_SR))) -> pd.DataFrame:
     """Table 4: per super-category, the number of images, each model's top-1 with its 95% bootstrap
     interval and the paired top-1 gains named in ``gains`` (model over reference) with theirs.
 
@@ -74,7 +79,7 @@ def group_table(per_image: pd.DataFrame, models: list[str], n_boot: int, seed: i
     return pd.DataFrame(rows)
 
 
-def dogs_test(per_image: pd.DataFrame, model: str = "darionet", reference: str = "bicubic",
+def dogs_test(per_image: pd.DataFrame, model: str = DARIONET, reference: str = BICUBIC,
               n_permutations: int = 10000, seed: int = 0) -> dict[str, float]:
     """Is ``model``'s top-1 gain over ``reference`` smaller on dogs than on the other groups?
 
@@ -97,8 +102,8 @@ def dogs_test(per_image: pd.DataFrame, model: str = "darionet", reference: str =
             "p_value": (count + 1) / (n_permutations + 1)}
 
 
-def dogs_answer(test: dict[str, float], names: dict[str, str], model: str = "darionet",
-                reference: str = "bicubic", alpha: float = 0.05) -> str:
+def dogs_answer(test: dict[str, float], names: dict[str, str], model: str = DARIONET,
+                reference: str = BICUBIC, alpha: float = 0.05) -> str:
     """The report's claim about dogs, answered in one sentence from :func:`dogs_test`."""
     verdict = ("smaller on dogs than elsewhere (one-sided permutation p = {p:.3g})" if test["p_value"] < alpha else
                "not significantly smaller on dogs (one-sided permutation p = {p:.3g}): this split does not "
@@ -106,3 +111,36 @@ def dogs_answer(test: dict[str, float], names: dict[str, str], model: str = "dar
     return (f"{names[model]}'s top-1 gain over {names[reference]} is {100 * test['gain_dogs']:+.1f} points on the "
             f"{test['n_dogs']} dog images and {100 * test['gain_rest']:+.1f} on the {test['n_rest']} others: "
             + verdict.format(p=test["p_value"]) + ".")
+
+
+def super_category_table(config: Config) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Table 4 (top-1 per WordNet super-category of Table 1's models, DarioNet's gains) and the
+    test of the report's claim that dogs gain less; writes Table 4."""
+    per_image = read_results(config).per_image
+    table = group_table(per_image, list(GROUP_MODELS), config.eval.bootstrap, config.seed)
+    test = dogs_test(per_image, seed=config.seed)
+    tables.write_table(config.layout, TABLE4, table, table4_markdown(config, table, test))
+    fileio.write_csv(pd.DataFrame([test]), config.layout.table(DOGS_TEST))
+    return table, test
+
+
+def table4_markdown(config: Config, table: pd.DataFrame, test: dict[str, float]) -> str:
+    """Table 4 as Markdown: top-1 with its interval per model, DarioNet's gains, the dogs test."""
+    rows = []
+    for _, row in table.iterrows():
+        entry = {"group": row["group"], "images": int(row["n_images"])}
+        for model in GROUP_MODELS:
+            entry[display_name(model)] = (f"{row[f'top1_{model}']:.2f} "
+                                          f"({row[f'ci_low_{model}']:.2f}-{row[f'ci_high_{model}']:.2f})")
+        for reference in (BICUBIC, PRETRAINED_SR):
+            key = f"darionet_vs_{reference}"
+            entry[f"gain vs {display_name(reference)}"] = (
+                f"{row[f'gain_{key}']:+.2f} ({row[f'gain_ci_low_{key}']:+.2f} to {row[f'gain_ci_high_{key}']:+.2f})")
+        rows.append(entry)
+    names = {m: display_name(m) for m in GROUP_MODELS}
+    notes = [f"Profile `{config.profile}`, test split, judged by `{config.judge}`; top-1 with its 95% bootstrap "
+             "interval; gains are paired (the same images), with their 95% bootstrap intervals.",
+             "Groups: WordNet 3.0 super-categories (data/super_categories/); one image per class, so a group's "
+             "accuracy pools its classes.",
+             dogs_answer(test, names)]
+    return tables.markdown_table(pd.DataFrame(rows)) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
