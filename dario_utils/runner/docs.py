@@ -53,7 +53,7 @@ ROUTES = {"bicubic": "bicubic + frozen classifier", "a": "(a) DarioNet + frozen 
 
 def _figures(profile: str) -> Path:
     """The committed ``figures/<profile>/`` (the project's own output root)."""
-    return paths.RunLayout(profile).published_figures
+    return paths.RunLayout(profile, paths.PROJECT_ROOT).published_figures
 
 
 def _published_profiles() -> list[str]:
@@ -195,7 +195,7 @@ def scorings_table() -> str:
         scored = pd.read_csv(variants)["test_top1"].iloc[1:].notna().sum()
         before = (f"Before the log: {scored} scorings of the `{HEADLINE_PROFILE}` test split by trained "
                   f"recipes, transcribed in `figures/{HEADLINE_PROFILE}/{VARIANTS_FILE}`.\n")
-    file = paths.RunLayout(HEADLINE_PROFILE).scorings_log
+    file = paths.RunLayout(HEADLINE_PROFILE, paths.PROJECT_ROOT).scorings_log
     if not file.is_file():
         return before + "\nNo scoring logged yet in `figures/test_scorings.csv`.\n"
     log = pd.read_csv(file, dtype={"fold": str})
