@@ -1,1 +1,1 @@
-"""Floor 0, core: the typed config, the run layout (every path), file writing, runtime and distributed helpers."""
+"""Floor 0, core: the typed config, the run layout (every path), the generic registry, metrics, file writing, runtime, torchrun and the notebooks' setup."""

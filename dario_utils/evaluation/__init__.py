@@ -1,1 +1,1 @@
-"""Floor 4, evaluation: metrics, scoring the study's models, the test-scoring log, cross-validation."""
+"""Floor 4, evaluation: scoring the study's models, the tables, the report's numbers, the test-scoring log, cross-validation and the try-it command."""

@@ -1,1 +1,1 @@
-"""Floor 6, figures and tables: the report's items drawn from result files, with one style."""
+"""Floor 6, figures: the registry of figures and tables, each figure drawn from result files with one style, and a figures folder's README."""

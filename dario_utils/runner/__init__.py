@@ -1,1 +1,1 @@
-"""Floor 7, runner: executes the notebooks, publishes and records results, writes the docs."""
+"""Floor 7, runner: runs the notebooks (CLI, execution, staging, cleaning, provenance, publishing), checks recorded and published results, writes the docs."""
