@@ -41,7 +41,7 @@ from dario_utils.data.dataset import DataError, read_manifest, resolve_data_root
 from dario_utils.evaluation import scorings, tables
 from dario_utils.evaluation.evaluate import evaluate
 from dario_utils.models import build_student
-from dario_utils.models.study_models import display_name, MODELS
+from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, display_name, MODELS, ORIGINAL, PRETRAINED_SR
 from dario_utils.training.head_cache import head_features, HeadFeatures
 from dario_utils.training.loop import TrainingError
 from dario_utils.training.losses import check_loss
@@ -49,7 +49,7 @@ from dario_utils.training.train import finetune
 
 POOL = "all"
 """The manifest of every image, whose head features every fold reads."""
-REFERENCES = ("bicubic", "bilinear")
+REFERENCES = (BICUBIC, BILINEAR)
 """The baselines the gap is measured against: ours (bicubic) and the report's (bilinear)."""
 
 
@@ -147,7 +147,7 @@ def run_fold(config: Config, fold: int, pool: pd.DataFrame, heads: HeadFeatures,
     run.summary.insert(0, "fold", fold)
     run.summary["train_seconds"] = trained
     for judge, rows in run.per_image.groupby("judge", sort=False):
-        darionet = rows[rows["model"] == "darionet"]
+        darionet = rows[rows["model"] == DARIONET]
         scorings.log_scoring(config, str(fold), judge, len(darionet), float(darionet["top1"].mean()),
                              *(gap_of_rows(rows, reference) for reference in REFERENCES))
     publish_fold(config, fold, run, history)
@@ -195,12 +195,12 @@ def pooled_estimate(config: Config, per_image: pd.DataFrame) -> pd.DataFrame:
                                   "folds": judged["fold"].nunique(), "n_images": len(hits)}
         row.update({f"top1_{model}": hits[model].mean() for model in MODELS})
         for reference in REFERENCES:
-            columns = hits[["original", reference, "darionet"]].to_numpy()
+            columns = hits[[ORIGINAL, reference, DARIONET]].to_numpy()
             row[f"gap_vs_{reference}"] = tables.share_of_gap(*columns.sum(axis=0))
             row[f"gap_vs_{reference}_low"], row[f"gap_vs_{reference}_high"] = metrics.bootstrap_interval(
                 columns, config.eval.bootstrap, seed=config.seed, statistic=lambda r: tables.share_of_gap(*r.sum(axis=0)))
-        for other, name in (("bicubic", "bicubic"), ("esrgan", "start")):
-            test = metrics.mcnemar(hits["darionet"].to_numpy(), hits[other].to_numpy())
+        for other, name in ((BICUBIC, "bicubic"), (PRETRAINED_SR, "start")):
+            test = metrics.mcnemar(hits[DARIONET].to_numpy(), hits[other].to_numpy())
             row[f"mcnemar_{name}_darionet_only"], row[f"mcnemar_{name}_other_only"] = test["b"], test["c"]
             row[f"mcnemar_{name}_p"] = test["p_value"]
         row["gain_over_start"] = row["top1_darionet"] - row["top1_esrgan"]

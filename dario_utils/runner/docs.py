@@ -30,7 +30,7 @@ import pandas as pd
 from dario_utils.core import fileio, paths
 from dario_utils.core.config import load_config
 from dario_utils.evaluation.report import report_gap, report_table1
-from dario_utils.models.study_models import display_name, MODELS
+from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, display_name, MODELS, ORIGINAL
 
 PAGES = ("README.md", "docs/*.md")
 """The pages whose blocks are generated, relative to the project root."""
@@ -71,7 +71,7 @@ def _p(value: float) -> str:
 
 def _share(top1: pd.Series, reference: str) -> float:
     """DarioNet's share of the top-1 lost to downsampling (original vs ``reference``)."""
-    return float((top1["darionet"] - top1[reference]) / (top1["original"] - top1[reference]))
+    return float((top1[DARIONET] - top1[reference]) / (top1[ORIGINAL] - top1[reference]))
 
 
 def _table1(profile: str) -> pd.DataFrame:
@@ -106,8 +106,8 @@ def _seed_runs(profile: str) -> pd.DataFrame | None:
         return None
     top1 = _table1(profile)["top1"]
     runs = pd.read_csv(file)
-    runs = runs[runs["model"] == "darionet"].copy()
-    runs["gap"] = (runs["top1"] - top1["bicubic"]) / (top1["original"] - top1["bicubic"])
+    runs = runs[runs["model"] == DARIONET].copy()
+    runs["gap"] = (runs["top1"] - top1[BICUBIC]) / (top1[ORIGINAL] - top1[BICUBIC])
     return runs
 
 
@@ -159,7 +159,7 @@ def results_table() -> str:
         rows.append({"profile": f"`{profile}`", "test images": int(table["n_images"].max()),
                      **{display_name(m): f"{top1[m]:.3f} ({table.loc[m, 'top1_ci_low']:.2f}-"
                                          f"{table.loc[m, 'top1_ci_high']:.2f})" for m in MODELS},
-                     "gap vs bicubic": _pct(_share(top1, "bicubic")), "gap vs bilinear": _pct(_share(top1, "bilinear"))})
+                     "gap vs bicubic": _pct(_share(top1, BICUBIC)), "gap vs bilinear": _pct(_share(top1, BILINEAR))})
     report = report_table1()["top1"]
     rows.append({"profile": "the report (ResNet-50, ILSVRC2012)", "test images": "about 25,000",
                  **{display_name(m): f"{report[m]:.3f}" if m in report else "-" for m in MODELS},

@@ -24,6 +24,7 @@ import pandas as pd
 from dario_utils.core import result_files
 from dario_utils.core.config import Config
 from dario_utils.evaluation import scorings, tables
+from dario_utils.models.study_models import DARIONET, PRETRAINED_SR
 from dario_utils.runner import recorded
 
 GAP_NOTE = re.compile(r"DarioNet recovers (-?[\d.]+)%.*?\(original vs (\w+)")
@@ -50,7 +51,7 @@ def headline_floors(config: Config, folder: Path) -> dict[str, float]:
     floors = {}
     for metric in recorded.MARGIN_FLOORS["table1"]:
         sign = -1 if metric == "avg_ce" else 1
-        margins = {seed: sign * (runs.loc[(seed, "darionet"), metric] - runs.loc[(seed, "esrgan"), metric])
+        margins = {seed: sign * (runs.loc[(seed, DARIONET), metric] - runs.loc[(seed, PRETRAINED_SR), metric])
                    for seed in runs.index.get_level_values("seed").unique()}
         floor = recorded.floor_by_rule(margins[config.train.seed], min(margins.values()))
         if floor is not None:
@@ -81,7 +82,7 @@ def published_checks(config: Config, folder: Path | None = None) -> pd.DataFrame
                            f"{top1:.4f}", abs(top1 - table.loc[model, "top1"]) < 1e-9))
     for metric, floor in headline_floors(config, folder).items():
         sign = -1 if metric == "avg_ce" else 1
-        margin = sign * (table.loc["darionet", metric] - table.loc["esrgan", metric])
+        margin = sign * (table.loc[DARIONET, metric] - table.loc[PRETRAINED_SR, metric])
         rows.append(_check(f"DarioNet beats its start (the pretrained SR) on {metric} by {floor:.3f}",
                            f"{margin:+.3f}", margin >= floor))
     provenance = json.loads((folder / "provenance.json").read_text())

@@ -25,13 +25,14 @@ import pandas as pd
 
 from dario_utils.core import fileio, paths
 from dario_utils.core.paths import RunLayout
+from dario_utils.models.study_models import BICUBIC, DARIONET, ORIGINAL, PRETRAINED_SR
 from dario_utils.studies.alternatives import answer_directions
 from dario_utils.core.result_files import (ALTERNATIVES_NOTEBOOK, BEYOND_NOTEBOOK, COST_FRONTIER, DOGS_TEST, EVALUATION_NOTEBOOK,
                            LOSS_ABLATION, SCALE_SWEEP, TABLE1, TABLE2, TABLE3, TABLE4, best_epoch_row,
                            read_table, start_row)
 
 RECORD_FILE = paths.NOTEBOOKS_DIR / "recorded_results.json"
-TRAINED_MODELS = ("darionet",)
+TRAINED_MODELS = (DARIONET,)
 TOLERANCES = {
     "table1": {"top1": 0.03, "agreement": 0.05, "avg_ce": 0.12, "avg_psnr": 0.25},
     "best_val": {"val_loss": 0.15, "psnr": 0.35},
@@ -133,10 +134,10 @@ def _beyond_results(layout: RunLayout) -> dict[str, dict[str, dict[str, float]]]
     if tables is None:
         return {}
     table2, sweep, ablation = tables
-    rows = {"unseen judge": table2[(table2["role"] == "unseen judge") & (table2["model"] == "darionet")]}
-    trained = sweep[sweep["model"].str.startswith("darionet") & (sweep["scale"] != sweep["trained_at"])]
+    rows = {"unseen judge": table2[(table2["role"] == "unseen judge") & (table2["model"] == DARIONET)]}
+    trained = sweep[sweep["model"].str.startswith(DARIONET) & (sweep["scale"] != sweep["trained_at"])]
     for (scale, model), group in trained.groupby(["scale", "model"], sort=False):
-        rows[f"factor {scale:g}" + ("" if model == "darionet" else f", {model}")] = group
+        rows[f"factor {scale:g}" + ("" if model == DARIONET else f", {model}")] = group
     if ablation is not None:
         rows.update({f"loss {key}": ablation[ablation["loss"] == key] for key in ablation["loss"]})
     return {"beyond": {what: {k: float(frame[k].iloc[0])
@@ -171,22 +172,22 @@ def _untrained_results(layout: RunLayout) -> dict:
     start, the frozen classifier's routes), which a window must leave out to guard anything."""
     table1 = read_table(layout, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
     start = start_row(pd.read_csv(layout.history))
-    values = {"table1": {m: {k: float(table1.loc["esrgan", k]) for k in TOLERANCES["table1"]} for m in TRAINED_MODELS},
+    values = {"table1": {m: {k: float(table1.loc[PRETRAINED_SR, k]) for k in TOLERANCES["table1"]} for m in TRAINED_MODELS},
               "best_val": {k: float(start[k]) for k in TOLERANCES["best_val"]}}
     tables = _beyond_tables(layout)
     if tables is not None:
         table2, sweep, ablation = tables
-        rows = {"unseen judge": table2[(table2["role"] == "unseen judge") & (table2["model"] == "esrgan")]}
-        for scale, group in sweep[sweep["model"].eq("esrgan") & (sweep["scale"] != sweep["trained_at"])].groupby("scale"):
+        rows = {"unseen judge": table2[(table2["role"] == "unseen judge") & (table2["model"] == PRETRAINED_SR)]}
+        for scale, group in sweep[sweep["model"].eq(PRETRAINED_SR) & (sweep["scale"] != sweep["trained_at"])].groupby("scale"):
             rows[f"factor {scale:g}"] = group
         values["beyond"] = {what: {k: float(frame[k].iloc[0]) for k in TOLERANCES["beyond"]}
                             for what, frame in rows.items()}
         if ablation is not None:
-            values["beyond"].update({f"loss {key}": {k: float(table1.loc["esrgan", k]) for k in TOLERANCES["ablation"]}
+            values["beyond"].update({f"loss {key}": {k: float(table1.loc[PRETRAINED_SR, k]) for k in TOLERANCES["ablation"]}
                                      for key in ablation["loss"]})
     if layout.table(TABLE3).is_file():
         routes = read_table(layout, TABLE3, ALTERNATIVES_NOTEBOOK).set_index("route")
-        frozen = {"b": "bicubic", "original_finetuned": "original"}
+        frozen = {"b": BICUBIC, "original_finetuned": ORIGINAL}
         values["alternatives"] = {route: {k: float(routes.loc[frozen[route], k]) for k in TOLERANCES["alternatives"]}
                                   for route in ROUTES_RECORDED}
     return values
@@ -302,20 +303,20 @@ def trained_margins(layout: RunLayout, with_floors: bool = True) -> pd.DataFrame
     (without ``with_floors``, the margins alone: what ``benchmarks/spread.py`` measures)."""
     table1 = read_table(layout, TABLE1, EVALUATION_NOTEBOOK).set_index("model")
     history = pd.read_csv(layout.history)
-    rows = _margin_rows("Table 1, DarioNet", "table1", table1.loc["darionet"], table1.loc["esrgan"])
+    rows = _margin_rows("Table 1, DarioNet", "table1", table1.loc[DARIONET], table1.loc[PRETRAINED_SR])
     rows += _margin_rows("best validation epoch", "best_val", best_epoch_row(history), start_row(history))
     tables = _beyond_tables(layout)
     if tables is not None:
         table2, sweep, ablation = tables
         unseen = table2[table2["role"] == "unseen judge"].set_index("model")
-        rows += _margin_rows("06, DarioNet, unseen judge", "unseen judge", unseen.loc["darionet"], unseen.loc["esrgan"])
+        rows += _margin_rows("06, DarioNet, unseen judge", "unseen judge", unseen.loc[DARIONET], unseen.loc[PRETRAINED_SR])
         for scale, group in sweep[sweep["scale"] != sweep["trained_at"]].groupby("scale"):
             models = group.set_index("model")
-            rows += _margin_rows(f"06, DarioNet, factor {scale:g}", "factor", models.loc["darionet"],
-                                 models.loc["esrgan"])
+            rows += _margin_rows(f"06, DarioNet, factor {scale:g}", "factor", models.loc[DARIONET],
+                                 models.loc[PRETRAINED_SR])
         for _, loss in ([] if ablation is None else ablation.iterrows()):
             what = f"06, DarioNet, loss {loss['loss']}"
-            rows += _margin_rows(what, "ablation", loss, table1.loc["esrgan"])
+            rows += _margin_rows(what, "ablation", loss, table1.loc[PRETRAINED_SR])
     return _with_floors(pd.DataFrame(rows), with_floors)
 
 

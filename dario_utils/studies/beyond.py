@@ -222,7 +222,7 @@ def loss_ablation(config: Config, progress: bool = True) -> pd.DataFrame | None:
         else:
             checkpoint, history = _train_variant(config, f"loss-{loss.key}", {**loss.overrides, "train.epochs": epochs},
                                                  progress, f"loss {loss.label}")
-        run = evaluate.evaluate(config, ["darionet"], checkpoint=checkpoint, progress=progress, save=False)
+        run = evaluate.evaluate(config, [DARIONET], checkpoint=checkpoint, progress=progress, save=False)
         best = best_epoch_row(history)
         scores = _scores(config, run).drop(columns=["model", "name"]).iloc[0].to_dict()
         rows.append({"loss": loss.key, "label": loss.label, "epochs": epochs, "study_epochs": config.train.epochs,

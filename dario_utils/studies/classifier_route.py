@@ -31,21 +31,22 @@ from dario_utils.data.degrade import downsample, upsample
 from dario_utils.evaluation import tables
 from dario_utils.evaluation.evaluate import evaluate
 from dario_utils.models import teacher_of
+from dario_utils.models.study_models import BICUBIC, DARIONET, ORIGINAL
 from dario_utils.training.loop import Meter, shard_loader, to_device, Totals, train_loader, Trainer
 from dario_utils.training.losses import logit_loss
 
 STATS = ("logit_mse", "agreement", "ce")
 """Per-image statistics of each training and validation pass."""
 ROUTES = (  # key, what the classifier sees, which classifier
-    ("original", "original", "frozen"),
-    ("bicubic", "bicubic", "frozen"),
+    ("original", ORIGINAL, "frozen"),
+    ("bicubic", BICUBIC, "frozen"),
     ("a", "DarioNet", "frozen"),
-    ("b", "bicubic", "fine-tuned"),
+    ("b", BICUBIC, "fine-tuned"),
     ("c", "DarioNet", "fine-tuned"),
-    ("original_finetuned", "original", "fine-tuned"),
+    ("original_finetuned", ORIGINAL, "fine-tuned"),
 )
 """The rows of Table 3: (a) the study, (b) the classifier route, (c) both, and references."""
-EVALUATED = {"original": "original", "bicubic": "bicubic", "DarioNet": "darionet"}
+EVALUATED = {"original": ORIGINAL, "bicubic": BICUBIC, "DarioNet": DARIONET}
 """The evaluation's model key of each image kind."""
 
 
@@ -141,7 +142,7 @@ def route_table(config: Config, progress: bool = True) -> pd.DataFrame:
     frozen: EvalRun = read_results(config)
     tuned = _finetuned_results(config, progress)
     by_classifier = {"frozen": frozen.per_image, "fine-tuned": tuned}
-    teacher_top1 = frozen.per_image[frozen.per_image["model"] == "original"].set_index("image")["prediction"]
+    teacher_top1 = frozen.per_image[frozen.per_image["model"] == ORIGINAL].set_index("image")["prediction"]
 
     def hits(image: str, classifier: str) -> pd.DataFrame:
         frame = by_classifier[classifier]
