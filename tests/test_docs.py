@@ -110,3 +110,16 @@ def test_a_partial_cross_validation_is_said_to_be_partial(tmp_path: Path, monkey
     assert "So far 1 of 3 folds are done" in docs.headline() and "70.0%** (50.0%-90.0%" in docs.headline()
     assert "partial: 1 of 3 folds done" in docs.crossval_table()
     assert docs.headline_figure(tmp_path / "headline.png").stat().st_size > 0
+
+
+def test_make_test_s_time_is_quoted_from_its_record(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
+    assert "not recorded" in docs._test_time_row()["time"]
+    (tmp_path / "figures").mkdir()
+    (tmp_path / docs.TEST_TIME_FILE).write_text(
+        '{"seconds": 1020.4, "commit": "abc1234", "dirty": false, "date": "2026-12-06T07:00:00Z", "cpu": "AMD EPYC",'
+        ' "cores": 2, "onednn_max_cpu_isa": null, "phases": [{"target": "unit-tests", "seconds": 300,'
+        ' "counts": {"passed": 406}}, {"target": "notebook-tests", "seconds": 720.4, "counts": {"passed": 63}}]}')
+    row = docs._test_time_row()
+    assert row["time"] == "17 min (unit-tests 406 passed in 5 min, notebook-tests 63 passed in 12 min)"
+    assert row["machine"] == "AMD EPYC, 2 cores" and row["published run"] == "commit abc1234, 2026-12-06"

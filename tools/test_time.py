@@ -20,10 +20,11 @@ from pathlib import Path
 
 from dario_utils.core import paths
 from dario_utils.core.runtime import cpu_name, git_commit, working_tree_state
+from dario_utils.runner.docs import TEST_TIME_FILE
 
 PHASES = ("unit-tests", "notebook-tests")
 """The Makefile's targets that ``make test`` runs, in its order."""
-RECORD = paths.PROJECT_ROOT / "figures" / "test_time.json"
+RECORD = paths.PROJECT_ROOT / TEST_TIME_FILE
 _COUNTS = re.compile(r"(\d+) (passed|failed|skipped|error|errors|xfailed|warnings?)\b")
 
 

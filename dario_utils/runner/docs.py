@@ -37,6 +37,8 @@ PAGES = ("README.md", "docs/*.md")
 BLOCK = re.compile(r"(<!-- begin: ([\w-]+) -->\n)(.*?)(<!-- end: \2 -->)", re.DOTALL)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 """A Markdown link or image: its target."""
+TEST_TIME_FILE = "figures/test_time.json"
+"""``make test``'s last timing on a clean checkout, written by ``python -m tools.test_time``."""
 HEADLINE_PROFILE = "imagenet-sample"
 """The profile whose cross-validated estimate is the study's headline."""
 HEADLINE_FIGURE = paths.PROJECT_ROOT / "figures" / "headline.png"
@@ -224,9 +226,23 @@ def run_times() -> str:
             row["time"] = "not recorded: this run's provenance predates recorded times"
             row["machine"] = "not recorded"
         rows.append(row)
-    rows.append({"command": "`make test`", "published run": "-",
-                 "time": "not recorded in a committed file", "machine": "-"})
+    rows.append(_test_time_row())
     return _markdown(pd.DataFrame(rows))
+
+
+def _test_time_row() -> dict[str, str]:
+    """``make test``'s row: its last timing on a clean checkout (``figures/test_time.json``, ``tools/test_time.py``)."""
+    file = paths.PROJECT_ROOT / TEST_TIME_FILE
+    if not file.is_file():
+        return {"command": "`make test`", "published run": "-", "time": f"not recorded (`{TEST_TIME_FILE}`)",
+                "machine": "-"}
+    record = json.loads(file.read_text())
+    counts = ", ".join(f"{p['target']} {p['counts'].get('passed', 0)} passed in {_minutes(p['seconds'])}"
+                       for p in record["phases"])
+    dirty = " (with uncommitted changes)" if record.get("dirty") else ""
+    isa = f", ONEDNN_MAX_CPU_ISA={record['onednn_max_cpu_isa']}" if record.get("onednn_max_cpu_isa") else ""
+    return {"command": "`make test`", "published run": f"commit {record['commit']}{dirty}, {record['date'][:10]}",
+            "time": f"{_minutes(record['seconds'])} ({counts})", "machine": f"{record['cpu']}, {record['cores']} cores{isa}"}
 
 
 def _minutes(seconds: float) -> str:
