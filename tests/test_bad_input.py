@@ -22,7 +22,7 @@ from conftest import write_jpeg
 from dario_utils.core import paths
 from dario_utils.core.config import ConfigError, load_config
 from dario_utils.core.paths import RunLayout
-from dario_utils.data import dataset as data
+from dario_utils.data import dataset
 from dario_utils.evaluation import evaluate
 from dario_utils.models import build_student, load_teacher, RRDBNet, save_sr_checkpoint, TeacherWeightsError
 from dario_utils.runner import reproduce
@@ -70,7 +70,7 @@ def tiny(tmp_path: Path, output_root: Path, images: Path) -> Path:
     path = tmp_path / f"{PROFILE}.yaml"
     path.write_text(yaml.safe_dump(raw))
     config = load_config(path, output_root=output_root)
-    data.write_manifests(config, data.make_split(config))
+    dataset.write_manifests(config, dataset.make_split(config))
     return path
 
 
@@ -331,8 +331,8 @@ def test_unreadable_image_is_refused_at_split_time(images: Path, output_root: Pa
     bad = images / "n01443537_bad.JPEG"
     make(bad)
     config = load_config("imagenet-sample", {"data_root": str(images)}, output_root=output_root)
-    with pytest.raises(data.DataError) as err:
-        data.make_split(config)
+    with pytest.raises(dataset.DataError) as err:
+        dataset.make_split(config)
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"image {bad} {reason}"), message
     assert message.endswith(": remove or replace it, or set data.skip_unreadable: true in the profile "
@@ -346,27 +346,27 @@ def test_skip_unreadable_leaves_it_out_and_counts_it(images: Path, output_root: 
     _truncated_jpeg(bad)
     config = load_config("imagenet-sample", {"data_root": str(images), "data.skip_unreadable": True},
                          output_root=output_root)
-    frames = data.make_split(config)
+    frames = dataset.make_split(config)
     assert bad.name not in set(pd.concat(frames.values())["path"])
     assert sum(len(f) for f in frames.values()) == 12
     err = _without_bars(capsys.readouterr().err)
     assert err.startswith(f"left 1 unreadable image(s) out of the split (data.skip_unreadable is on): image {bad} "
                           "is truncated or corrupt (") and err.count("\n") == 1, err
-    summary = data.split_summary(frames)  # what notebook 01 shows
+    summary = dataset.split_summary(frames)  # what notebook 01 shows
     assert summary["skipped unreadable"].sum() == 1
-    meta = json.loads((data.write_manifests(config, frames) / "meta.json").read_text())
+    meta = json.loads((dataset.write_manifests(config, frames) / "meta.json").read_text())
     assert [reason for reasons in meta["skipped"].values() for reason in reasons] == [
         r for rs in frames.skipped.values() for r in rs]
     assert str(bad) in json.dumps(meta["skipped"])
     # without anything skipped, the summary has no such column
     bad.unlink()
-    assert "skipped unreadable" not in data.split_summary(data.make_split(config)).columns
+    assert "skipped unreadable" not in dataset.split_summary(dataset.make_split(config)).columns
 
 
 def test_skip_unreadable_says_so_on_stderr(images: Path, capsys: pytest.CaptureFixture):
     bad = images / "n01443537_bad.JPEG"
     bad.write_bytes(b"")
-    data.make_split(load_config("imagenet-sample", {"data_root": str(images), "data.skip_unreadable": True}))
+    dataset.make_split(load_config("imagenet-sample", {"data_root": str(images), "data.skip_unreadable": True}))
     assert _without_bars(capsys.readouterr().err) == (
         f"left 1 unreadable image(s) out of the split (data.skip_unreadable is on): image {bad} is an empty file "
         "(0 bytes)\n")
@@ -376,10 +376,10 @@ def test_image_error_from_a_dataloader_worker_is_one_line(tmp_path: Path):
     bad = tmp_path / "n01440764_bad.JPEG"
     _truncated_jpeg(bad)
     frame = pd.DataFrame([{"path": bad.name, "wnid": "n01440764", "label": 0, "width": 48, "height": 40,
-                           "label_source": "filename", "group": "n01440764"}], columns=data.MANIFEST_COLUMNS)
-    loader = torch.utils.data.DataLoader(data.ManifestDataset(frame, tmp_path, 32), batch_size=1, num_workers=1,
-                                         collate_fn=data.collate)
-    with pytest.raises(data.ImageReadError) as err:
+                           "label_source": "filename", "group": "n01440764"}], columns=dataset.MANIFEST_COLUMNS)
+    loader = torch.utils.data.DataLoader(dataset.ManifestDataset(frame, tmp_path, 32), batch_size=1, num_workers=1,
+                                         collate_fn=dataset.collate)
+    with pytest.raises(dataset.ImageReadError) as err:
         next(iter(loader))
     message = str(err.value)
     assert "\n" not in message and "Original Traceback" not in message, message

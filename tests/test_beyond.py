@@ -14,7 +14,7 @@ import torch
 
 from dario_utils.core import paths
 from dario_utils.core.config import BeyondConfig, Config, ConfigError, load_config, TrainConfig, with_overrides
-from dario_utils.data import dataset as data
+from dario_utils.data import dataset
 from dario_utils.evaluation import evaluate, tables
 from dario_utils.figures import registry
 from dario_utils.models import load_sr, RRDBNet, save_sr_checkpoint, study_models
@@ -43,7 +43,7 @@ def _tiny_study(root: Path, lr: float) -> tuple[Path, Config]:
         "eval.batch_size": 4, "eval.bootstrap": 50, "beyond.scales": [0.25, 0.5],
         "beyond.loss_ablation": True, "beyond.ablation_epochs": 1, "beyond.ablation_temperatures": [2.0]},
         output_root=root / "out")
-    data.write_manifests(config, data.make_split(config))
+    dataset.write_manifests(config, dataset.make_split(config))
     train.finetune(config, progress=False)
     run = evaluate.evaluate(config, progress=False)
     tables.write_tables(config, run)

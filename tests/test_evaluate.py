@@ -17,7 +17,7 @@ import yaml
 from dario_utils.core import metrics, paths, result_files, runtime
 from dario_utils.core.config import ConfigError, load_config
 from dario_utils.core.paths import RunLayout
-from dario_utils.data import dataset as data
+from dario_utils.data import dataset
 from dario_utils.data.degrade import downsample, reconstruct, upsample
 from dario_utils.evaluation import evaluate, tables
 from dario_utils.figures import style
@@ -43,7 +43,7 @@ def sample_root(tmp_path: Path, sample_dir: Path) -> Path:
 @pytest.fixture
 def sample_config(sample_root: Path, output_root: Path):
     config = load_config("imagenet-sample", {"data_root": str(sample_root), **TINY}, output_root=output_root)
-    data.write_manifests(config, data.make_split(config))
+    dataset.write_manifests(config, dataset.make_split(config))
     return config
 
 
@@ -54,7 +54,7 @@ def baseline_run(sample_config):
 
 def test_baseline_results(sample_config, baseline_run):
     per_image = baseline_run.per_image
-    test_manifest, _ = data.read_manifest(sample_config.layout, "test")
+    test_manifest, _ = dataset.read_manifest(sample_config.layout, "test")
     n = len(test_manifest)
     assert n == round(N_SAMPLE * 0.6)
     assert len(per_image) == n * len(BASELINES)
@@ -192,7 +192,7 @@ def tiny_profile(tmp_path: Path, sample_root: Path, output_root: Path) -> Path:
     path = tmp_path / "tiny-sample.yaml"
     path.write_text(yaml.safe_dump(raw))
     config = load_config(path, {"data_root": str(sample_root)}, output_root=output_root)
-    data.write_manifests(config, data.make_split(config))
+    dataset.write_manifests(config, dataset.make_split(config))
     return path
 
 
@@ -245,8 +245,8 @@ def test_paper_profile_on_miniature_ilsvrc(tmp_path: Path, make_ilsvrc_tree, out
     config = load_config("paper", {"data_root": str(root), "device": "cpu", "teacher.weights": "random",
                                    "data.image_size": 64, "data.num_workers": 0, "eval.batch_size": 4,
                                    "eval.bootstrap": 100, "num_threads": 1}, output_root=output_root)
-    frames = data.make_split(config)
-    data.write_manifests(config, frames)
+    frames = dataset.make_split(config)
+    dataset.write_manifests(config, frames)
     run = evaluate.evaluate(config, ["original", "bicubic"], progress=False)
     assert len(run.per_image) == 2 * len(frames["test"]) == 2 * 6
     assert set(run.per_image["judge"]) == {"resnet50"}
@@ -268,7 +268,7 @@ def test_paper_profile_on_miniature_ilsvrc(tmp_path: Path, make_ilsvrc_tree, out
 
 def _break_one_test_image(config, sample_root: Path) -> str:
     """Replace the link to one test image by a truncated copy; return its manifest path."""
-    test_manifest, _ = data.read_manifest(config.layout, "test")
+    test_manifest, _ = dataset.read_manifest(config.layout, "test")
     name = test_manifest["path"].iloc[1]
     blob = (sample_root / name).read_bytes()
     (sample_root / name).unlink()

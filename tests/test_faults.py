@@ -12,7 +12,7 @@ import pytest
 from conftest import write_jpeg
 from dario_utils.core import fileio
 from dario_utils.core.config import load_config
-from dario_utils.data import dataset as data
+from dario_utils.data import dataset
 from dario_utils.models import CheckpointError, load_sr, RRDBNet, save_sr_checkpoint
 from dario_utils.runner import reproduce
 from dario_utils.training.train import build_student
@@ -29,13 +29,13 @@ def test_image_listed_but_missing_names_it(tmp_path: Path):
     write_jpeg(tmp_path / "here.JPEG", 1)
     frame = pd.DataFrame([{"path": p, "wnid": "n01440764", "label": 0, "width": 48, "height": 40,
                            "label_source": "filename", "group": "n01440764"} for p in ("here.JPEG", "gone.JPEG")],
-                         columns=data.MANIFEST_COLUMNS)
-    dataset = data.ManifestDataset(frame, tmp_path, 32)
-    assert dataset[0]["image"].shape == (3, 32, 32)
-    with pytest.raises(data.ImageReadError) as err:
-        dataset[1]
+                         columns=dataset.MANIFEST_COLUMNS)
+    images = dataset.ManifestDataset(frame, tmp_path, 32)
+    assert images[0]["image"].shape == (3, 32, 32)
+    with pytest.raises(dataset.ImageReadError) as err:
+        images[1]
     assert str(tmp_path / "gone.JPEG") in str(err.value) and "missing" in str(err.value)
-    skipping = data.ManifestDataset(frame, tmp_path, 32, skip_unreadable=True)
+    skipping = dataset.ManifestDataset(frame, tmp_path, 32, skip_unreadable=True)
     assert skipping[1] == {"skipped": "gone.JPEG"}
 
 
@@ -44,8 +44,8 @@ def test_missing_data_root_is_one_line_naming_it_and_writes_nothing(tmp_path: Pa
                                                                      profile: str):
     missing = tmp_path / "no" / "such" / "folder"
     config = load_config(profile, {"data_root": str(missing), "device": "cpu"}, output_root=output_root)
-    with pytest.raises(data.DataError) as err:
-        data.make_split(config)
+    with pytest.raises(dataset.DataError) as err:
+        dataset.make_split(config)
     message = str(err.value)
     _one_line(message)
     assert str(missing) in message and "--data-root" in message
@@ -55,8 +55,8 @@ def test_missing_data_root_is_one_line_naming_it_and_writes_nothing(tmp_path: Pa
 
 def test_no_data_root_says_what_to_pass(output_root: Path):
     config = load_config("imagenet-sample", output_root=output_root)
-    with pytest.raises(data.DataError) as err:
-        data.make_split(config)
+    with pytest.raises(dataset.DataError) as err:
+        dataset.make_split(config)
     _one_line(str(err.value))
     assert "--data-root" in str(err.value) and "imagenet-sample" in str(err.value)
 
@@ -64,8 +64,8 @@ def test_no_data_root_says_what_to_pass(output_root: Path):
 def test_data_root_that_is_a_file(tmp_path: Path, output_root: Path):
     afile = write_jpeg(tmp_path / "n01440764_x.JPEG", 1)
     config = load_config("imagenet-sample", {"data_root": str(afile)}, output_root=output_root)
-    with pytest.raises(data.DataError, match="not a folder"):
-        data.make_split(config)
+    with pytest.raises(dataset.DataError, match="not a folder"):
+        dataset.make_split(config)
 
 
 def test_wrong_data_root_on_the_runner_exits_2_and_writes_nothing(tmp_path: Path, output_root: Path,
@@ -83,15 +83,15 @@ def test_sample_root_of_the_wrong_shape(tmp_path: Path, output_root: Path):
     """An ILSVRC-style tree given to the flat sample-folder profile: no images at its top."""
     (tmp_path / "tree" / "train" / "n01440764").mkdir(parents=True)
     config = load_config("imagenet-sample", {"data_root": str(tmp_path / "tree")}, output_root=output_root)
-    with pytest.raises(data.DataError, match="<wnid>_<name>.JPEG"):
-        data.make_split(config)
+    with pytest.raises(dataset.DataError, match="<wnid>_<name>.JPEG"):
+        dataset.make_split(config)
     assert not output_root.exists()
 
 
 def test_ilsvrc_root_without_train_and_val(tmp_path: Path, output_root: Path):
     config = load_config("paper", {"data_root": str(tmp_path), "device": "cpu"}, output_root=output_root)
-    with pytest.raises(data.DataError) as err:
-        data.make_split(config)
+    with pytest.raises(dataset.DataError) as err:
+        dataset.make_split(config)
     assert str(tmp_path / "train") in str(err.value)
     _one_line(str(err.value))
 
@@ -99,8 +99,8 @@ def test_ilsvrc_root_without_train_and_val(tmp_path: Path, output_root: Path):
 def test_flat_val_without_labels_file(tmp_path: Path, make_ilsvrc_tree, output_root: Path):
     root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "none")
     config = load_config("paper", {"data_root": str(root), "device": "cpu"}, output_root=output_root)
-    with pytest.raises(data.DataError) as err:
-        data.make_split(config)
+    with pytest.raises(dataset.DataError) as err:
+        dataset.make_split(config)
     message = str(err.value)
     assert "LOC_val_solution.csv" in message and str(root / "val") in message
     assert "ILSVRC2012_validation_ground_truth.txt" in message
@@ -110,8 +110,8 @@ def test_flat_val_without_labels_file(tmp_path: Path, make_ilsvrc_tree, output_r
 def test_flat_val_image_without_label(tmp_path: Path, make_ilsvrc_tree):
     root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "loc")
     stray = write_jpeg(root / "val" / "ILSVRC2012_val_00099999.JPEG", 99)
-    with pytest.raises(data.DataError, match=str(stray)):
-        data.split_ilsvrc(root)
+    with pytest.raises(dataset.DataError, match=str(stray)):
+        dataset.split_ilsvrc(root)
 
 
 @pytest.mark.parametrize("where", ["train", "val"])
@@ -121,8 +121,8 @@ def test_empty_class_folder_is_named(tmp_path: Path, make_ilsvrc_tree, tree_wnid
     shutil.rmtree(empty)
     empty.mkdir()
     config = load_config("paper", {"data_root": str(root), "device": "cpu"}, output_root=output_root)
-    with pytest.raises(data.DataError) as err:
-        data.make_split(config)
+    with pytest.raises(dataset.DataError) as err:
+        dataset.make_split(config)
     assert str(empty) in str(err.value) and "no images" in str(err.value)
     assert not output_root.exists()
 
@@ -130,8 +130,8 @@ def test_empty_class_folder_is_named(tmp_path: Path, make_ilsvrc_tree, tree_wnid
 def test_folder_that_is_not_a_class(tmp_path: Path, make_ilsvrc_tree):
     root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "folders")
     write_jpeg(root / "train" / "holiday_photos" / "a.JPEG", 1)
-    with pytest.raises(data.DataError, match="holiday_photos"):
-        data.split_ilsvrc(root)
+    with pytest.raises(dataset.DataError, match="holiday_photos"):
+        dataset.split_ilsvrc(root)
 
 
 # ---------------------------------------------------------------- outputs
@@ -142,9 +142,9 @@ def test_unwritable_output_root(tmp_path: Path, make_ilsvrc_tree, monkeypatch: p
     blocker = tmp_path / "afile"
     blocker.write_text("a file, not a folder")
     config = load_config("paper", {"data_root": str(root), "device": "cpu"}, output_root=blocker / "x")
-    frames = data.make_split(config)
+    frames = dataset.make_split(config)
     with pytest.raises(fileio.OutputNotWritableError) as err:
-        data.write_manifests(config, frames)
+        dataset.write_manifests(config, frames)
     message = str(err.value)
     assert str(config.layout.manifests) in message
     assert "DARIO_OUTPUT_ROOT" in message
@@ -229,10 +229,10 @@ def test_missing_image_in_a_worker_process_still_names_it(tmp_path: Path):
     import torch
 
     frame = pd.DataFrame([{"path": "gone.JPEG", "wnid": "n01440764", "label": 0, "width": 48, "height": 40,
-                           "label_source": "filename", "group": "n01440764"}], columns=data.MANIFEST_COLUMNS)
-    loader = torch.utils.data.DataLoader(data.ManifestDataset(frame, tmp_path, 32), batch_size=1,
-                                         num_workers=1, collate_fn=data.collate)
-    with pytest.raises(data.ImageReadError) as err:
+                           "label_source": "filename", "group": "n01440764"}], columns=dataset.MANIFEST_COLUMNS)
+    loader = torch.utils.data.DataLoader(dataset.ManifestDataset(frame, tmp_path, 32), batch_size=1,
+                                         num_workers=1, collate_fn=dataset.collate)
+    with pytest.raises(dataset.ImageReadError) as err:
         next(iter(loader))
     assert str(tmp_path / "gone.JPEG") in str(err.value)
 
@@ -241,12 +241,12 @@ def test_data_root_other_than_the_manifests_is_refused(tmp_path: Path, make_ilsv
     """Training or evaluating with a --data-root other than the one the split was made from is an error."""
     root, _ = make_ilsvrc_tree(tmp_path / "ilsvrc", "folders")
     config = load_config("paper", {"data_root": str(root), "device": "cpu"}, output_root=output_root)
-    data.write_manifests(config, data.make_split(config))
-    assert len(data.manifest_dataset(config, "train")) > 0
+    dataset.write_manifests(config, dataset.make_split(config))
+    assert len(dataset.manifest_dataset(config, "train")) > 0
     other = tmp_path / "other"
     other.mkdir()
-    with pytest.raises(data.DataError) as err:
+    with pytest.raises(dataset.DataError) as err:
         other_root = load_config("paper", {"data_root": str(other), "device": "cpu"}, output_root=output_root)
-        data.manifest_dataset(other_root, "train")
+        dataset.manifest_dataset(other_root, "train")
     _one_line(str(err.value))
     assert str(root) in str(err.value) and str(other) in str(err.value) and "notebook 01" in str(err.value)

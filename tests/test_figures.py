@@ -16,7 +16,7 @@ from matplotlib.text import Text
 from dario_utils.core import metrics, paths
 from dario_utils.core.paths import RunLayout
 from dario_utils.core.result_files import best_epoch_row
-from dario_utils.figures import readme as figures_readme, registry, report_figures as figures
+from dario_utils.figures import readme, registry, report_figures
 from dario_utils.figures.style import class_label
 
 PROFILE = "testfig"
@@ -165,17 +165,17 @@ def test_rerendering_gives_identical_bytes(rendered) -> None:
 def test_readme_lists_each_figure_and_table(rendered, rendered_layout: RunLayout) -> None:
     folder = rendered_layout.figures
     (folder / "table1.md").write_text("| model |\n")
-    command = figures_readme.reproduce_command(PROFILE)
-    readme = figures_readme.write_readme(folder, PROFILE, command)
-    assert readme == folder / "README.md"
-    text = readme.read_text()
+    command = readme.reproduce_command(PROFILE)
+    written = readme.write_readme(folder, PROFILE, command)
+    assert written == folder / "README.md"
+    text = written.read_text()
     for name in [*registry.FIGURES, "per_class_original", "per_class_darionet", "per_class_bicubic"]:
         not_drawn = [figure.name for figure in registry.FIGURES.values() if figure.notebook != "05"]
         assert (f"[{name}." in text) == (name not in not_drawn)  # only the figures present
     assert "[table1.md](table1.md)" in text and "(fig1_pipeline.pdf)" in text
     assert "python -m dario_utils.runner.reproduce --profile testfig" in text and "`testfig`" in text
     assert "README.md" not in text and "## Made by" not in text
-    assert figures_readme.write_readme(folder, PROFILE, command).read_text() == text
+    assert readme.write_readme(folder, PROFILE, command).read_text() == text
 
 
 def test_readme_ends_with_what_made_the_folder(rendered, rendered_layout: RunLayout) -> None:
@@ -183,11 +183,11 @@ def test_readme_ends_with_what_made_the_folder(rendered, rendered_layout: RunLay
     record = {"profile": PROFILE, "data_root": "data/x", "manifests_sha256": "0123456789ab",
               "notebooks": ["01_data_split", "06_beyond_the_report"], "commit": "abc1234", "date": "2026-01-02",
               "table1_models": ["original", "esrgan", "darionet"], "figures": ["fig1_pipeline.png"]}
-    (folder / figures_readme.PROVENANCE_FILE).write_text(json.dumps(record))
-    command = figures_readme.reproduce_command(PROFILE, "DIR", beyond_apart=True)
+    (folder / readme.PROVENANCE_FILE).write_text(json.dumps(record))
+    command = readme.reproduce_command(PROFILE, "DIR", beyond_apart=True)
     assert command == ("python -m dario_utils.runner.reproduce --profile testfig --data-root DIR && "
                        "python -m dario_utils.runner.reproduce --profile testfig --data-root DIR --only 06,07")
-    text = figures_readme.write_readme(folder, PROFILE, command).read_text()
+    text = readme.write_readme(folder, PROFILE, command).read_text()
     listing, made_by = text.split("\n\n## Made by\n\n")
     assert f"Made by `{command}`" in listing and "provenance.json |" not in listing
     assert made_by.splitlines()[:3] == [
@@ -195,8 +195,8 @@ def test_readme_ends_with_what_made_the_folder(rendered, rendered_layout: RunLay
         "- notebooks run: 01_data_split, 06_beyond_the_report",
         "- Table 1 rows: original, pretrained SR, DarioNet"]
     assert "- commit `abc1234`" in made_by and made_by.endswith("unless given `--overwrite`.\n")
-    assert figures_readme.write_readme(folder, PROFILE, command).read_text() == text
-    (folder / figures_readme.PROVENANCE_FILE).unlink()
+    assert readme.write_readme(folder, PROFILE, command).read_text() == text
+    (folder / readme.PROVENANCE_FILE).unlink()
 
 
 def test_best_epoch_is_the_first_lowest_validation_loss() -> None:
@@ -216,15 +216,15 @@ def test_missing_inputs_are_named_with_their_notebook(layout: RunLayout) -> None
     drawn = sorted(p.name for p in layout.figures.glob("*.png"))
     assert drawn == ["fig1_pipeline.png", "fig2_training_curves.png"]
     with pytest.raises(FileNotFoundError, match=r"history\.csv.*notebook 03"):
-        figures.fig2_training_curves(RunLayout("other", layout.output_root))
+        report_figures.fig2_training_curves(RunLayout("other", layout.output_root))
 
 
 def test_single_epoch_and_no_improved_class(layout: RunLayout) -> None:
     write_history(layout, epochs=1)
     write_per_class(layout, models=("original", "darionet"), shift=-0.5)
-    assert all(p.is_file() for p in figures.fig2_training_curves(layout))
-    assert all(p.is_file() for p in figures.fig4_hardest_classes(layout, k=5))
-    assert all(p.is_file() for p in figures.fig5_worse_better(layout))
+    assert all(p.is_file() for p in report_figures.fig2_training_curves(layout))
+    assert all(p.is_file() for p in report_figures.fig4_hardest_classes(layout, k=5))
+    assert all(p.is_file() for p in report_figures.fig5_worse_better(layout))
 
 
 def test_class_label_keeps_first_synonym_and_wraps() -> None:
@@ -237,13 +237,13 @@ def test_class_label_keeps_first_synonym_and_wraps() -> None:
 def figure_texts(layout: RunLayout, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Every non-empty text of each figure drawn in the test, keyed by the figure's name."""
     texts: dict[str, list[str]] = {}
-    save = figures.save_figure
+    save = report_figures.save_figure
 
     def recording_save(fig: Figure, layout: RunLayout, name: str) -> list[Path]:
         texts[name] = [t.get_text() for t in fig.findobj(Text) if t.get_text()]
         return save(fig, layout, name)
 
-    monkeypatch.setattr(figures, "save_figure", recording_save)
+    monkeypatch.setattr(report_figures, "save_figure", recording_save)
     return texts
 
 
@@ -272,7 +272,7 @@ def test_figures_name_models_and_say_what_they_show(figure_texts: dict[str, list
 def test_examples_without_f1_ask_for_notebook_04(layout: RunLayout) -> None:
     write_examples(layout, with_f1=False)
     with pytest.raises(ValueError, match="rerun notebook 04"):
-        figures.fig6_reconstructions_worse(layout)
+        report_figures.fig6_reconstructions_worse(layout)
 
 
 def constant_data(fig: Figure) -> list[str]:
@@ -310,13 +310,13 @@ def constant_data_of(layout: RunLayout, monkeypatch: pytest.MonkeyPatch) -> dict
     """:func:`constant_data` of each figure drawn in the test, keyed by the figure's name, taken just
     before the figure is saved (and cleared)."""
     found: dict[str, list[str]] = {}
-    save = figures.save_figure
+    save = report_figures.save_figure
 
     def recording_save(fig: Figure, layout: RunLayout, name: str) -> list[Path]:
         found[name] = constant_data(fig)
         return save(fig, layout, name)
 
-    monkeypatch.setattr(figures, "save_figure", recording_save)
+    monkeypatch.setattr(report_figures, "save_figure", recording_save)
     return found
 
 
@@ -355,22 +355,22 @@ def test_every_figure_shows_data_that_varies(one_image_per_class: bool, constant
 def test_one_image_per_class_is_shown_per_image(figure_texts: dict[str, list[str]], layout: RunLayout) -> None:
     """Figures 3 and 4 say, in their titles and captions, that they show each test image instead."""
     write_one_image_per_class(layout)
-    assert figures.one_image_per_class(layout)
-    figures.fig3_class_differences(layout)
-    figures.fig4_hardest_classes(layout)
+    assert report_figures.one_image_per_class(layout)
+    report_figures.fig3_class_differences(layout)
+    report_figures.fig4_hardest_classes(layout)
     fig3, fig4 = figure_texts["fig3_class_differences"], figure_texts["fig4_hardest_classes"]
-    note = f"({figures.PER_IMAGE_NOTE})"
-    assert f"Per-image change of the true class's probability with DarioNet, {figures.VERSUS_ORIGINALS}\n{note}" in fig3
+    note = f"({report_figures.PER_IMAGE_NOTE})"
+    assert f"Per-image change of the true class's probability with DarioNet, {report_figures.VERSUS_ORIGINALS}\n{note}" in fig3
     hardness = "hardness (1 − true-class probability on the original)"
-    assert {figures.PROBABILITY_DIFFERENCE_LABEL, hardness} <= set(fig3)
+    assert {report_figures.PROBABILITY_DIFFERENCE_LABEL, hardness} <= set(fig3)
     assert "F1 difference (DarioNet − original)" not in fig3 and not [t for t in fig3 if "support" in t]
     assert ("True-class probability on the 15 test images that downsampling hurts most\n"
             f"(largest drop from the original to bicubic)\n{note}") in fig4
-    assert {"original", "bicubic", "DarioNet", figures.PROBABILITY_LABEL} <= set(fig4)
+    assert {"original", "bicubic", "DarioNet", report_figures.PROBABILITY_LABEL} <= set(fig4)
     for name in ("fig3_class_differences", "fig4_hardest_classes"):
         assert "so the figure shows each test image instead: " in registry.FIGURES[name].caption
         assert "exp(−CE)" in registry.FIGURES[name].caption
-    probability = figures.read_true_class_probability(layout)
+    probability = report_figures.read_true_class_probability(layout)
     assert list(probability.columns) == ["label", "image", "class_name", "bicubic", "darionet", "original"]
     assert len(probability) == 40 and probability["class_name"].iloc[0] == CLASS_NAMES[0]
 
@@ -379,15 +379,15 @@ def test_one_image_per_class_needs_the_per_image_results(layout: RunLayout) -> N
     write_one_image_per_class(layout)
     layout.per_image.unlink()
     with pytest.raises(FileNotFoundError, match=r"per_image\.csv is missing: run notebook 04"):
-        figures.fig4_hardest_classes(layout)
+        report_figures.fig4_hardest_classes(layout)
     write_one_image_per_class(layout)
     rows = pd.read_csv(layout.per_image)
     rows[rows["model"] != "darionet"].to_csv(layout.per_image, index=False)
     with pytest.raises(FileNotFoundError, match="no rows of darionet"):
-        figures.fig3_class_differences(layout)
+        report_figures.fig3_class_differences(layout)
     write_per_class(layout)  # several images per class: the per-class figures, which need no per-image results
-    assert not figures.one_image_per_class(layout)
-    assert all(p.is_file() for p in figures.fig3_class_differences(layout) + figures.fig4_hardest_classes(layout))
+    assert not report_figures.one_image_per_class(layout)
+    assert all(p.is_file() for p in report_figures.fig3_class_differences(layout) + report_figures.fig4_hardest_classes(layout))
 
 
 def registry_problems(figures: list[registry.Figure], tables: list[registry.Table]) -> list[str]:

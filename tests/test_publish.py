@@ -18,7 +18,7 @@ from dario_utils.core import paths
 from dario_utils.core.config import load_config
 from dario_utils.core.paths import RunLayout
 from dario_utils.core.runtime import git_commit
-from dario_utils.data import dataset as data
+from dario_utils.data import dataset
 from dario_utils.evaluation.scorings import recipe_hash
 from dario_utils.runner import clean, execute, provenance, publish, reproduce
 from dario_utils.runner.execute import RunOptions
@@ -49,7 +49,7 @@ class FakeStudy:
         number = Path(input_path).name[:2]
         if number == "01" and self.real_split:
             config = load_config(profile, {"data_root": parameters["data_root"]}, output_root=layout.output_root)
-            data.write_manifests(config, data.make_split(config))
+            dataset.write_manifests(config, dataset.make_split(config))
         elif number == "01":
             names = sorted(p.name for p in Path(parameters["data_root"]).iterdir())
             manifests = layout.manifests
