@@ -230,9 +230,10 @@ def test_distillation_adds_the_weighted_terms_in_order_and_removes_its_tap() -> 
     x, recon = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
     train = TrainConfig(loss="kl", temperature=2.0, l1_weight=3.0, feature_weight=0.5)
     with losses.Distillation(teacher, train) as loss:
-        reference, reference_features = loss.reference(x)
-        value, logits = loss(recon, x, reference, reference_features)
+        reference, reference_features, extra_references = loss.reference(x)
+        value, logits = loss(recon, x, reference, reference_features, extra_references)
         features = loss.tap.features
+    assert extra_references == []
     expected = losses.logit_loss(teacher(recon).float(), teacher(x).float(), train)
     expected = expected + 3.0 * losses.pixel_l1(recon, x)
     expected = expected + 0.5 * losses.feature_loss(features, reference_features)
@@ -240,6 +241,24 @@ def test_distillation_adds_the_weighted_terms_in_order_and_removes_its_tap() -> 
     assert not teacher[1]._forward_pre_hooks  # the tap is off after the run
     with losses.Distillation(teacher, TrainConfig()) as plain:
         assert plain.tap is None and plain.terms == []
+
+
+def test_extra_teachers_average_their_logit_losses_with_the_teacher_s() -> None:
+    """Beyond the report (issue 32): ``train.extra_teachers`` make the logit loss the mean over every
+    teacher; the terms are added after, as with one teacher."""
+    torch.manual_seed(0)
+    teachers = [torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+                for _ in range(3)]
+    x, recon = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    train = TrainConfig(l1_weight=2.0, extra_teachers=["second", "third"])
+    with losses.Distillation(teachers[0], train, teachers[1:]) as loss:
+        reference, reference_features, extra_references = loss.reference(x)
+        value, logits = loss(recon, x, reference, reference_features, extra_references)
+    each = [losses.logit_loss(t(recon).float(), t(x).float(), train) for t in teachers]
+    assert torch.allclose(value, (each[0] + each[1] + each[2]) / 3 + 2.0 * losses.pixel_l1(recon, x))
+    assert torch.equal(logits, teachers[0](recon).float()) and len(extra_references) == 2
+    with pytest.raises(ValueError):  # a reference missing for an extra teacher
+        loss(recon, x, reference, reference_features, extra_references[:1])
 
 
 def test_logit_losses() -> None:

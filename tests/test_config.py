@@ -14,6 +14,7 @@ from dario_utils.core import paths
 from dario_utils.core.config import (available_profiles, BeyondConfig, check_config, Config, ConfigError, EXTENDS,
                                      load_config, TrainConfig, with_overrides)
 from dario_utils.core.registry import Registry
+from dario_utils.evaluation.scorings import recipe_hash
 from dario_utils.training import losses
 from dario_utils.training.losses import check_loss
 
@@ -252,7 +253,8 @@ def test_every_recipe_variant_is_a_profile_that_changes_the_row_s_settings(row: 
 
 
 def test_the_variants_name_every_recipe_profile_once():
-    recipes = {name for name in PROFILES if name.startswith("imagenet-sample") and name != "imagenet-sample-gpu"}
+    other_questions = {"imagenet-sample-gpu", "imagenet-sample-two-teachers"}  # not variants of the CPU recipe
+    recipes = {name for name in PROFILES if name.startswith("imagenet-sample") and name not in other_questions}
     assert set(VARIANTS["profile"]) == recipes
     trained = VARIANTS[VARIANTS["epochs"] != "0"]
     assert trained["profile"].is_unique
@@ -307,3 +309,26 @@ def test_extends_refuses_a_cycle_a_missing_parent_a_bad_value_and_a_borrowed_nam
     assert "config key 'extends'" in _one_line_error(listed)
     typed = _write(tmp_path, "typed", "extends: demo\nprofile: typed\ntrain:\n  epochs: three\n")
     assert _one_line_error(typed) == "config key 'train.epochs': expected int, got 'three'"
+
+
+def test_extra_teachers_are_other_classifiers_and_no_unseen_judge() -> None:
+    assert load_config("demo").teachers == ["efficientnet_lite0"]
+    two = load_config("demo", {"train.extra_teachers": ["efficientnet_lite1"], "crossval.judges": ["efficientnet_lite2"]})
+    assert two.teachers == ["efficientnet_lite0", "efficientnet_lite1"]
+    for overrides, key in [({"train.extra_teachers": ["efficientnet_lite0"]}, "train.extra_teachers"),
+                           ({"train.extra_teachers": ["efficientnet_lite1", "efficientnet_lite1"]}, "train.extra_teachers"),
+                           ({"train.extra_teachers": ["efficientnet_lite1"], "crossval.judges": ["efficientnet_lite1"]},
+                            "crossval.judges"),
+                           ({"train.extra_teachers": ["efficientnet_lite2"], "crossval.judges": ["efficientnet_lite1"]},
+                            "'beyond.judge': efficientnet_lite2 is an extra teacher")]:
+        with pytest.raises(ConfigError, match=key):
+            check_config(load_config("demo", overrides))
+
+
+def test_a_neutral_new_key_keeps_the_published_recipes() -> None:
+    """train.extra_teachers came after results were published: empty, it leaves every recipe hash as it
+    was; set, it makes another recipe."""
+    demo = load_config("demo")
+    assert recipe_hash(demo) == "8f8affd75453"  # figures/demo/provenance.json's recipe
+    two = load_config("demo", {"train.extra_teachers": ["efficientnet_lite1"], "crossval.judges": ["efficientnet_lite2"]})
+    assert recipe_hash(two) != recipe_hash(demo)

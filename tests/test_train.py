@@ -419,6 +419,18 @@ def test_fine_tuning_lowers_the_logit_loss_on_its_images(output_root, start_chec
     assert after < 0.9 * before, f"logit MSE on the training images {before:.4f} -> {after:.4f}"
 
 
+def test_extra_teachers_train_and_are_named_in_the_checkpoint(output_root, start_checkpoint) -> None:
+    config = tiny_config(start_checkpoint, output_root, **{"train.extra_teachers": ["efficientnet_lite1"],
+                                                           "crossval.judges": ["efficientnet_lite2"], "train.epochs": 1})
+    history = train.finetune(config, progress=False)
+    assert np.isfinite(history[list(train.STATS)].to_numpy()).all()
+    last = read_sr_checkpoint(run_file(output_root, "checkpoints", train.LAST_FILE))
+    assert last.provenance["teacher"] == "efficientnet_lite0"
+    assert last.provenance["extra_teachers"] == ["efficientnet_lite1"]
+    with pytest.raises(train.TrainingError, match="trained with teachers"):  # resuming with one teacher
+        train.finetune(tiny_config(start_checkpoint, output_root, **{"train.epochs": 2}), resume=True, progress=False)
+
+
 def test_the_training_loop_takes_no_callbacks() -> None:
     """loop.Trainer is driven by its caller (train.py, the classifier route): none of its fields is a
     function it would call back."""

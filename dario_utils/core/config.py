@@ -97,6 +97,8 @@ class TrainConfig:
     temperature: float = 1.0  # of the "kl" loss (softmaxes at this temperature), which is scaled by temperature**2
     l1_weight: float = 0.0  # optional pixel loss, off as in the report
     feature_weight: float = 0.0  # optional teacher feature-map loss, off as in the report
+    extra_teachers: list[str] = field(default_factory=list)  # classifiers whose logit losses are averaged with
+    # the teacher's (beyond the report: a DarioNet taught by several classifiers); empty: the teacher alone
     seed: int = 1337
     amp: bool = True  # bf16 autocast on CUDA
     frozen_blocks: int | None = None  # keep conv_first and the first k RRDBs frozen, their output cached
@@ -186,6 +188,11 @@ class Config:
     def judge(self) -> str:
         """Name of the classifier that evaluates."""
         return self.eval.judge or self.teacher.name
+
+    @property
+    def teachers(self) -> list[str]:
+        """Every classifier DarioNet is fine-tuned against: the teacher, then ``train.extra_teachers``."""
+        return [self.teacher.name, *self.train.extra_teachers]
 
     def to_dict(self) -> dict[str, Any]:
         """The profile's keys, resolved (not the output root: where a run writes is no part of it)."""
@@ -309,12 +316,17 @@ def check_config(config: Config) -> Config:
                           "must be at least 1")
     if config.crossval.folds < 2:
         raise ConfigError(f"config key 'crossval.folds': {config.crossval.folds} must be at least 2")
+    teachers = config.teachers
+    if len(set(teachers)) < len(teachers) or not all(isinstance(name, str) for name in teachers):
+        raise ConfigError(f"config key 'train.extra_teachers': {train.extra_teachers} must name classifiers "
+                          f"other than the teacher ({config.teacher.name}), each once")
     for judge in config.crossval.judges:
-        if not isinstance(judge, str) or judge == config.teacher.name:
+        if not isinstance(judge, str) or judge in teachers:
             raise ConfigError(f"config key 'crossval.judges': {judge!r} is not the name of a classifier "
-                              f"other than the teacher ({config.teacher.name})")
-    if config.beyond.judge == config.teacher.name:
-        raise ConfigError(f"config key 'beyond.judge': {config.beyond.judge} is the teacher; "
+                              f"other than the teachers ({', '.join(teachers)})")
+    if config.beyond.judge in teachers:
+        role = "the teacher" if config.beyond.judge == config.teacher.name else "an extra teacher"
+        raise ConfigError(f"config key 'beyond.judge': {config.beyond.judge} is {role}; "
                           "name a classifier DarioNet never saw")
     return config
 

@@ -27,9 +27,17 @@ RECIPE_SECTIONS = ("data", "teacher", "sr", "train")
 """The parts of a profile that make the trained model (not where it runs, nor how it is scored)."""
 
 
+NEUTRAL_KEYS: dict[str, dict[str, object]] = {"train": {"extra_teachers": []}}
+"""Keys added after recipes were hashed, each with the value that leaves a recipe as it was: at that
+value a key is left out of the hash, so the results published before it keep their recipe."""
+
+
 def recipe_hash(config: Config) -> str:
-    """12 hex digits of SHA-256 over the profile's :data:`RECIPE_SECTIONS`, resolved."""
-    recipe = {section: getattr(config, section).__dict__ for section in RECIPE_SECTIONS}
+    """12 hex digits of SHA-256 over the profile's :data:`RECIPE_SECTIONS`, resolved (less the
+    :data:`NEUTRAL_KEYS` at their neutral values)."""
+    recipe = {section: {key: value for key, value in getattr(config, section).__dict__.items()
+                        if key not in NEUTRAL_KEYS.get(section, {}) or value != NEUTRAL_KEYS[section][key]}
+              for section in RECIPE_SECTIONS}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

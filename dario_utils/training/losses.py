@@ -18,7 +18,7 @@ notebook 06's loss ablation (:func:`ablation_variants`), and :func:`check_loss` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -140,8 +140,8 @@ class Distillation:
     """DarioNet's loss for one run, a context manager: ``train.loss`` on the teacher's logits plus each
     term of :data:`TERMS` whose weight is set; the teacher's feature maps are tapped while a term needs them."""
 
-    def __init__(self, teacher: nn.Module, train: TrainConfig) -> None:
-        self.teacher, self.train = teacher, train
+    def __init__(self, teacher: nn.Module, train: TrainConfig, extra_teachers: Sequence[nn.Module] = ()) -> None:
+        self.teacher, self.train, self.extra_teachers = teacher, train, list(extra_teachers)
         self.terms = [(term.weight(train), term) for term in TERMS if term.weight(train)]
         self.tap = FeatureTap(teacher) if any(term.needs_features for _, term in self.terms) else None
 
@@ -153,16 +153,23 @@ class Distillation:
             self.tap.remove()
 
     @torch.no_grad()
-    def reference(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """The teacher's float logits on the originals ``x`` and, where tapped, its feature maps on them."""
+    def reference(self, x: Tensor) -> tuple[Tensor, Tensor | None, list[Tensor]]:
+        """The teacher's float logits on the originals ``x``, where tapped its feature maps on them, and
+        each extra teacher's float logits on them."""
         logits = self.teacher(x).float()
-        return logits, self.tap.features if self.tap else None
+        features = self.tap.features if self.tap else None
+        return logits, features, [teacher(x).float() for teacher in self.extra_teachers]
 
-    def __call__(self, recon: Tensor, x: Tensor, reference: Tensor,
-                 reference_features: Tensor | None) -> tuple[Tensor, Tensor]:
-        """The loss on one batch, and the teacher's float logits on the reconstruction ``recon``."""
+    def __call__(self, recon: Tensor, x: Tensor, reference: Tensor, reference_features: Tensor | None,
+                 extra_references: Sequence[Tensor] = ()) -> tuple[Tensor, Tensor]:
+        """The loss on one batch, and the teacher's float logits on the reconstruction ``recon``. With
+        extra teachers the logit loss is the mean of every teacher's (``train.extra_teachers``)."""
         logits = self.teacher(recon).float()
         loss = logit_loss(logits, reference, self.train)
+        if self.extra_teachers:
+            for teacher, extra_reference in zip(self.extra_teachers, extra_references, strict=True):
+                loss = loss + logit_loss(teacher(recon).float(), extra_reference, self.train)
+            loss = loss / (1 + len(self.extra_teachers))
         for weight, term in self.terms:
             loss = loss + weight * term.value(recon, x, self.tap.features if self.tap else None, reference_features)
         return loss, logits

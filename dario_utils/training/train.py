@@ -150,9 +150,9 @@ def _forward_batch(model: nn.Module, x: Tensor, labels: Tensor, indices: Tensor,
                    scale: float, head: HeadFeatures | None) -> tuple[Tensor, Tensor]:
     """DarioNet's loss (:class:`~dario_utils.training.losses.Distillation`) on one batch and its
     per-image :data:`STATS`."""
-    reference, reference_features = loss.reference(x)
+    reference, reference_features, extra_references = loss.reference(x)
     recon = _reconstruct(model, x, indices, scale, head)
-    value, logits = loss(recon, x, reference, reference_features)
+    value, logits = loss(recon, x, reference, reference_features, extra_references)
     return value, _image_stats(logits.detach(), reference, recon.detach(), x, labels)
 
 
@@ -263,9 +263,10 @@ def _start(config: Config, device: torch.device, last: Path | None,
         net = build_student(config, device)
     else:
         state = _training_state(last)
-        if state["provenance"]["teacher"] != config.teacher.name:
-            raise TrainingError(f"{last} was trained with teacher {state['provenance']['teacher']!r}, the profile "
-                                f"asks for {config.teacher.name!r}: resume=False starts over")
+        trained = [state["provenance"]["teacher"], *state["provenance"].get("extra_teachers", [])]
+        if trained != config.teachers:
+            raise TrainingError(f"{last} was trained with teachers {trained}, the profile asks for "
+                                f"{config.teachers}: resume=False starts over")
         net = load_sr(last, device, student_architecture(config))
     blocks = config.train.frozen_blocks
     params = net.parameters() if blocks is None else freeze_head(net, blocks)
@@ -314,9 +315,11 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
         fileio.check_writable(results)
     net, optimizer, history = _start(config, device, folder / LAST_FILE if resume else None, show)
     teacher = _channels_last(teacher_of(config, device))
+    extra_teachers = [_channels_last(teacher_of(config, device, name)) for name in config.train.extra_teachers]
     start = history[-1]["epoch"] + 1 if history else 1
     best = min((row["val_loss"] for row in history if row["phase"] == "val"), default=math.inf)
     provenance = {"profile": config.profile, "stage": "darionet", "teacher": config.teacher.name,
+                  "extra_teachers": list(config.train.extra_teachers),
                   "commit": git_commit()}
     references = _teacher_logits(teacher, val_loader, device, config.train.amp)
     every = config.train.checkpoint_every
@@ -340,7 +343,7 @@ def finetune(config: Config, resume: bool = False, progress: bool = True,
             tqdm.write(f"{prefix}start (untrained): val loss {untrained.means['val_loss']:.4f}, "
                        f"val agreement {untrained.means['agreement']:.2f}, val PSNR {untrained.means['psnr']:.2f} dB")
 
-    with distributed.sigterm_as_interrupt(), Distillation(teacher, config.train) as loss:
+    with distributed.sigterm_as_interrupt(), Distillation(teacher, config.train, extra_teachers) as loss:
         augment = _Augment(config.train.seed, config.train.hflip, config.train.vflip, config.train.crop)
         trainer = Trainer(distributed.parallel(student, device, world), optimizer, train_batches, STATS, device,
                           config.train.amp, config.train.max_batches, show, world, config.train.lr_schedule,
