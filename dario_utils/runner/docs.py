@@ -189,6 +189,16 @@ def crossval_table() -> str:
             + _markdown(pd.DataFrame(rows)))
 
 
+def crossval_times() -> str:
+    """Each published fold's training time (every epoch and validation, its ``history.csv``)."""
+    folds = sorted((_figures(HEADLINE_PROFILE) / "crossval").glob("fold*/history.csv"))
+    if not folds:
+        return "No fold published yet.\n"
+    rows = [{"fold": history.parent.name.removeprefix("fold"),
+             "training (epochs and validation)": _minutes(pd.read_csv(history)["seconds"].sum())} for history in folds]
+    return _markdown(pd.DataFrame(rows))
+
+
 def scorings_table() -> str:
     """How many times each profile's test images were scored, and with how many recipes."""
     variants = _figures(HEADLINE_PROFILE) / VARIANTS_FILE
@@ -418,6 +428,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "headline": headline,
     "results-table": results_table,
     "crossval-table": crossval_table,
+    "crossval-times": crossval_times,
     "scorings-table": scorings_table,
     "run-times": run_times,
     "module-table": module_table,
