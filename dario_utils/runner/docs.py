@@ -301,14 +301,20 @@ def variants_table() -> str:
     return _markdown(frame)
 
 
-def judge_transfer() -> str:
-    """Notebook 06's Table 2 per profile: every model under its teacher and under the unseen judge."""
+def _per_profile(notebook: str, names: tuple[str, ...], render: Callable[..., str]) -> str:
+    """``render(profile, *files)`` for each published profile that holds every file of ``names``; for the
+    others, that ``notebook`` was not part of its published run."""
     parts = []
     for profile in _published_profiles():
-        file = _figures(profile) / "table2_judge_transfer.csv"
-        if not file.is_file():
-            parts.append(f"`{profile}`: notebook 06 was not part of its published run.\n")
-            continue
+        files = [_figures(profile) / name for name in names]
+        parts.append(render(profile, *files) if all(f.is_file() for f in files)
+                     else f"`{profile}`: notebook {notebook} was not part of its published run.\n")
+    return "\n".join(parts)
+
+
+def judge_transfer() -> str:
+    """Notebook 06's Table 2 per profile: every model under its teacher and under the unseen judge."""
+    def render(profile: str, file: Path) -> str:
         t2 = pd.read_csv(file)
         by = {judge: g.set_index("model") for judge, g in t2.groupby("judge", sort=False)}
         (teacher, t), (unseen, u) = list(by.items())[:2]
@@ -316,39 +322,29 @@ def judge_transfer() -> str:
                  f"top-1, {unseen}": f"{u.loc[m, 'top1']:.3f}", f"agreement, {teacher}": f"{t.loc[m, 'agreement']:.3f}",
                  f"agreement, {unseen}": f"{u.loc[m, 'agreement']:.3f}", f"McNemar p of DarioNet vs row, {teacher}":
                  _p(t.loc[m, "mcnemar_p"]), f"same, {unseen}": _p(u.loc[m, "mcnemar_p"])} for m in MODELS]
-        parts.append(f"`{profile}` ({int(t['n_images'].max())} test images): DarioNet recovers "
-                     f"{_pct(t.loc['darionet', 'gap_recovered'])} of the gap under its teacher and "
-                     f"{_pct(u.loc['darionet', 'gap_recovered'])} under {unseen}, which it never saw.\n\n"
-                     + _markdown(pd.DataFrame(rows)))
-    return "\n".join(parts)
+        return (f"`{profile}` ({int(t['n_images'].max())} test images): DarioNet recovers "
+                f"{_pct(t.loc['darionet', 'gap_recovered'])} of the gap under its teacher and "
+                f"{_pct(u.loc['darionet', 'gap_recovered'])} under {unseen}, which it never saw.\n\n"
+                + _markdown(pd.DataFrame(rows)))
+    return _per_profile("06", ("table2_judge_transfer.csv",), render)
 
 
 def scale_sweep() -> str:
     """Notebook 06's scale sweep per profile: top-1 of every method at each downsampling factor."""
-    parts = []
-    for profile in _published_profiles():
-        file = _figures(profile) / "scale_sweep.csv"
-        if not file.is_file():
-            parts.append(f"`{profile}`: notebook 06 was not part of its published run.\n")
-            continue
+    def render(profile: str, file: Path) -> str:
         sweep = pd.read_csv(file)
         table = sweep.pivot(index="model", columns="scale", values="top1").loc[list(MODELS)]
         sizes = sweep.groupby("scale")["small_size"].first()
         frame = pd.DataFrame({"method": [display_name(m) for m in table.index],
                               **{f"{s} ({sizes[s]} px)": [f"{v:.3f}" for v in table[s]] for s in table.columns}})
-        parts.append(f"`{profile}` (DarioNet trained at {sweep['trained_at'].iloc[0]} only):\n\n" + _markdown(frame))
-    return "\n".join(parts)
+        return f"`{profile}` (DarioNet trained at {sweep['trained_at'].iloc[0]} only):\n\n" + _markdown(frame)
+    return _per_profile("06", ("scale_sweep.csv",), render)
 
 
 def classifier_route() -> str:
     """Notebook 07's Table 3 per profile (the classifier fine-tuned instead of the SR net) and the costs of
     each route (``cost_frontier.csv``), with the answer they give."""
-    parts = []
-    for profile in _published_profiles():
-        file, costs_file = _figures(profile) / "table3_classifier_vs_sr.csv", _figures(profile) / "cost_frontier.csv"
-        if not (file.is_file() and costs_file.is_file()):
-            parts.append(f"`{profile}`: notebook 07 was not part of its published run.\n")
-            continue
+    def render(profile: str, file: Path, costs_file: Path) -> str:
         t3 = pd.read_csv(file).set_index("route")
         rows = [{"route": ROUTES.get(r, r), "top-1 (95% CI)": f"{t3.loc[r, 'top1']:.3f} ({t3.loc[r, 'top1_ci_low']:.3f}-"
                  f"{t3.loc[r, 'top1_ci_high']:.3f})", "agreement": f"{t3.loc[r, 'agreement']:.3f}",
@@ -359,13 +355,13 @@ def classifier_route() -> str:
                       "parameters (M)": f"{c['parameters'] / 1e6:.1f}", "images/s measured": f"{c['images_per_s']:.1f}"}
                      for name, c in costs.iterrows()]
         frontier = ", ".join(pd.read_csv(costs_file).query("on_frontier")["method"])
-        parts.append(
+        return (
             f"`{profile}` ({int(t3['n_images'].max())} test images): (b) gets {t3.loc['b', 'top1']:.3f} against (a)'s "
             f"{t3.loc['a', 'top1']:.3f} (McNemar p = {_p(t3.loc['b', 'p_vs_a'])}); the SR route costs "
             f"{sr['gflops_per_image'] / cls['gflops_per_image']:.0f}x the FLOPs of the classifier route and ran "
             f"{cls['images_per_s'] / sr['images_per_s']:.0f}x slower in that run; on the cost frontier: {frontier}.\n\n"
             + _markdown(pd.DataFrame(rows)) + "\n" + _markdown(pd.DataFrame(cost_rows)))
-    return "\n".join(parts)
+    return _per_profile("07", ("table3_classifier_vs_sr.csv", "cost_frontier.csv"), render)
 
 
 def super_categories() -> str:
