@@ -8,10 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from dario_utils.core.config import check_config, ConfigError, with_overrides
 from dario_utils.data.dataset import manifest_dataset
 from dario_utils.data.degrade import downsample, upsample
-from dario_utils.models import load_teacher
+from dario_utils.evaluation import scorings
+from dario_utils.evaluation.evaluate import evaluate
+from dario_utils.models import load_teacher, TeacherWeightsError
 from dario_utils.studies import classifier_route, costs, super_categories
+from dario_utils.training import train
 
 # the tiny training set-up of test_train (its fixtures are registered here by the import)
 from test_train import image_rows, output_root, start_checkpoint, tiny_config  # noqa: F401
@@ -79,12 +83,12 @@ def test_cost_table_measures_every_route() -> None:
     assert table.loc[0, "parameters"] == 4 * 3 * 9 + 4
 
 
-def _bicubic_logit_mse(config, weights=None) -> float:
-    """Validation logit MSE of a classifier on bicubic images to the frozen one on the originals."""
+def _bicubic_logit_mse(config, weights=None, name=None) -> float:
+    """Validation logit MSE of a classifier (default the teacher) on bicubic images to the frozen one on the originals."""
     dataset = manifest_dataset(config, "val")
     images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
-    teacher = load_teacher(config.teacher.name)
-    classifier = load_teacher(config.teacher.name, weights=weights)
+    teacher = load_teacher(name or config.teacher.name)
+    classifier = load_teacher(name or config.teacher.name, weights=weights)
     with torch.no_grad():
         small = upsample(downsample(images, config.data.scale), images.shape[-1], "bicubic")
         return float(((classifier(small) - teacher(images)) ** 2).mean())
@@ -119,3 +123,53 @@ def test_fine_tuned_classifier_comes_closer_to_the_teacher_on_small_images(outpu
     best = history[history["phase"] == "val"]["logit_mse"].min()
     assert after == pytest.approx(best, rel=1e-4)  # the kept weights are the best epoch's
     assert np.isfinite(history["logit_mse"]).all()
+
+
+UNSEEN = "efficientnet_lite1"
+
+
+def test_under_an_unseen_judge_route_b_is_that_judge_fine_tuned_by_its_own_logits(output_root, start_checkpoint) -> None:
+    """Notebook 07's routes under a classifier DarioNet never trained against: the judge's own copy is
+    fine-tuned towards the frozen judge (not the teacher), and scores the routes beside the frozen judge."""
+    config = tiny_config(start_checkpoint, output_root, **{"train.epochs": 1, "train.max_batches": None,
+                                                           "train.crop": None, "alternatives.classifier_lr": 1e-4,
+                                                           "alternatives.unseen_judges": [UNSEEN]})
+    train.finetune(config, progress=False)
+    table = classifier_route.unseen_judge_routes(config, progress=False)
+    assert table["judge"].tolist() == [UNSEEN] * len(classifier_route.ROUTES)
+    assert table["route"].tolist() == [key for key, _, _ in classifier_route.ROUTES]
+    path = config.layout.classifier_checkpoint_of(UNSEEN)
+    assert not config.layout.classifier_checkpoint.exists()  # the teacher's copy is not this one
+    with pytest.raises(TeacherWeightsError):  # the judge's weights, not the teacher's
+        load_teacher(config.teacher.name, weights=path)
+    before, after = _bicubic_logit_mse(config, name=UNSEEN), _bicubic_logit_mse(config, weights=path, name=UNSEEN)
+    assert after < before, f"the judge's validation logit MSE on bicubic images {before:.4f} -> {after:.4f}"
+    frozen = table.set_index("route")
+    judged = evaluate(with_overrides(config, {"eval.judge": UNSEEN}), ["original", "darionet"],
+                      progress=False, save=False).per_image.groupby("model")[["top1"]].mean()
+    assert frozen.loc["original", "top1"] == pytest.approx(judged.loc["original", "top1"])
+    assert frozen.loc["a", "top1"] == pytest.approx(judged.loc["darionet", "top1"])
+    logged = scorings.read_scorings(config.layout.scorings_log)
+    assert logged["judge"].tolist() == [UNSEEN]  # one scoring of the test split, by the unseen judge
+    assert logged.iloc[-1]["top1"] == pytest.approx(judged.loc["darionet", "top1"])
+    shown = config.layout.table("table3_routes_unseen_judges").with_suffix(".md").read_text()
+    assert f"Judged by `{UNSEEN}`" in shown and classifier_route.tie_answer(table) in shown
+
+
+def test_without_unseen_judges_the_routes_are_not_repeated(output_root, start_checkpoint) -> None:
+    config = tiny_config(start_checkpoint, output_root, **{"alternatives.unseen_judges": []})
+    assert classifier_route.unseen_judge_routes(config, progress=False) is None
+    with pytest.raises(ConfigError, match="alternatives.unseen_judges"):
+        check_config(with_overrides(config, {"alternatives.unseen_judges": [config.teacher.name]}))
+
+
+def _routes(top1_a: float, top1_b: float, p_value: float, only_a: int, only_b: int) -> pd.DataFrame:
+    return pd.DataFrame([{"route": "a", "top1": top1_a, "p_vs_a": np.nan, "right_vs_a": 0, "wrong_vs_a": 0},
+                         {"route": "b", "top1": top1_b, "p_vs_a": p_value, "right_vs_a": only_b, "wrong_vs_a": only_a}])
+
+
+def test_the_tie_answer_says_which_route_wins_only_where_mcnemar_does() -> None:
+    assert classifier_route.tie_answer(_routes(0.70, 0.60, 0.01, 20, 5)) == (
+        "(a) 0.700 against (b) 0.600: (a) is better (McNemar p = 0.01); 20 images only (a) gets right, 5 only (b)")
+    assert "(b) is better" in classifier_route.tie_answer(_routes(0.60, 0.70, 0.01, 5, 20))
+    assert "no significant difference (McNemar p = 0.5)" in classifier_route.tie_answer(_routes(0.70, 0.68, 0.5, 9, 6))

@@ -94,7 +94,7 @@ def _record(folder: Path) -> dict:
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_full_run_publishes_its_provenance_and_republishes_on_the_same_data(
@@ -122,6 +122,11 @@ def test_full_run_publishes_its_provenance_and_republishes_on_the_same_data(
     assert "Table 1 rows: original, bilinear, bicubic, pretrained SR, DarioNet" in made_by
     assert "fig7_panel.png" in made_by and f"commit `{record['commit']}`" in made_by
     assert "[table1.csv](table1.csv)" in readme and "provenance.json |" not in readme
+    stored = published / paths.EXECUTED_NOTEBOOKS  # the run as it happened, beside its figures, cleaned
+    assert sorted(nb.stem for nb in stored.glob("*.ipynb")) == NOTEBOOKS
+    executed = nbformat.read(stored / "03_finetune.ipynb", as_version=4)
+    assert executed.cells[-1].source == "executed" and executed.metadata.kernelspec == clean.KERNELSPEC
+    assert "- [03_finetune.ipynb](notebooks/03_finetune.ipynb)" in readme
 
     # a full rerun on the same data publishes; only the commit and date lines may differ
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
@@ -150,7 +155,8 @@ def test_quick_run_on_other_data_is_refused_until_overwrite(
     assert provenance.table1_models(kept) == MODELS[:4]
     assert json.loads((kept / "provenance.json").read_text())["data_root"] == str(quick.resolve())
     # nothing of the full run's other data is kept with them (its figures; the README is this run's own)
-    assert sorted(p.name for p in kept.iterdir()) == ["README.md", "provenance.json", "table1.csv"]
+    assert sorted(p.name for p in kept.iterdir()) == ["README.md", "notebooks", "provenance.json", "table1.csv"]
+    assert sorted(p.name for p in (kept / "notebooks").iterdir()) == ["01_data_split.ipynb", "02_baselines.ipynb"]
     assert not any(name in (kept / "README.md").read_text() for name in study.figures_05)
 
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(quick), "--only", "01,02", "--overwrite"]) == 0
@@ -171,7 +177,8 @@ def test_a_run_that_changes_the_split_keeps_nothing_of_the_older_split(
     assert "fuller run (other data: manifests " in capsys.readouterr().err
     assert _snapshot(published) == before
     folder = RunLayout(PROFILE, output_root).figures
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "provenance.json", "table1.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "notebooks", "provenance.json", "table1.csv"]
+    assert sorted(p.name for p in (folder / "notebooks").iterdir()) == ["01_data_split.ipynb", "02_baselines.ipynb"]
     assert json.loads((folder / "provenance.json").read_text())["notebooks"] == NOTEBOOKS[:2]
 
 

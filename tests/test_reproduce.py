@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -136,13 +137,21 @@ def test_failing_notebook_is_named_with_its_cell_and_figures_are_kept(
     assert dict(os.environ) == environment
 
 
+def _recording(seen: list[dict]):
+    """A stand-in for papermill that records each notebook's parameters and writes its executed copy unchanged."""
+    def execute_notebook(source: str, executed: str, parameters: dict, **kwargs) -> None:
+        seen.append(parameters)
+        shutil.copyfile(source, executed)
+    return execute_notebook
+
+
 def test_relative_data_root_reaches_the_notebooks_as_an_absolute_path(output_root: Path, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch):
     """The notebooks run in notebooks/, so a data root relative to the caller must be made absolute."""
     (tmp_path / "data").mkdir()
     monkeypatch.chdir(tmp_path)
     seen = []
-    monkeypatch.setattr("papermill.execute_notebook", lambda *args, parameters, **kwargs: seen.append(parameters))
+    monkeypatch.setattr("papermill.execute_notebook", _recording(seen))
     assert execute.run(RunOptions("imagenet-sample", data_root="data", only=["01"], output_root=output_root)).code == 0
     assert seen == [{"profile": "imagenet-sample", "data_root": str(tmp_path / "data"), "device": None,
                      "output_root": str(output_root), "progress": False}]
@@ -232,7 +241,7 @@ def test_relative_profile_file_reaches_the_notebooks_as_an_absolute_path(output_
     (tmp_path / "mine.yaml").write_text(paths.profile_file("demo").read_text())
     monkeypatch.chdir(tmp_path)
     seen = []
-    monkeypatch.setattr("papermill.execute_notebook", lambda *args, parameters, **kwargs: seen.append(parameters))
+    monkeypatch.setattr("papermill.execute_notebook", _recording(seen))
     assert execute.run(RunOptions("mine.yaml", only=["01"], output_root=output_root)).code == 0
     assert seen == [{"profile": str(tmp_path / "mine.yaml"), "data_root": None, "device": None,
                      "output_root": str(output_root), "progress": False}]

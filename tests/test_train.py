@@ -421,7 +421,8 @@ def test_fine_tuning_lowers_the_logit_loss_on_its_images(output_root, start_chec
 
 def test_extra_teachers_train_and_are_named_in_the_checkpoint(output_root, start_checkpoint) -> None:
     config = tiny_config(start_checkpoint, output_root, **{"train.extra_teachers": ["efficientnet_lite1"],
-                                                           "crossval.judges": ["efficientnet_lite2"], "train.epochs": 1})
+                                                           "crossval.judges": ["efficientnet_lite2"],
+                                                           "alternatives.unseen_judges": [], "train.epochs": 1})
     history = train.finetune(config, progress=False)
     assert np.isfinite(history[list(train.STATS)].to_numpy()).all()
     last = read_sr_checkpoint(run_file(output_root, "checkpoints", train.LAST_FILE))

@@ -113,6 +113,7 @@ class EvalConfig:
     batch_size: int = 16
     bootstrap: int = 1000
     judge: str | None = None  # another classifier to judge with; None = the teacher
+    judge_weights: str | None = None  # weights file of eval.judge (notebook 07: its fine-tuned copy); None = its own
     examples_per_group: int = 3  # images shown in figures 6 and 7
     report_columns: bool = False  # Table 1 beside the report's own numbers (the paper profile: the report's data)
 
@@ -139,6 +140,8 @@ class AlternativesConfig:
     classifier_lr: float = 1e-5  # Adam's learning rate for the classifier's copy (a usual fine-tuning rate, not tuned)
     classifier_epochs: int | None = None  # None = train.epochs, the SR net's budget
     speed_images: int = 32  # test images each route classifies to measure its images/s
+    unseen_judges: list[str] = field(default_factory=list)  # classifiers DarioNet never trained against, under
+    # which the routes are compared again, each fine-tuned the same way for route (b); empty: the teacher only
 
 
 @dataclass
@@ -320,10 +323,15 @@ def check_config(config: Config) -> Config:
     if len(set(teachers)) < len(teachers) or not all(isinstance(name, str) for name in teachers):
         raise ConfigError(f"config key 'train.extra_teachers': {train.extra_teachers} must name classifiers "
                           f"other than the teacher ({config.teacher.name}), each once")
-    for judge in config.crossval.judges:
-        if not isinstance(judge, str) or judge in teachers:
-            raise ConfigError(f"config key 'crossval.judges': {judge!r} is not the name of a classifier "
-                              f"other than the teachers ({', '.join(teachers)})")
+    for key, judges in (("crossval.judges", config.crossval.judges),
+                        ("alternatives.unseen_judges", config.alternatives.unseen_judges)):
+        for judge in judges:
+            if not isinstance(judge, str) or judge in teachers:
+                raise ConfigError(f"config key '{key}': {judge!r} is not the name of a classifier "
+                                  f"other than the teachers ({', '.join(teachers)})")
+    if config.eval.judge_weights is not None and config.eval.judge is None:
+        raise ConfigError("config key 'eval.judge_weights' gives the weights of eval.judge, which is not set: "
+                          "name the judge, or give the teacher's weights as teacher.weights")
     if config.beyond.judge in teachers:
         role = "the teacher" if config.beyond.judge == config.teacher.name else "an extra teacher"
         raise ConfigError(f"config key 'beyond.judge': {config.beyond.judge} is {role}; "

@@ -17,6 +17,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROFILES_DIR = PROJECT_ROOT / "profiles"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 OUTPUT_ROOT_ENV = "DARIO_OUTPUT_ROOT"
+STORED_OUTPUTS_PROFILE = "demo"
+"""The profile whose outputs the committed notebooks in ``notebooks/`` hold (``make notebooks``)."""
+EXECUTED_NOTEBOOKS = "notebooks"
+"""The folder of a published ``figures/<profile>/`` that holds the run's executed notebooks, cleaned (other profiles)."""
 """Where an entry point finds another output root than the project's (read once, by :func:`output_root_from_env`)."""
 
 HISTORY_FILE = "history.csv"
@@ -27,6 +31,11 @@ BEST_FILE = "darionet_best.pt"
 def output_root_from_env() -> Path:
     """The output root an entry point was given: ``$DARIO_OUTPUT_ROOT``, else the project root."""
     return Path(os.environ.get(OUTPUT_ROOT_ENV) or PROJECT_ROOT).resolve()
+
+
+def _judge_suffix(judge: str | None) -> str:
+    """A file name's ending for an unseen judge's version of a file (none for the teacher's)."""
+    return "" if judge is None else f"-{judge}"
 
 
 @dataclass(frozen=True)
@@ -102,13 +111,22 @@ class RunLayout:
 
     @property
     def classifier_checkpoint(self) -> Path:
-        """``runs/<p>/checkpoints/classifier_lowres.pt``: the classifier fine-tuned for small images (notebook 07)."""
-        return self.checkpoints / "classifier_lowres.pt"
+        """``runs/<p>/checkpoints/classifier_lowres.pt``: the teacher fine-tuned for small images (notebook 07)."""
+        return self.classifier_checkpoint_of(None)
 
     @property
     def classifier_history(self) -> Path:
         """``runs/<p>/results/alternatives/classifier_history.csv`` (notebook 07)."""
-        return self.alternatives_results / "classifier_history.csv"
+        return self.classifier_history_of(None)
+
+    def classifier_checkpoint_of(self, judge: str | None) -> Path:
+        """The weights of a classifier fine-tuned for small images (notebook 07): the teacher's copy
+        (``judge`` None, ``classifier_lowres.pt``) or an unseen judge's (``classifier_lowres-<judge>.pt``)."""
+        return self.checkpoints / f"classifier_lowres{_judge_suffix(judge)}.pt"
+
+    def classifier_history_of(self, judge: str | None) -> Path:
+        """The history of :meth:`classifier_checkpoint_of`'s fine-tuning (``results/alternatives/``)."""
+        return self.alternatives_results / f"classifier_history{_judge_suffix(judge)}.csv"
 
     def head_cache(self, name: str) -> Path:
         """``runs/<p>/cache/<name>``: the frozen head's features of one split."""

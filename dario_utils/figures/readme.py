@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from dario_utils.core.fileio import write_text
+from dario_utils.core.paths import EXECUTED_NOTEBOOKS
 from dario_utils.core.result_files import BEYOND_NOTEBOOKS
 from dario_utils.figures.registry import FIGURES, TABLES
 from dario_utils.models.study_models import display_name
@@ -90,6 +91,10 @@ def write_readme(folder: Path, profile: str, command: str) -> Path:
         pdf = name.removesuffix(".png") + ".pdf"
         link = f"[{name}]({name})" + (f" ([pdf]({pdf}))" if name.endswith(".png") and pdf in present else "")
         lines.append(f"| {link} | {caption} |")
+    executed = sorted((folder / EXECUTED_NOTEBOOKS).glob("*.ipynb"))
+    if executed:
+        lines += ["", "## The run's notebooks", "", "Executed as the run ran them, with their outputs:", ""]
+        lines += [f"- [{nb.name}]({EXECUTED_NOTEBOOKS}/{nb.name})" for nb in executed]
     provenance = folder / PROVENANCE_FILE
     if provenance.is_file():
         lines += ["", *_made_by(json.loads(provenance.read_text()))]

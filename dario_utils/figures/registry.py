@@ -16,7 +16,7 @@ from typing import Callable
 
 from dario_utils.core.paths import HISTORY_FILE, RunLayout
 from dario_utils.core.result_files import (COST_FRONTIER, LOSS_ABLATION, MissingResultError,
-                                           SCALE_SWEEP, TABLE1, TABLE2, TABLE3, TABLE4)
+                                           SCALE_SWEEP, TABLE1, TABLE2, TABLE3, TABLE3_UNSEEN, TABLE4)
 from dario_utils.evaluation import tables
 from dario_utils.figures import alternatives_figures, beyond_figures, report_figures
 from dario_utils.figures.style import figure_files
@@ -146,6 +146,10 @@ TABLES: dict[str, Table] = {table.name: table for table in (
     Table(TABLE3, 3, "Table 3 as CSV, with McNemar's test of each route against the study's.",
           "Table 3: DarioNet with the frozen classifier against the classifier fine-tuned for small images with the "
           "same loss, and both together (Markdown).", classifier_route.route_table, (PER_IMAGE,), "07"),
+    Table(TABLE3_UNSEEN, None, "Table 3's routes under each unseen judge as CSV (column judge).",
+          "Table 3 again under each classifier DarioNet never trained against, the judge fine-tuned the same way "
+          "for route (b), with whether (a) and (b) tie (Markdown).", classifier_route.unseen_judge_routes,
+          (PER_IMAGE,), "07"),
     Table(COST_FRONTIER, None, "The cost of every method as CSV, with whether it is on the cost frontier.",
           "GFLOPs, parameters and measured images/s per image at inference of every method, beside its top-1 "
           "(Markdown).", alternatives.cost_frontier, (_table(TABLE1), _table(TABLE3)), "07"),

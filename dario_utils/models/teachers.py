@@ -155,9 +155,13 @@ def load_teacher(name: str, device: str | torch.device = "cpu",
 
 def teacher_of(config: Config, device: str | torch.device, name: str | None = None) -> Teacher:
     """The classifier ``name`` (default: the teacher, ``teacher.name``) as the profile sets it up: the
-    teacher with its ``teacher.weights``, another classifier with its own; each at ``teacher.input_size``."""
+    teacher with its ``teacher.weights``, the judge ``eval.judge`` with ``eval.judge_weights``, another
+    classifier with its own; each at ``teacher.input_size``."""
     name = name or config.teacher.name
-    weights = config.teacher.weights if name == config.teacher.name else None
+    if name == config.teacher.name:
+        weights = config.teacher.weights
+    else:
+        weights = config.eval.judge_weights if name == config.eval.judge else None
     return load_teacher(name, device, weights, config.teacher.input_size)
 
 

@@ -139,7 +139,7 @@ def run(options: RunOptions, engine: Engine | None = None, result: RunResult | N
     if str(profile).endswith((".yaml", ".yml")):  # and a profile file of one's own too
         profile = str(Path(profile).expanduser().resolve())
     config = load_config(profile, {"data_root": data_root, "device": options.device}, output_root=options.output_root)
-    if options.in_place and config.profile != "demo":
+    if options.in_place and config.profile != paths.STORED_OUTPUTS_PROFILE:
         raise ConfigError("--in-place refreshes the committed notebooks, which hold the demo profile's outputs")
     if options.in_place and config.output_root != paths.output_root_from_env():
         raise ConfigError("--in-place runs the committed notebooks with their own parameters, which take the output "

@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from dario_utils.core import paths
 from dario_utils.core.config import Config
 from dario_utils.core.fileio import write_text
 from dario_utils.core.result_files import BEYOND_NOTEBOOKS
@@ -58,6 +59,7 @@ def publish_figures(config: Config, ran: list[str], overwrite: bool, data_root: 
     unless that holds a fuller run's results (and not ``overwrite``): then print why and return False."""
     profile = config.profile
     folder = config.layout.figures
+    store_notebooks(config, ran)
     record = provenance(config, ran, folder, data_root, seconds)
     write_text(folder / PROVENANCE_FILE, json.dumps(record, indent=2) + "\n")
     beyond_apart = not config.beyond.with_study and any(nb[:2] in BEYOND_NOTEBOOKS for nb in record["notebooks"])
@@ -70,6 +72,22 @@ def publish_figures(config: Config, ran: list[str], overwrite: bool, data_root: 
         return False
     _copy_folder(folder, final)
     return True
+
+
+def store_notebooks(config: Config, ran: list[str]) -> None:
+    """The executed copies of the notebooks ``ran`` (their stems), cleaned
+    (:func:`~dario_utils.runner.clean.clean_notebook`), into the run folder's
+    :data:`~dario_utils.core.paths.EXECUTED_NOTEBOOKS`, beside the figures they made; an earlier run's copies
+    of other notebooks on the same data stay. Not for :data:`~dario_utils.core.paths.STORED_OUTPUTS_PROFILE`,
+    whose executed notebooks are the committed ones."""
+    if config.profile == paths.STORED_OUTPUTS_PROFILE:
+        return
+    target = config.layout.figures / paths.EXECUTED_NOTEBOOKS
+    target.mkdir(parents=True, exist_ok=True)
+    for stem in ran:
+        stored = target / f"{stem}.ipynb"
+        shutil.copyfile(config.layout.executed_notebooks / f"{stem}.ipynb", stored)
+        clean_notebook(stored)
 
 
 def refresh_committed(config: Config, selected: list[Path]) -> None:

@@ -7,9 +7,15 @@ The copy trains on the same images, for the same epochs and with the same seed a
 as DarioNet; its batch-norm statistics stay frozen (it runs in eval mode, as the teacher), so
 only its weights move. The epoch with the lowest validation logit MSE is kept.
 
+Under an unseen judge (``alternatives.unseen_judges``: a classifier DarioNet never trained
+against) route (b) cannot be judged by another classifier than its own: its counterpart is the
+judge itself fine-tuned the same way (its own logits on the originals as targets), against
+DarioNet's images given to the frozen judge (:func:`unseen_judge_routes`).
+
 Files: ``runs/<p>/checkpoints/classifier_lowres.pt`` (the copy's weights, loadable as the
 teacher's ``weights``), ``runs/<p>/results/alternatives/classifier_history.csv`` and the
-copy's per-image test results beside it; Table 3 in the run's figures folder.
+copy's per-image test results beside it (an unseen judge's with ``-<judge>`` in their names);
+Table 3 and its version under the unseen judges in the run's figures folder.
 """
 from __future__ import annotations
 
@@ -24,14 +30,14 @@ from torch.utils.data import DataLoader
 from dario_utils.core import fileio, metrics
 from dario_utils.core.config import check_config, Config, with_overrides
 from dario_utils.core.metrics import cross_entropy_per_image, logit_mse
-from dario_utils.core.result_files import EvalRun, read_results, TABLE3
+from dario_utils.core.result_files import read_results, TABLE3, TABLE3_UNSEEN
 from dario_utils.core.runtime import setup_torch
 from dario_utils.data.dataset import manifest_dataset, training_set
 from dario_utils.data.degrade import downsample, upsample
-from dario_utils.evaluation import tables
+from dario_utils.evaluation import scorings, tables
 from dario_utils.evaluation.evaluate import evaluate
 from dario_utils.models import teacher_of
-from dario_utils.models.study_models import BICUBIC, DARIONET, ORIGINAL
+from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, ORIGINAL
 from dario_utils.training.loop import Meter, shard_loader, to_device, Totals, train_loader, Trainer
 from dario_utils.training.losses import logit_loss
 
@@ -94,14 +100,15 @@ def _train_epoch(trainer: Trainer, epoch: int, teacher: nn.Module, scale: float)
     return trainer.totals()
 
 
-def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
-    """Fine-tune a copy of the teacher on bicubic-upscaled small images with the study's loss, on
-    the images DarioNet trains on (:func:`~dario_utils.data.dataset.training_set`, mirrors included where
-    the profile trains on them); write the best epoch's weights and the history, and return the history."""
+def finetune_classifier(config: Config, progress: bool = True, judge: str | None = None) -> pd.DataFrame:
+    """Fine-tune a copy of the teacher (or of the unseen ``judge``, taught by itself) on bicubic-upscaled
+    small images with the study's loss, on the images DarioNet trains on
+    (:func:`~dario_utils.data.dataset.training_set`, mirrors included where the profile trains on them);
+    write the best epoch's weights and the history, and return the history."""
     check_config(config)
     device = setup_torch(config)
-    teacher = teacher_of(config, device)
-    student = teacher_of(config, device)
+    teacher = teacher_of(config, device, judge)
+    student = teacher_of(config, device, judge)
     student.requires_grad_(True)  # still in eval mode: batch-norm statistics stay the teacher's
     optimizer = torch.optim.Adam(student.parameters(), lr=config.alternatives.classifier_lr)
     batches = train_loader(training_set(config), config.train.batch_size, config.train.seed,
@@ -116,22 +123,25 @@ def finetune_classifier(config: Config, progress: bool = True) -> pd.DataFrame:
         history += [train_row, {"epoch": epoch, "phase": "val", **val}]
         if val["logit_mse"] < best:
             best = val["logit_mse"]
-            fileio.save_torch(student.net.state_dict(), config.layout.classifier_checkpoint)
-        print(f"classifier epoch {epoch}/{epochs}: train logit MSE {train_row['logit_mse']:.4f}, "
+            fileio.save_torch(student.net.state_dict(), config.layout.classifier_checkpoint_of(judge))
+        print(f"{judge or 'classifier'} epoch {epoch}/{epochs}: train logit MSE {train_row['logit_mse']:.4f}, "
               f"val logit MSE {val['logit_mse']:.4f}, val agreement {val['agreement']:.3f}")
     frame = pd.DataFrame(history)
-    fileio.write_csv(frame, config.layout.classifier_history)
+    fileio.write_csv(frame, config.layout.classifier_history_of(judge))
     return frame
 
 
-def _finetuned_results(config: Config, progress: bool) -> pd.DataFrame:
-    """Per-image test results of the fine-tuned copy on the originals, bicubic and DarioNet's images."""
-    path = config.layout.classifier_checkpoint
+def _finetuned_results(config: Config, progress: bool, judge: str | None = None) -> pd.DataFrame:
+    """Per-image test results of the fine-tuned copy of the teacher (or of ``judge``) on the originals,
+    bicubic and DarioNet's images."""
+    path = config.layout.classifier_checkpoint_of(judge)
     if not path.is_file():
         raise FileNotFoundError(f"no fine-tuned classifier at {path}: run finetune_classifier (notebook 07) first")
-    judged = with_overrides(config, {"teacher.weights": str(path)})
+    judged = with_overrides(config, {"teacher.weights": str(path)} if judge is None else
+                            {"eval.judge": judge, "eval.judge_weights": str(path)})
     run = evaluate(judged, models=list(EVALUATED.values()), progress=progress, save=False)
-    fileio.write_csv(run.per_image, config.layout.alternatives_results / "per_image_finetuned.csv")
+    name = "per_image_finetuned" if judge is None else f"per_image_finetuned-{judge}"
+    fileio.write_csv(run.per_image, config.layout.alternatives_results / f"{name}.csv")
     return run.per_image
 
 
@@ -139,10 +149,42 @@ def route_table(config: Config, progress: bool = True) -> pd.DataFrame:
     """Table 3: top-1 (with its 95% bootstrap interval), top-5 and agreement with the frozen
     classifier on the originals of each route of :data:`ROUTES`, and McNemar's test of each
     against (a), the study's DarioNet with the frozen classifier. Writes Table 3."""
-    frozen: EvalRun = read_results(config)
-    tuned = _finetuned_results(config, progress)
-    by_classifier = {"frozen": frozen.per_image, "fine-tuned": tuned}
-    teacher_top1 = frozen.per_image[frozen.per_image["model"] == ORIGINAL].set_index("image")["prediction"]
+    table = _routes(config, read_results(config).per_image, _finetuned_results(config, progress))
+    tables.write_table(config.layout, TABLE3, table, table3_markdown(config, table))
+    return table
+
+
+def unseen_judge_routes(config: Config, progress: bool = True) -> pd.DataFrame | None:
+    """Table 3 again under each of ``alternatives.unseen_judges`` (column ``judge``): (a) is DarioNet,
+    taught by the teacher, with the frozen judge; (b) the judge fine-tuned on bicubic images by its own
+    logits (:func:`finetune_classifier`), the route a user of that classifier would take instead. Each
+    judge's scoring of DarioNet on the test split is logged (:mod:`dario_utils.evaluation.scorings`).
+    Writes the table; None, and nothing written, where the profile names no unseen judge."""
+    judges = config.alternatives.unseen_judges
+    if not judges:
+        return None
+    check_config(config)
+    frozen = evaluate(config, [ORIGINAL, BILINEAR, BICUBIC, DARIONET], progress=progress, save=False,
+                      judges=judges).per_image
+    frames = []
+    for judge in judges:
+        judged = frozen[frozen["judge"] == judge]
+        top1 = judged.groupby("model")["top1"].mean()
+        scorings.log_scoring(config, "-", judge, int((judged["model"] == DARIONET).sum()), float(top1[DARIONET]),
+                             *(tables.share_of_gap(top1[ORIGINAL], top1[low], top1[DARIONET])
+                               for low in (BICUBIC, BILINEAR)))
+        finetune_classifier(config, progress, judge)
+        frames.append(_routes(config, judged, _finetuned_results(config, progress, judge)).assign(judge=judge))
+    table = pd.concat(frames, ignore_index=True)
+    table = table[["judge", *table.columns.drop("judge")]]
+    tables.write_table(config.layout, TABLE3_UNSEEN, table, unseen_routes_markdown(config, table))
+    return table
+
+
+def _routes(config: Config, frozen: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :data:`ROUTES` from one classifier's per-image test results, frozen and fine-tuned."""
+    by_classifier = {"frozen": frozen, "fine-tuned": tuned}
+    teacher_top1 = frozen[frozen["model"] == ORIGINAL].set_index("image")["prediction"]
 
     def hits(image: str, classifier: str) -> pd.DataFrame:
         frame = by_classifier[classifier]
@@ -163,22 +205,59 @@ def route_table(config: Config, progress: bool = True) -> pd.DataFrame:
                      "p_vs_a": np.nan if key == "a" else test["p_value"],
                      "p_vs_b": np.nan if key == "b" else metrics.mcnemar(top1, route_b)["p_value"],
                      "p_vs_frozen": np.nan if classifier == "frozen" else same_image["p_value"]})
-    table = pd.DataFrame(rows)
-    tables.write_table(config.layout, TABLE3, table, table3_markdown(config, table))
-    return table
+    return pd.DataFrame(rows)
+
+
+SHOWN = ["route", "image", "classifier", "top1", "top1_ci", "top5", "agreement", "right_vs_a", "wrong_vs_a",
+         "p_vs_a", "p_vs_b", "p_vs_frozen"]
+"""The columns of Table 3's Markdown."""
+COLUMN_NOTE = ("agreement: with the frozen classifier's prediction on the original. right_vs_a / wrong_vs_a: images "
+               "this route gets right and (a) wrong / the reverse; p_vs_a, p_vs_b: McNemar's test against (a), (b); "
+               "p_vs_frozen: against the frozen classifier on the same images.")
+
+
+def _shown(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 3's rows as its Markdown shows them, with each top-1's interval in one column."""
+    return table.assign(top1_ci=[f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(table["top1_ci_low"], table["top1_ci_high"])])[SHOWN]
+
+
+def _training_note(config: Config, table: pd.DataFrame, classifier: str) -> str:
+    """How many images were scored, and how the fine-tuned copy of ``classifier`` was trained."""
+    return (f"Profile `{config.profile}`, test split, {int(table['n_images'].max())} images, "
+            f"{config.data.image_size} -> {config.small_size} px; the classifier is `{classifier}`, frozen "
+            f"or fine-tuned for {classifier_epochs(config)} epoch(s) at lr {config.alternatives.classifier_lr:g} on "
+            f"bicubic-upscaled training images{' and their left-right mirrors' if config.train.flipped_copies else ''}"
+            " with the study's logit MSE (no labels).")
 
 
 def table3_markdown(config: Config, table: pd.DataFrame) -> str:
     """Table 3 as Markdown with its notes."""
-    shown = table.assign(top1_ci=[f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(table["top1_ci_low"], table["top1_ci_high"])])
-    shown = shown[["route", "image", "classifier", "top1", "top1_ci", "top5", "agreement", "right_vs_a", "wrong_vs_a",
-                   "p_vs_a", "p_vs_b", "p_vs_frozen"]]
-    notes = [f"Profile `{config.profile}`, test split, {int(table['n_images'].max())} images, "
-             f"{config.data.image_size} -> {config.small_size} px; the classifier is `{config.teacher.name}`, frozen "
-             f"or fine-tuned for {classifier_epochs(config)} epoch(s) at lr {config.alternatives.classifier_lr:g} on "
-             f"bicubic-upscaled training images{' and their left-right mirrors' if config.train.flipped_copies else ''}"
-             " with the study's logit MSE (no labels).",
-             "agreement: with the frozen classifier's prediction on the original. right_vs_a / wrong_vs_a: images "
-             "this route gets right and (a) wrong / the reverse; p_vs_a, p_vs_b: McNemar's test against (a), (b); "
-             "p_vs_frozen: against the frozen classifier on the same images."]
-    return tables.markdown_table(shown) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+    notes = [_training_note(config, table, config.teacher.name), COLUMN_NOTE]
+    return tables.markdown_table(_shown(table)) + "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
+def tie_answer(table: pd.DataFrame) -> str:
+    """Whether DarioNet with the frozen classifier (a) and the fine-tuned classifier on bicubic images (b)
+    tie on one classifier's rows of Table 3: their top-1, the images only one gets right, McNemar's p."""
+    routes = table.set_index("route")
+    a, b = routes.loc["a"], routes.loc["b"]
+    counts = f"{int(b['wrong_vs_a'])} images only (a) gets right, {int(b['right_vs_a'])} only (b)"
+    if b["p_vs_a"] >= 0.05:
+        verdict = f"no significant difference (McNemar p = {b['p_vs_a']:.2g})"
+    else:
+        verdict = f"{'(a)' if a['top1'] > b['top1'] else '(b)'} is better (McNemar p = {b['p_vs_a']:.2g})"
+    return f"(a) {a['top1']:.3f} against (b) {b['top1']:.3f}: {verdict}; {counts}"
+
+
+def unseen_routes_markdown(config: Config, table: pd.DataFrame) -> str:
+    """The routes under each unseen judge as Markdown: per judge its rows and whether (a) and (b) tie."""
+    parts = []
+    for judge, rows in table.groupby("judge", sort=False):
+        parts += [f"**Judged by `{judge}`** (DarioNet never trained against it): {tie_answer(rows)}.", "",
+                  tables.markdown_table(_shown(rows)), ""]
+    notes = [_training_note(config, table, "each unseen judge"),
+             f"(a) is the study's DarioNet, taught by `{config.teacher.name}`, with the frozen judge; (b) is the judge "
+             "itself fine-tuned on bicubic images with its own logits on the originals as targets: route (b) cannot "
+             "be judged by a classifier other than its own, so this is the route a user of that classifier would "
+             "take instead.", COLUMN_NOTE]
+    return "\n".join(parts) + "\n".join(f"- {note}" for note in notes) + "\n"
