@@ -31,6 +31,7 @@ from dario_utils.core import fileio, paths
 from dario_utils.core.config import load_config
 from dario_utils.evaluation.report import report_gap, report_table1
 from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, display_name, MODELS, ORIGINAL
+from dario_utils.studies.classifier_route import tie_answer
 
 PAGES = ("README.md", "docs/*.md")
 """The pages whose blocks are generated, relative to the project root."""
@@ -364,6 +365,26 @@ def classifier_route() -> str:
     return _per_profile("07", ("table3_classifier_vs_sr.csv", "cost_frontier.csv"), render)
 
 
+def routes_unseen() -> str:
+    """Notebook 07's routes again under each unseen judge, per profile: whether (a) and (b) tie there."""
+    parts = []
+    for profile in _published_profiles():
+        file = _figures(profile) / "table3_routes_unseen_judges.csv"
+        if not file.is_file():
+            parts.append(f"`{profile}`: its published run repeated no route under an unseen judge.\n")
+            continue
+        table = pd.read_csv(file)
+        for judge, t in table.groupby("judge", sort=False):
+            t3 = t.set_index("route")
+            rows = [{"route": ROUTES.get(r, r).replace("classifier", judge),
+                     "top-1 (95% CI)": f"{t3.loc[r, 'top1']:.3f} ({t3.loc[r, 'top1_ci_low']:.3f}-"
+                     f"{t3.loc[r, 'top1_ci_high']:.3f})", "McNemar p vs (a)": _p(t3.loc[r, "p_vs_a"])}
+                    for r in t3.index]
+            parts.append(f"`{profile}`, judged by {judge} ({int(t3['n_images'].max())} test images): "
+                         f"{tie_answer(t)}.\n\n" + _markdown(pd.DataFrame(rows)))
+    return "\n".join(parts)
+
+
 def super_categories() -> str:
     """Notebook 07's Table 4, both profiles side by side: DarioNet's top-1 gain over bicubic per super-category."""
     columns = {}
@@ -433,6 +454,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "judge-transfer": judge_transfer,
     "scale-sweep": scale_sweep,
     "classifier-route": classifier_route,
+    "routes-unseen": routes_unseen,
     "super-categories": super_categories,
     "checks-table": checks_table,
 }
