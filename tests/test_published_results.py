@@ -83,3 +83,15 @@ def test_a_table_with_half_the_training_effect_fails(tmp_path, profile):
     checks = _doctored(tmp_path, profile, halved)
     floors = checks[checks["check"].str.startswith("DarioNet beats its start")]
     assert not floors["ok"].any(), floors.to_string()
+
+
+def test_a_seed_run_that_disagrees_with_the_table_it_names_fails(tmp_path):
+    folder = tmp_path / "imagenet-sample"
+    shutil.copytree(paths.PROJECT_ROOT / "figures" / "imagenet-sample", folder)
+    runs = pd.read_csv(folder / published.SEED_RUNS)
+    named = published.seed_run_checks(folder, paths.PROJECT_ROOT)
+    assert named and all(check["ok"] for check in named)
+    runs.loc[runs["model"] == "darionet", "top1"] += 0.01
+    runs.to_csv(folder / published.SEED_RUNS, index=False)
+    assert not any(check["ok"] for check in published.seed_run_checks(folder, paths.PROJECT_ROOT)
+                   if "darionet" in check["check"])

@@ -10,7 +10,9 @@
   floors (:func:`headline_floors`: a DarioNet with half the training effect fails);
 - the provenance names the recipe of the profile as it is now (:func:`dario_utils.evaluation.scorings.recipe_hash`);
 - where the cross-validation has published folds, its pooled estimate is the one the folds'
-  per-image results give.
+  per-image results give;
+- each row of ``seed_runs.csv`` that names its source, a committed Table 1, holds that table's
+  numbers (:func:`seed_run_checks`).
 """
 from __future__ import annotations
 
@@ -37,6 +39,31 @@ def stated_gaps(markdown: str) -> dict[str, float]:
 
 SEED_RUNS = "seed_runs.csv"
 """A profile's DarioNet and its start over training seeds (``figures/<p>/seed_runs.csv``)."""
+
+
+SEED_RUN_SOURCE = re.compile(r"(table1\.csv) of this folder|(figures/[\w.-]+/table1\.csv)")
+"""A ``seed_runs.csv`` source that names a committed Table 1: this folder's, or another published profile's."""
+SEED_RUN_COLUMNS = ("top1", "agreement", "avg_ce")
+
+
+def seed_run_checks(folder: Path, project_root: Path) -> list[dict]:
+    """One check per row of ``folder``'s ``seed_runs.csv`` whose source names a committed Table 1
+    (:data:`SEED_RUN_SOURCE`; ``figures/...`` under ``project_root``): its :data:`SEED_RUN_COLUMNS` are that
+    table's row of the same model."""
+    if not (folder / SEED_RUNS).is_file():
+        return []
+    rows = []
+    for run in pd.read_csv(folder / SEED_RUNS).itertuples():
+        match = SEED_RUN_SOURCE.match(str(run.source))
+        if not match:
+            continue
+        source = folder / match[1] if match[1] else project_root / match[2]
+        table = pd.read_csv(source).set_index("model")
+        values = [(getattr(run, column), float(table.loc[run.model, column])) for column in SEED_RUN_COLUMNS]
+        rows.append(_check(f"seed {run.seed}, {run.model}: seed_runs.csv = {match[0]}",
+                           ", ".join(f"{a:.4f} vs {b:.4f}" for a, b in values),
+                           all(abs(a - b) < 1e-9 for a, b in values)))
+    return rows
 
 
 def headline_floors(config: Config, folder: Path) -> dict[str, float]:
@@ -89,6 +116,7 @@ def published_checks(config: Config, folder: Path | None = None) -> pd.DataFrame
     recipe = scorings.recipe_hash(config)
     rows.append(_check("provenance names the profile's recipe", f"{provenance.get('recipe')} vs {recipe}",
                        provenance.get("recipe") == recipe))
+    rows += seed_run_checks(folder, config.layout.output_root)
     crossval = config.layout.crossval if folder == config.layout.published_figures else None
     if crossval is not None and (crossval / "crossval.csv").is_file():
         rows += _crossval_checks(config, crossval)
