@@ -17,7 +17,7 @@ export MPLBACKEND := Agg
 # per cent (benchmarks/contention.py). Results do not depend on it.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install reproduce beyond crossval docs test unit-tests notebook-tests notebooks lab clean-runs
+.PHONY: install reproduce beyond crossval docs site test browser unit-tests notebook-tests notebooks lab clean-runs
 
 install: $(STAMP)
 
@@ -46,8 +46,14 @@ crossval: install
 # output depends on training are tagged nbval-ignore-output and checked within tolerances
 # of the recorded run by notebooks/test_recorded_results.py). Progress bars are off there (the
 # notebooks' progress parameter, off by default), as in the stored outputs.
-test: install
+test: install browser
 	$(MAKE) --no-print-directory unit-tests notebook-tests
+
+# tests/test_site.py opens the site in headless Chromium: Debian's chromium, installed here where missing
+# (apt-get, as root).
+browser:
+	@command -v chromium >/dev/null || { echo "make test opens the site in headless Chromium: installing Debian's chromium"; \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 unit-tests:
 	$(PY) -m pytest tests -q
@@ -61,6 +67,11 @@ notebook-tests:
 # (dario_utils/runner/docs.py; make test fails where a page disagrees with them).
 docs: install
 	$(PY) -m dario_utils.runner.docs
+
+# The README, docs/ and every executed notebook (the demo's and each published profile's) as static HTML
+# in site/ (dario_utils/runner/site.py); open site/index.html.
+site: install
+	$(PY) -m dario_utils.runner.site
 
 # Refresh the outputs stored in notebooks/ (and figures/demo/) from a demo run of every notebook;
 # a run whose trained results moved outside the recorded windows is refused unless RERECORD=1.
