@@ -60,7 +60,12 @@ def _figures(profile: str) -> Path:
 
 
 def _published_profiles() -> list[str]:
-    return sorted(p.name for p in (paths.PROJECT_ROOT / "figures").iterdir() if (p / "table1.csv").is_file())
+    """Every profile with a committed Table 1, less the headline's recipe variants and seeds (their rows are in
+    its variants log, :data:`VARIANTS_FILE`)."""
+    variants = _figures(HEADLINE_PROFILE) / VARIANTS_FILE
+    apart = set(pd.read_csv(variants)["profile"]) - {HEADLINE_PROFILE} if variants.is_file() else set()
+    return sorted(p.name for p in (paths.PROJECT_ROOT / "figures").iterdir()
+                  if (p / "table1.csv").is_file() and p.name not in apart)
 
 
 def _pct(value: float) -> str:
@@ -519,11 +524,11 @@ def headline_figure(target: Path = HEADLINE_FIGURE) -> Path:
         folds_done = sorted((_figures(HEADLINE_PROFILE) / "crossval").glob("fold*/per_image.csv"))
         per_image = pd.concat(pd.read_csv(f) for f in folds_done)
         hits = per_image[per_image["judge"] == teacher.name].pivot(index="image", columns="model", values="top1")
-        groups[f"{HEADLINE_PROFILE}, cross-validated\n({done} of {folds} folds, {len(hits)} images)"] = {
+        groups[f"{HEADLINE_PROFILE},\ncross-validated\n({done} of {folds} folds, {len(hits)} images)"] = {
             m: (hits[m].mean(), *_interval(hits[m].to_numpy())) for m in MODELS}
         gaps.append(f"{_pct(teacher['gap_vs_bicubic'])} of the gap vs bicubic")
     report = report_table1()["top1"]
-    groups["the report\n(ResNet-50, ~25k images; no bicubic row)"] = {
+    groups["the report\n(ResNet-50, ~25k images;\nno bicubic row)"] = {
         m: (report[m], np.nan, np.nan) for m in MODELS if m in report}
     gaps.append(f"{_pct(report_gap())} of the gap vs bilinear")
     with styled():
