@@ -312,3 +312,27 @@ def test_other_images_of_the_same_names_and_sizes_are_other_data(
     assert f"fuller run (other data: images {provenance.images_fingerprint(RunLayout(PROFILE, output_root))}, published " \
            f"{record['images_sha256']})" in err
     assert _snapshot(published) == before
+
+
+def test_a_run_s_own_results_do_not_make_the_checkout_dirty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Provenance's ``dirty`` is about the code and profiles: the results a run writes to figures/ are not part of it."""
+    import subprocess
+
+    from dario_utils.core.runtime import working_tree_state
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "table1.csv").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
+    assert working_tree_state() == {"dirty": False, "diff_sha256": None}
+    (tmp_path / "figures" / "table1.csv").write_text("b\n")
+    assert working_tree_state()["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert working_tree_state()["dirty"] is True

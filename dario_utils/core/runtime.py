@@ -65,9 +65,11 @@ def git_commit() -> str:
 def working_tree_state() -> dict[str, object]:
     """Whether the checkout's tracked files differ from its commit (``dirty``), and the SHA-256 of that
     difference (``git diff HEAD``), so that a result made from uncommitted changes says so; ``dirty``
-    is None outside a git checkout."""
+    is None outside a git checkout. The published results (``figures/``), which runs themselves write,
+    are not part of it."""
     try:
-        out = subprocess.run(["git", "diff", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True, timeout=30)
+        out = subprocess.run(["git", "diff", "HEAD", "--", ".", ":(exclude)figures"], cwd=paths.PROJECT_ROOT,
+                             capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return {"dirty": None, "diff_sha256": None}
     if out.returncode != 0:
