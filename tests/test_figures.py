@@ -408,7 +408,7 @@ def registry_problems(figures: list[registry.Figure], tables: list[registry.Tabl
         if figure.notebook not in ("05", "06", "07") or not figure.caption:
             found.append(f"{where}: notebook {figure.notebook}, caption {figure.caption!r}")
     for table in tables:
-        if not (callable(table.write) and table.caption and table.notebook in ("02", "04", "06", "07")):
+        if not (callable(table.write) and table.caption and table.notebook in ("02", "03", "04", "06", "07")):
             found.append(f"table {table.name}: writer {table.write}, caption {table.caption!r}, "
                          f"notebook {table.notebook}")
     return found

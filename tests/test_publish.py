@@ -58,6 +58,9 @@ class FakeStudy:
                 (manifests / f"{split}.csv").write_text("path\n" + "".join(f"{name}\n" for name in names))
         elif number == "02":
             _write_table(folder, MODELS[:4])
+        elif number == "03":
+            layout.history.parent.mkdir(parents=True, exist_ok=True)
+            layout.history.write_text("epoch,phase,logit_mse\n0,start,1.0\n1,val,0.5\n")
         elif number == "04":
             _write_table(folder, self.rows_04)
         elif number == "05":
@@ -127,6 +130,8 @@ def test_full_run_publishes_its_provenance_and_republishes_on_the_same_data(
     executed = nbformat.read(stored / "03_finetune.ipynb", as_version=4)
     assert executed.cells[-1].source == "executed" and executed.metadata.kernelspec == clean.KERNELSPEC
     assert "- [03_finetune.ipynb](notebooks/03_finetune.ipynb)" in readme
+    assert (published / "history.csv").read_bytes() == RunLayout(PROFILE, output_root).history.read_bytes()
+    assert "[history.csv](history.csv) | DarioNet's training history" in readme
 
     # a full rerun on the same data publishes; only the commit and date lines may differ
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0

@@ -22,6 +22,7 @@ from dario_utils.figures import alternatives_figures, beyond_figures, report_fig
 from dario_utils.figures.style import figure_files
 from dario_utils.models.study_models import BICUBIC, DARIONET, ORIGINAL
 from dario_utils.studies import alternatives, beyond, classifier_route, super_categories
+from dario_utils.training import train
 
 ONE_IMAGE_PER_CLASS = (" Where each class has a single test image (the demo and imagenet-sample profiles), its F1 "
                        "can only be 0, 2/3 or 1: these rankings are coarse and ties keep label order; Table 4 "
@@ -143,6 +144,9 @@ TABLES: dict[str, Table] = {table.name: table for table in (
           "Top-1 of each method at each downsampling factor (Markdown).", beyond.scale_sweep, (PER_IMAGE,), "06"),
     Table(LOSS_ABLATION, None, "The loss ablation as CSV, with each run's best epoch and training time.",
           "DarioNet fine-tuned with each loss at the same budget (Markdown).", beyond.loss_ablation, (HISTORY,), "06"),
+    Table(HISTORY_FILE.removesuffix(".csv"), None, "DarioNet's training history: per epoch (0: the untrained start), train and validation "
+          "logit MSE, agreement with the teacher, PSNR; the best epoch is the one kept.", None, train.finetune, (),
+          "03"),
     Table(TABLE3, 3, "Table 3 as CSV, with McNemar's test of each route against the study's.",
           "Table 3: DarioNet with the frozen classifier against the classifier fine-tuned for small images with the "
           "same loss, and both together (Markdown).", classifier_route.route_table, (PER_IMAGE,), "07"),

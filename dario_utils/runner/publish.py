@@ -1,4 +1,5 @@
-"""Publishing a run: its folder recorded (``provenance.json``, README) and copied in place of
+"""Publishing a run: its folder recorded (``provenance.json``, README, the executed notebooks and DarioNet's
+training history beside the figures) and copied in place of
 ``figures/<profile>/`` unless that holds a fuller run's results; with ``--in-place``, the committed
 notebooks refreshed and the trained results recorded (:mod:`dario_utils.runner.recorded`)."""
 from __future__ import annotations
@@ -60,6 +61,8 @@ def publish_figures(config: Config, ran: list[str], overwrite: bool, data_root: 
     profile = config.profile
     folder = config.layout.figures
     store_notebooks(config, ran)
+    if TRAINING_NOTEBOOK in ran:
+        shutil.copyfile(config.layout.history, folder / paths.HISTORY_FILE)
     record = provenance(config, ran, folder, data_root, seconds)
     write_text(folder / PROVENANCE_FILE, json.dumps(record, indent=2) + "\n")
     beyond_apart = not config.beyond.with_study and any(nb[:2] in BEYOND_NOTEBOOKS for nb in record["notebooks"])
@@ -72,6 +75,10 @@ def publish_figures(config: Config, ran: list[str], overwrite: bool, data_root: 
         return False
     _copy_folder(folder, final)
     return True
+
+
+TRAINING_NOTEBOOK = "03_finetune"
+"""The notebook that trains DarioNet: a run of it publishes the training history (``history.csv``) too."""
 
 
 def store_notebooks(config: Config, ran: list[str]) -> None:
