@@ -15,7 +15,7 @@ import torch
 from dario_utils.core import paths
 from dario_utils.core.config import BeyondConfig, Config, ConfigError, load_config, TrainConfig, with_overrides
 from dario_utils.data import dataset
-from dario_utils.evaluation import evaluate, tables
+from dario_utils.evaluation import evaluate, scorings, tables
 from dario_utils.figures import registry
 from dario_utils.models import load_sr, RRDBNet, save_sr_checkpoint, study_models
 from dario_utils.runner import execute, recorded, reproduce
@@ -79,6 +79,9 @@ def test_judge_transfer_scores_every_model_under_both_judges(in_study: Config) -
     assert np.isnan(found) if expected is None else found == pytest.approx(expected)
     markdown = (in_study.layout.figures / "table2_judge_transfer.md").read_text()
     assert "top-1, efficientnet_lite2" in markdown and "DarioNet" in markdown and "esrgan" not in markdown
+    logged = scorings.read_scorings(in_study.layout.scorings_log).iloc[-1]  # the unseen judge's scoring, on record
+    assert (logged["judge"], logged["n_images"]) == ("efficientnet_lite2", unseen.loc["darionet", "n_images"])
+    assert logged["top1"] == pytest.approx(unseen.loc["darionet", "top1"])
 
 
 def test_judge_transfer_refuses_the_teacher_as_judge(in_study: Config) -> None:

@@ -176,11 +176,19 @@ def write_tables(config: Config, run: EvalRun) -> dict[str, Path]:
     for model, report in per_class_reports(config, run).items():
         path = config.layout.per_class(f"{model}{end}")
         written[f"per_class_{model}"] = fileio.write_csv(report, path)
-    if config.eval.split == "test" and DARIONET in set(table["model"]):
-        scorings.log_scoring(config, "-", config.judge, int(table["n_images"].max()),
-                             float(table.set_index("model").loc[DARIONET, "top1"]),
-                             gap_closed(table, BICUBIC), gap_closed(table, BILINEAR))
+    log_test_scoring(config, config.judge, table.set_index("model")["top1"], int(table["n_images"].max()))
     return written
+
+
+def log_test_scoring(config: Config, judge: str, top1: pd.Series, n_images: int) -> None:
+    """Log a scoring of DarioNet on the test split by ``judge`` (:mod:`dario_utils.evaluation.scorings`), with its
+    gaps against bicubic and bilinear where those were scored; ``top1``: each model's top-1, by model key.
+    Nothing where the split is not the test split or DarioNet was not scored."""
+    if config.eval.split != "test" or DARIONET not in top1.index:
+        return
+    table = top1.rename("top1").rename_axis("model").reset_index()
+    scorings.log_scoring(config, "-", judge, n_images, float(top1[DARIONET]), gap_closed(table, BICUBIC),
+                         gap_closed(table, BILINEAR))
 
 
 @dataclass(frozen=True)

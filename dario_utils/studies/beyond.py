@@ -71,7 +71,8 @@ def judge_transfer(config: Config, progress: bool = True) -> pd.DataFrame:
     under each (``gap_recovered``, on DarioNet's rows) and McNemar's p of DarioNet's top-1 hits
     against each other model's under the same judge (``mcnemar_p``). Agreement is with the same judge's
     prediction on the original image. Writes ``runs/<p>/figures/table2_judge_transfer.{csv,md}``
-    and the unseen judge's per-image results (``results/per_image_judge-<judge>.csv``)."""
+    and the unseen judge's per-image results (``results/per_image_judge-<judge>.csv``); the unseen judge's
+    scoring of DarioNet on the test split is logged (:func:`~dario_utils.evaluation.tables.log_test_scoring`)."""
     check_config(config)
     _require_study(config)
     judge = config.beyond.judge
@@ -88,6 +89,8 @@ def judge_transfer(config: Config, progress: bool = True) -> pd.DataFrame:
         tests = tables.mcnemar_tests(run).set_index("baseline")
         scores["mcnemar_p"] = [tests["p_value"].get(name, float("nan")) for name in scores["name"]]
         frames.append(scores)
+    unseen = frames[-1].set_index("model")
+    tables.log_test_scoring(config, judge, unseen["top1"], int(unseen["n_images"].max()))
     table2 = pd.concat(frames, ignore_index=True)
     return _write(config, TABLE2, table2, table2_markdown(table2))
 

@@ -34,7 +34,7 @@ from dario_utils.core.result_files import read_results, TABLE3, TABLE3_UNSEEN
 from dario_utils.core.runtime import setup_torch
 from dario_utils.data.dataset import manifest_dataset, training_set
 from dario_utils.data.degrade import downsample, upsample
-from dario_utils.evaluation import scorings, tables
+from dario_utils.evaluation import tables
 from dario_utils.evaluation.evaluate import evaluate
 from dario_utils.models import teacher_of
 from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, ORIGINAL
@@ -169,10 +169,8 @@ def unseen_judge_routes(config: Config, progress: bool = True) -> pd.DataFrame |
     frames = []
     for judge in judges:
         judged = frozen[frozen["judge"] == judge]
-        top1 = judged.groupby("model")["top1"].mean()
-        scorings.log_scoring(config, "-", judge, int((judged["model"] == DARIONET).sum()), float(top1[DARIONET]),
-                             *(tables.share_of_gap(top1[ORIGINAL], top1[low], top1[DARIONET])
-                               for low in (BICUBIC, BILINEAR)))
+        tables.log_test_scoring(config, judge, judged.groupby("model")["top1"].mean(),
+                                int((judged["model"] == DARIONET).sum()))
         finetune_classifier(config, progress, judge)
         frames.append(_routes(config, judged, _finetuned_results(config, progress, judge)).assign(judge=judge))
     table = pd.concat(frames, ignore_index=True)
