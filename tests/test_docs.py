@@ -74,7 +74,7 @@ def test_every_block_of_the_pages_is_known() -> None:
 
 
 def test_the_variants_log_has_a_source_for_every_row() -> None:
-    variants = pd.read_csv(paths.PROJECT_ROOT / "figures" / docs.HEADLINE_PROFILE / docs.VARIANTS_FILE, dtype=str)
+    variants = pd.read_csv(paths.PROJECT_ROOT / "figures" / docs.HEADLINE_PROFILE / docs.VARIANTS, dtype=str)
     assert variants["source"].notna().all()
     scored = variants["test_top1"].notna()
     assert variants.loc[scored, "test_top1"].str.fullmatch(r"0\.\d{3}").all()

@@ -95,3 +95,15 @@ def test_a_seed_run_that_disagrees_with_the_table_it_names_fails(tmp_path):
     runs.to_csv(folder / published.SEED_RUNS, index=False)
     assert not any(check["ok"] for check in published.seed_run_checks(folder, paths.PROJECT_ROOT)
                    if "darionet" in check["check"])
+
+
+def test_a_variant_that_disagrees_with_the_files_it_names_fails(tmp_path):
+    folder = tmp_path / "imagenet-sample"
+    shutil.copytree(paths.PROJECT_ROOT / "figures" / "imagenet-sample", folder)
+    named = published.variant_checks(folder, paths.PROJECT_ROOT)
+    assert named and all(check["ok"] for check in named)
+    variants = pd.read_csv(folder / published.VARIANTS, dtype=str, keep_default_na=False)
+    now = variants["profile"] == "imagenet-sample"
+    variants.loc[now, "test_top1"] = variants.loc[now, "test_top1"].map(lambda v: f"{float(v) + 0.002:.3f}")
+    variants.to_csv(folder / published.VARIANTS, index=False)
+    assert not any(check["ok"] for check in published.variant_checks(folder, paths.PROJECT_ROOT))

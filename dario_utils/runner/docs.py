@@ -31,6 +31,7 @@ from dario_utils.core import fileio, paths
 from dario_utils.core.config import load_config
 from dario_utils.evaluation.report import report_gap, report_table1
 from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, display_name, MODELS, ORIGINAL
+from dario_utils.runner.published import SEED_RUNS, VARIANTS
 from dario_utils.studies.classifier_route import tie_answer
 
 PAGES = ("README.md", "docs/*.md")
@@ -43,9 +44,6 @@ TEST_TIME_FILE = "figures/test_time.json"
 HEADLINE_PROFILE = "imagenet-sample"
 """The profile whose cross-validated estimate is the study's headline."""
 HEADLINE_FIGURE = paths.PROJECT_ROOT / "figures" / "headline.png"
-VARIANTS_FILE = "variants.csv"
-"""Every recipe variant tried on a profile, with its source (``figures/<p>/variants.csv``)."""
-SEED_RUNS_FILE = "seed_runs.csv"
 COMMANDS = {"demo": "make reproduce", "imagenet-sample": "make reproduce PROFILE=imagenet-sample DATA=<dir>"}
 """The command that makes each published profile's results."""
 ROUTES = {"bicubic": "bicubic + frozen classifier", "a": "(a) DarioNet + frozen classifier (the study)",
@@ -61,8 +59,8 @@ def _figures(profile: str) -> Path:
 
 def _published_profiles() -> list[str]:
     """Every profile with a committed Table 1, less the headline's recipe variants and seeds (their rows are in
-    its variants log, :data:`VARIANTS_FILE`)."""
-    variants = _figures(HEADLINE_PROFILE) / VARIANTS_FILE
+    its variants log, :data:`VARIANTS`)."""
+    variants = _figures(HEADLINE_PROFILE) / VARIANTS
     apart = set(pd.read_csv(variants)["profile"]) - {HEADLINE_PROFILE} if variants.is_file() else set()
     return sorted(p.name for p in (paths.PROJECT_ROOT / "figures").iterdir()
                   if (p / "table1.csv").is_file() and p.name not in apart)
@@ -109,7 +107,7 @@ def split_gap_interval(profile: str) -> tuple[float, float] | None:
 
 def _seed_runs(profile: str) -> pd.DataFrame | None:
     """DarioNet's row per training seed (``seed_runs.csv``), with its gap against bicubic from Table 1."""
-    file = _figures(profile) / SEED_RUNS_FILE
+    file = _figures(profile) / SEED_RUNS
     if not file.is_file():
         return None
     top1 = _table1(profile)["top1"]
@@ -207,12 +205,12 @@ def crossval_times() -> str:
 
 def scorings_table() -> str:
     """How many times each profile's test images were scored, and with how many recipes."""
-    variants = _figures(HEADLINE_PROFILE) / VARIANTS_FILE
+    variants = _figures(HEADLINE_PROFILE) / VARIANTS
     before = ""
     if variants.is_file():
         scored = pd.read_csv(variants)["test_top1"].iloc[1:].notna().sum()
         before = (f"Before the log: {scored} scorings of the `{HEADLINE_PROFILE}` test split by trained "
-                  f"recipes, transcribed in `figures/{HEADLINE_PROFILE}/{VARIANTS_FILE}`.\n")
+                  f"recipes, transcribed in `figures/{HEADLINE_PROFILE}/{VARIANTS}`.\n")
     file = paths.RunLayout(HEADLINE_PROFILE, paths.PROJECT_ROOT).scorings_log
     if not file.is_file():
         return before + "\nNo scoring logged yet in `figures/test_scorings.csv`.\n"
@@ -293,7 +291,7 @@ def seeds_table() -> str:
 def variants_table() -> str:
     """Every recipe variant tried on the headline profile, as transcribed in ``variants.csv`` (digits as given),
     with the profile file that reruns it."""
-    file = _figures(HEADLINE_PROFILE) / VARIANTS_FILE
+    file = _figures(HEADLINE_PROFILE) / VARIANTS
     if not file.is_file():
         return "No variants log committed.\n"
     v = pd.read_csv(file, dtype=str, keep_default_na=False)

@@ -12,7 +12,8 @@
 - where the cross-validation has published folds, its pooled estimate is the one the folds'
   per-image results give;
 - each row of ``seed_runs.csv`` that names its source, a committed Table 1, holds that table's
-  numbers (:func:`seed_run_checks`).
+  numbers (:func:`seed_run_checks`), and so does each row of the variants log that names a committed
+  history or Table 1, to the digits it gives (:func:`variant_checks`).
 """
 from __future__ import annotations
 
@@ -66,6 +67,49 @@ def seed_run_checks(folder: Path, project_root: Path) -> list[dict]:
     return rows
 
 
+VARIANTS = "variants.csv"
+"""Every recipe variant tried on a profile, with the source of its numbers (``figures/<p>/variants.csv``)."""
+VARIANT_SOURCE = re.compile(r"figures/([\w.-]+)/(history|table1)\.csv")
+"""A committed file a variants row's source names: a profile's training history or Table 1."""
+VARIANT_COLUMNS = {"history": {"best_epoch": "epoch", "val_loss": "val_loss", "val_agreement": "agreement",
+                               "val_psnr_db": "psnr"},
+                   "table1": {"test_top1": "top1", "test_agreement": "agreement", "test_ce": "avg_ce",
+                              "test_top5": "top5", "test_psnr_db": "avg_psnr"}}
+"""The variants log's columns each committed file gives, with that file's column."""
+
+
+def _as_given(given: str, value: float) -> bool:
+    """Whether ``value`` rounds to ``given`` at the digits ``given`` has."""
+    decimals = len(given.partition(".")[2])
+    return abs(float(given) - value) <= 0.5 * 10 ** -decimals + 1e-12
+
+
+def variant_checks(folder: Path, project_root: Path) -> list[dict]:
+    """One check per row of ``folder``'s variants log and committed file its source names
+    (:data:`VARIANT_SOURCE`, under ``project_root``): the row's :data:`VARIANT_COLUMNS`, to the digits it gives,
+    are that file's DarioNet (Table 1) or best validation epoch (history), or for the untrained start (0
+    epochs) the pretrained SR's row and the history's start."""
+    if not (folder / VARIANTS).is_file():
+        return []
+    rows = []
+    for row in pd.read_csv(folder / VARIANTS, dtype=str, keep_default_na=False).itertuples():
+        start = row.epochs == "0"
+        for profile, kind in VARIANT_SOURCE.findall(row.source):
+            source = project_root / "figures" / profile / f"{kind}.csv"
+            frame = pd.read_csv(source)
+            if kind == "table1":
+                found = frame.set_index("model").loc[PRETRAINED_SR if start else DARIONET]
+            else:
+                found = (frame[frame["phase"] == result_files.START_PHASE].iloc[0] if start
+                         else result_files.best_epoch_row(frame))
+            given = {column: getattr(row, column) for column in VARIANT_COLUMNS[kind] if getattr(row, column)}
+            rows.append(_check(f"variants log, {row.profile} ({row.variant}): = figures/{profile}/{kind}.csv",
+                               ", ".join(f"{column} {value}" for column, value in given.items()),
+                               all(_as_given(value, float(found[VARIANT_COLUMNS[kind][column]]))
+                                   for column, value in given.items())))
+    return rows
+
+
 def headline_floors(config: Config, folder: Path) -> dict[str, float]:
     """Table 1's margin floors for the published DarioNet over its start: with ``seed_runs.csv``, the rule of
     :data:`dario_utils.runner.recorded.MARGIN_FLOORS` (:func:`~dario_utils.runner.recorded.floor_by_rule`) on those seed
@@ -116,7 +160,7 @@ def published_checks(config: Config, folder: Path | None = None) -> pd.DataFrame
     recipe = scorings.recipe_hash(config)
     rows.append(_check("provenance names the profile's recipe", f"{provenance.get('recipe')} vs {recipe}",
                        provenance.get("recipe") == recipe))
-    rows += seed_run_checks(folder, config.layout.output_root)
+    rows += seed_run_checks(folder, config.layout.output_root) + variant_checks(folder, config.layout.output_root)
     crossval = config.layout.crossval if folder == config.layout.published_figures else None
     if crossval is not None and (crossval / "crossval.csv").is_file():
         rows += _crossval_checks(config, crossval)
