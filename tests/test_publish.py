@@ -112,7 +112,8 @@ def test_full_run_publishes_its_provenance_and_republishes_on_the_same_data(
     assert record == {
         "profile": PROFILE, "data_root": str(data.resolve()),
         "manifests_sha256": provenance.manifests_fingerprint(config.layout), "images_sha256": None, "notebooks": NOTEBOOKS,
-        "commit": git_commit(), "date": datetime.now(timezone.utc).date().isoformat(), "recipe": recipe_hash(config),
+        "commit": git_commit(), "commits": {nb: git_commit() for nb in NOTEBOOKS},
+        "date": datetime.now(timezone.utc).date().isoformat(), "recipe": recipe_hash(config),
         "table1_models": MODELS, "figures": study.figures_05,
     }
     assert resolved == {**config.to_dict(), "data_root": str(data.resolve())}
@@ -206,13 +207,20 @@ def test_without_a_run_folder_a_run_starts_from_the_published_results_of_its_dat
 
 
 def test_partial_rerun_on_the_same_data_publishes_but_not_if_it_loses_a_row(
-        study: FakeStudy, tmp_path: Path, output_root: Path, capsys: pytest.CaptureFixture):
+        study: FakeStudy, tmp_path: Path, output_root: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch):
     data = _data(tmp_path, "sample", 20)
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(data)]) == 0
+    first = git_commit()
+    monkeypatch.setattr(provenance, "git_commit", lambda: "later12")  # the second run from another commit
     assert reproduce.main(["--profile", PROFILE, "--data-root", str(data), "--only", "04,05"]) == 0
     published = output_root / "figures" / PROFILE
-    # the folder still holds 01-03's results of the first run: the provenance lists every notebook
-    assert json.loads((published / "provenance.json").read_text())["notebooks"] == NOTEBOOKS
+    # the folder still holds 01-03's results of the first run: the provenance lists every notebook, and who ran it
+    record = json.loads((published / "provenance.json").read_text())
+    assert record["notebooks"] == NOTEBOOKS and record["commit"] == "later12"
+    assert record["commits"] == {**{nb: first for nb in NOTEBOOKS[:3]}, **{nb: "later12" for nb in NOTEBOOKS[3:]}}
+    assert f"- commit `later12` (01 from `{first}`; 02 from `{first}`; 03 from `{first}`)" in (
+        published / "README.md").read_text()
 
     study.rows_04 = MODELS[:3]
     capsys.readouterr()

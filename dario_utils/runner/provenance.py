@@ -125,16 +125,20 @@ def provenance(config: Config, ran: list[str], folder: Path, data_root: str | No
     notebook 06 runs on its own), those of that run too, with the seconds each took.
     ``data_root``: as the user gave it (:func:`recorded_data_root`). The recipe is the hash of the resolved
     profile's recipe (:func:`dario_utils.evaluation.scorings.recipe_hash`), given whole under ``resolved_profile``;
-    ``dirty`` says whether the checkout differed from ``commit`` (``diff_sha256``: that difference)."""
+    ``dirty`` says whether the checkout differed from ``commit`` (``diff_sha256``: that difference);
+    ``commits`` names the commit that ran each notebook listed (an earlier run's own, for its notebooks)."""
     earlier_run = {} if of_other_data(folder, config) else (read_provenance(folder) or {})
     given_root = recorded_data_root(config, data_root)
+    commit = git_commit()
+    earlier_commits = earlier_run.get("commits") or {nb: earlier_run.get("commit") for nb in earlier_run.get("notebooks", [])}
     return {
         "profile": config.profile,
         "data_root": given_root,
         "manifests_sha256": manifests_fingerprint(config.layout),
         "images_sha256": images_fingerprint(config.layout),
         "notebooks": sorted(set(ran) | set(earlier_run.get("notebooks", []))),
-        "commit": git_commit(),
+        "commit": commit,
+        "commits": {**earlier_commits, **{nb: commit for nb in ran}},
         **working_tree_state(),
         "date": datetime.now(timezone.utc).date().isoformat(),
         "recipe": recipe_hash(config),
