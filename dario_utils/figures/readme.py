@@ -58,7 +58,7 @@ def _made_by(record: dict) -> list[str]:
         f"- notebooks run: {', '.join(record['notebooks'])}",
         f"- Table 1 rows: {', '.join(display_name(m) for m in record['table1_models']) or 'none'}",
         f"- figures: {', '.join(record['figures']) or 'none'}",
-        f"- commit `{record['commit']}`" + _other_commits(record),
+        f"- commit `{record['commit']}`" + other_commits(record),
         f"- date {record['date']} (UTC)",
         "",
         f"The same in [{PROVENANCE_FILE}]({PROVENANCE_FILE}). The runner replaces this folder only with "
@@ -66,12 +66,15 @@ def _made_by(record: dict) -> list[str]:
     ]
 
 
-def _other_commits(record: dict) -> str:
+def other_commits(record: dict) -> str:
     """Where a published folder's notebooks ran from other commits than its last run's: which."""
-    others = {nb: c for nb, c in record.get("commits", {}).items() if c != record["commit"]}
+    others: dict[str, list[str]] = {}
+    for nb, commit in sorted(record.get("commits", {}).items()):
+        if commit != record["commit"]:
+            others.setdefault(commit, []).append(nb[:2])
     if not others:
         return ""
-    return " (" + "; ".join(f"{nb[:2]} from `{c}`" for nb, c in sorted(others.items())) + ")"
+    return " (" + "; ".join(f"{', '.join(nbs)} from `{commit}`" for commit, nbs in others.items()) + ")"
 
 
 def write_readme(folder: Path, profile: str, command: str) -> Path:

@@ -30,6 +30,7 @@ import pandas as pd
 from dario_utils.core import fileio, paths
 from dario_utils.core.config import load_config
 from dario_utils.evaluation.report import report_gap, report_table1
+from dario_utils.figures.readme import other_commits
 from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, display_name, MODELS, ORIGINAL
 from dario_utils.runner.published import SEED_RUNS, VARIANTS
 from dario_utils.studies.classifier_route import tie_answer
@@ -230,7 +231,7 @@ def run_times() -> str:
         notebooks = ", ".join(nb[:2] for nb in provenance.get("notebooks", []))
         dirty = " (with uncommitted changes)" if provenance.get("dirty") else ""
         row = {"command": f"`{COMMANDS.get(profile, f'make reproduce PROFILE={profile}')}`",
-               "published run": f"`{profile}`, commit {provenance.get('commit', '?')}{dirty}, "
+               "published run": f"`{profile}`, commit {provenance.get('commit', '?')}{other_commits(provenance)}{dirty}, "
                                 f"{provenance.get('date', '?')}, notebooks {notebooks}"}
         if seconds:
             row["time"] = (f"{_minutes(sum(seconds.values()))} ("
