@@ -92,9 +92,13 @@ def store_notebooks(config: Config, ran: list[str]) -> None:
     target = config.layout.figures / paths.EXECUTED_NOTEBOOKS
     target.mkdir(parents=True, exist_ok=True)
     for stem in ran:
-        stored = target / f"{stem}.ipynb"
-        shutil.copyfile(config.layout.executed_notebooks / f"{stem}.ipynb", stored)
-        clean_notebook(stored)
+        _store_cleaned(config.layout.executed_notebooks / f"{stem}.ipynb", target / f"{stem}.ipynb")
+
+
+def _store_cleaned(executed: Path, stored: Path) -> None:
+    """An executed notebook, cleaned (:func:`~dario_utils.runner.clean.clean_notebook`), copied to ``stored``."""
+    clean_notebook(executed)
+    shutil.copyfile(executed, stored)
 
 
 def refresh_committed(config: Config, selected: list[Path]) -> None:
@@ -102,9 +106,7 @@ def refresh_committed(config: Config, selected: list[Path]) -> None:
     copies, cleaned (:func:`~dario_utils.runner.clean.clean_notebook`), in place of ``selected``, and the
     trained results recorded (:func:`dario_utils.runner.recorded.record`)."""
     for nb in selected:
-        executed = config.layout.executed_notebooks / nb.name
-        clean_notebook(executed)
-        shutil.copyfile(executed, nb)
+        _store_cleaned(config.layout.executed_notebooks / nb.name, nb)
     print(f"refreshed the outputs stored in {', '.join(nb.name for nb in selected)}")
     try:
         print(f"recorded the trained results in {recorded.record(config.layout, accept_moved=True).name}")
