@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dario_utils.core.config import load_config, with_overrides
+from dario_utils.core.config import check_config, load_config, with_overrides
 from dario_utils.evaluation import crossval
 from dario_utils.models.study_models import MODELS
 
@@ -72,3 +72,27 @@ def test_folds_must_exist(output_root):
     config = load_config("imagenet-sample", output_root=output_root)
     with pytest.raises(ValueError, match="do not exist"):
         crossval.cross_validate(config, only=[4])
+
+
+def test_paired_comparison_counts_the_images_each_darionet_alone_gets_right():
+    config = with_overrides(load_config("imagenet-sample"), {"eval.bootstrap": 200})
+    base = {"original": [1] * 8 + [0] * 2, "bilinear": [1] * 4 + [0] * 6, "bicubic": [1] * 4 + [0] * 6,
+            "esrgan": [1] * 5 + [0] * 5}
+    ours = _per_image({**base, "darionet": [1] * 7 + [0] * 3}, "efficientnet_lite2")
+    theirs = _per_image({**base, "darionet": [1] * 5 + [0] * 4 + [1]}, "efficientnet_lite2")
+    # an image only the other profile scored, and a judge only it used, are left out
+    extra = _per_image({**{m: [1] for m in base}, "darionet": [0]}, "efficientnet_lite2").assign(image="i99")
+    other_judge = _per_image({**base, "darionet": [0] * 10}, "efficientnet_lite1")
+    versus = crossval.paired_comparison(config, ours, pd.concat([theirs, extra, other_judge])).set_index("judge")
+    assert list(versus.index) == ["efficientnet_lite2"]
+    row = versus.loc["efficientnet_lite2"]
+    assert row["n_images"] == 10 and row["role"] == "unseen judge"
+    assert row["gap_vs_bicubic"] == pytest.approx(0.75) and row["gap_vs_bicubic_other"] == pytest.approx(0.5)
+    assert row["gap_difference"] == pytest.approx(0.25)
+    assert (row["mcnemar_this_only"], row["mcnemar_other_only"]) == (2, 1)
+    assert row["gap_difference_low"] <= 0.25 <= row["gap_difference_high"]
+
+
+def test_the_profile_compared_with_must_exist():
+    with pytest.raises(ValueError, match="crossval.compare_with"):
+        check_config(load_config("imagenet-sample", {"crossval.compare_with": "no-such-profile"}))

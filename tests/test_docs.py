@@ -123,3 +123,40 @@ def test_make_test_s_time_is_quoted_from_its_record(tmp_path, monkeypatch) -> No
     row = docs._test_time_row()
     assert row["time"] == "17 min (unit-tests 406 passed in 5 min, notebook-tests 63 passed in 12 min)"
     assert row["machine"] == "AMD EPYC, 2 cores" and row["published run"] == "commit abc1234, 2026-12-06"
+
+
+def _fake_two_teachers(root: Path, low: float, high: float) -> None:
+    """One fold of the two-teacher cross-validation under ``root``, compared with the headline's: the difference
+    of the gaps under the unseen judge has the interval ``low`` to ``high``."""
+    folder = root / "figures" / docs.TWO_TEACHERS / "crossval"
+    (folder / "fold1").mkdir(parents=True)
+    pd.DataFrame({"image": ["a", "b", "c"], "fold": [1, 2, 3]}).to_csv(folder / "folds.csv")
+    pd.DataFrame({"fold": [1]}).to_csv(folder / "crossval_folds.csv")
+    pd.DataFrame({"epoch": [1], "seconds": [600.0]}).to_csv(folder / "fold1" / "history.csv")
+    row = {"n_images": 1, **{f"top1_{m}": 0.5 for m in ("original", "bilinear", "bicubic", "esrgan", "darionet")},
+           **{f"gap_vs_{r}{s}": 0.5 for r in ("bicubic", "bilinear") for s in ("", "_low", "_high")},
+           **{f"mcnemar_{k}_{w}": 1 for k in ("bicubic", "start") for w in ("darionet_only", "other_only")}}
+    pd.DataFrame([{"judge": "efficientnet_lite0", "role": "teacher", **row},
+                  {"judge": "efficientnet_lite2", "role": "unseen judge", **row}]).to_csv(folder / "crossval.csv")
+    versus = {"folds": "1", "n_images": 167, "top1_darionet": 0.75, "top1_darionet_other": 0.7, "gap_vs_bicubic": 0.55,
+              "gap_vs_bicubic_other": 0.45, "gap_difference": 0.1, "gap_difference_low": low,
+              "gap_difference_high": high, "mcnemar_this_only": 12, "mcnemar_other_only": 4, "mcnemar_p": 0.08}
+    pd.DataFrame([{"judge": "efficientnet_lite0", "role": "teacher", **versus},
+                  {"judge": "efficientnet_lite2", "role": "unseen judge", **versus}]).to_csv(
+        folder / "versus_imagenet-sample.csv", index=False)
+
+
+@pytest.mark.parametrize(("low", "high", "verdict"), [(-0.02, 0.2, "no change shown"),
+                                                      (0.03, 0.2, "the interval leaves out zero")])
+def test_the_two_teacher_answer_follows_the_interval(tmp_path, monkeypatch, low, high, verdict) -> None:
+    _fake_two_teachers(tmp_path, low, high)
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
+    text = docs.two_teachers()
+    assert "partial: 1 of 3 folds done" in text and "| 1 | 10 min |" in text
+    assert f"Under efficientnet_lite2, which taught neither, two teachers recover 55.0%" in text
+    assert verdict in text and "12:4" in text
+
+
+def test_the_two_teacher_block_says_when_it_has_not_run(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
+    assert docs.two_teachers().startswith("Not run yet: `make crossval PROFILE=imagenet-sample-two-teachers")

@@ -110,3 +110,54 @@ def test_a_variant_that_disagrees_with_the_files_it_names_fails(tmp_path):
     checks = published.variant_checks(folder, paths.PROJECT_ROOT)
     assert {"history.csv", "table1.csv"} <= {check["check"].rsplit("/", 1)[1] for check in checks}
     assert not any(check["ok"] for check in checks if check["check"].startswith("variants log, imagenet-sample ("))
+
+
+CROSSVALIDATED = sorted(p.name for p in (paths.PROJECT_ROOT / "figures").iterdir()
+                        if (p / "crossval" / "crossval.csv").is_file() and paths.profile_file(p.name).is_file())
+
+
+def test_the_headline_cross_validation_is_checked():
+    assert "imagenet-sample" in CROSSVALIDATED
+
+
+@pytest.mark.parametrize("profile", CROSSVALIDATED)
+def test_published_cross_validations_hold(profile):
+    checks = published.crossval_checks(load_config(profile))
+    assert checks["ok"].all(), "checks that fail:\n" + checks[~checks["ok"]].to_string()
+
+
+def _doctored_crossval(tmp_path, profile: str, file: str, edit) -> pd.DataFrame:
+    """The crossval checks of ``profile`` (and the profiles it is compared with) copied under ``tmp_path``, with
+    ``file`` of its crossval folder edited."""
+    config = load_config(profile, output_root=tmp_path)
+    names = [profile] + ([config.crossval.compare_with] if config.crossval.compare_with else [])
+    for name in names:
+        shutil.copytree(paths.PROJECT_ROOT / "figures" / name / "crossval", tmp_path / "figures" / name / "crossval")
+    path = tmp_path / "figures" / profile / "crossval" / file
+    table = pd.read_csv(path)
+    edit(table)
+    table.to_csv(path, index=False)
+    return published.crossval_checks(config).set_index("check")
+
+
+def test_a_doctored_pooled_estimate_fails(tmp_path):
+    def inflated(table):
+        table.loc[0, "gap_vs_bicubic"] += 0.01
+
+    checks = _doctored_crossval(tmp_path, "imagenet-sample", "crossval.csv", inflated)
+    assert not checks["ok"].all()
+    assert not checks.loc["cross-validation, efficientnet_lite0, gap_vs_bicubic = the folds' per-image results", "ok"]
+
+
+COMPARED = [p for p in CROSSVALIDATED if load_config(p).crossval.compare_with]
+
+
+@pytest.mark.parametrize("profile", COMPARED)
+def test_a_doctored_comparison_fails(tmp_path, profile):
+    def reversed_counts(table):
+        table["mcnemar_this_only"], table["mcnemar_other_only"] = table["mcnemar_other_only"], table["mcnemar_this_only"] + 1
+
+    config = load_config(profile)
+    checks = _doctored_crossval(tmp_path, profile, f"versus_{config.crossval.compare_with}.csv", reversed_counts)
+    failed = checks.index[~checks["ok"]]
+    assert any("mcnemar_this_only" in name for name in failed)

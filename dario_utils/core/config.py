@@ -151,6 +151,8 @@ class CrossValConfig:
     folds: int = 3  # every image is scored once, by the DarioNet of the fold that left it out
     seed: int = 2020  # deals the images into folds and picks each fold's validation images
     judges: list[str] = field(default_factory=lambda: ["efficientnet_lite2", "efficientnet_lite1"])  # unseen judges
+    compare_with: str | None = None  # a profile cross-validated over the same folds, whose DarioNet this one's is
+    # compared with image by image under every judge both used (figures/<p>/crossval/versus_<other>.csv)
 
 
 @dataclass
@@ -319,6 +321,9 @@ def check_config(config: Config) -> Config:
                           "must be at least 1")
     if config.crossval.folds < 2:
         raise ConfigError(f"config key 'crossval.folds': {config.crossval.folds} must be at least 2")
+    if config.crossval.compare_with is not None and not paths.profile_file(str(config.crossval.compare_with)).is_file():
+        raise ConfigError(f"config key 'crossval.compare_with': {config.crossval.compare_with!r} is not a profile "
+                          f"in {paths.PROFILES_DIR}")
     teachers = config.teachers
     if len(set(teachers)) < len(teachers) or not all(isinstance(name, str) for name in teachers):
         raise ConfigError(f"config key 'train.extra_teachers': {train.extra_teachers} must name classifiers "

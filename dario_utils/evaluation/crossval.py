@@ -16,7 +16,9 @@ Published as each fold finishes, so the estimate can be completed over several s
 (``figures/<p>/crossval/``): ``folds.csv`` (every image's fold and role), ``fold<i>/``
 (``per_image.csv``, ``summary.csv``, ``history.csv``, Table 1 under the teacher) and the pooled
 out-of-fold estimate over the folds done so far (:func:`pooled_estimate`, ``crossval.{csv,md}``).
-Every fold's scoring is logged (:mod:`dario_utils.evaluation.scorings`).
+Where ``crossval.compare_with`` names another cross-validated profile (the same folds), its DarioNet
+and this one's are compared image by image on the folds both have done (:func:`paired_comparison`,
+``versus_<other>.csv``). Every fold's scoring is logged (:mod:`dario_utils.evaluation.scorings`).
 
     python -m dario_utils.evaluation.crossval --profile imagenet-sample --data-root DIR [--folds 1,2]
 """
@@ -233,18 +235,73 @@ def read_folds(config: Config) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
     return per_image, {k: pd.read_csv(folder / f"fold{k}" / paths.HISTORY_FILE) for k in done}
 
 
+def paired_comparison(config: Config, per_image: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """This profile's DarioNet against another's (``other``: its per-image results) on the images both
+    scored, under every judge both used: each one's top-1 and gap against bicubic (each with its own
+    references), the difference of the gaps (this minus the other) with its 95% bootstrap interval over
+    the images (resampled in pairs), and McNemar's counts (this alone right : the other alone right)."""
+    rows = []
+    for judge, judged in per_image.groupby("judge", sort=False):
+        theirs = other[other["judge"] == judge]
+        if theirs.empty:
+            continue
+        ours = judged.pivot(index="image", columns="model", values="top1")
+        theirs = theirs.pivot(index="image", columns="model", values="top1")
+        common = ours.index.intersection(theirs.index).sort_values()
+        ours, theirs = ours.loc[common], theirs.loc[common]
+        columns = np.column_stack([frame[model].to_numpy() for frame in (ours, theirs)
+                                   for model in (ORIGINAL, BICUBIC, DARIONET)])
+
+        def difference(resample: np.ndarray) -> float:
+            totals = resample.sum(axis=0)
+            return tables.share_of_gap(*totals[:3]) - tables.share_of_gap(*totals[3:])
+
+        low, high = metrics.bootstrap_interval(columns, config.eval.bootstrap, seed=config.seed, statistic=difference)
+        test = metrics.mcnemar(ours[DARIONET].to_numpy(), theirs[DARIONET].to_numpy())
+        folds = sorted(judged.loc[judged["image"].isin(common), "fold"].unique())
+        rows.append({"judge": judge, "role": "teacher" if judge == config.judge else "unseen judge",
+                     "folds": ",".join(str(k) for k in folds), "n_images": len(common),
+                     "top1_darionet": ours[DARIONET].mean(), "top1_darionet_other": theirs[DARIONET].mean(),
+                     "gap_vs_bicubic": tables.share_of_gap(*columns[:, :3].sum(axis=0)),
+                     "gap_vs_bicubic_other": tables.share_of_gap(*columns[:, 3:].sum(axis=0)),
+                     "gap_difference": difference(columns), "gap_difference_low": low, "gap_difference_high": high,
+                     "mcnemar_this_only": test["b"], "mcnemar_other_only": test["c"], "mcnemar_p": test["p_value"]})
+    return pd.DataFrame(rows)
+
+
+def compared_profile(config: Config) -> Config | None:
+    """The profile named by ``crossval.compare_with`` (same output root), or None."""
+    name = config.crossval.compare_with
+    return None if name is None else load_config(name, output_root=config.layout.output_root)
+
+
+def versus_file(config: Config) -> Path:
+    """``figures/<p>/crossval/versus_<other>.csv``: :func:`paired_comparison` with ``crossval.compare_with``."""
+    return config.layout.crossval / f"versus_{config.crossval.compare_with}.csv"
+
+
 def write_pooled(config: Config) -> Path:
-    """``crossval.csv`` (pooled, one row per judge), ``crossval_folds.csv`` and ``crossval.md`` over the folds done."""
+    """``crossval.csv`` (pooled, one row per judge), ``crossval_folds.csv``, the comparison with
+    ``crossval.compare_with`` where set and its folds are published, and ``crossval.md``, over the folds done."""
     folder = config.layout.crossval
     per_image, histories = read_folds(config)
     pooled, folds = pooled_estimate(config, per_image), fold_table(config, per_image, histories)
     fileio.write_csv(pooled, folder / "crossval.csv")
     fileio.write_csv(folds, folder / "crossval_folds.csv")
-    return fileio.write_text(folder / "crossval.md", crossval_markdown(config, pooled, folds))
+    versus = None
+    other = compared_profile(config)
+    if other is not None:
+        other_per_image, _ = read_folds(other)
+        versus = paired_comparison(config, per_image, other_per_image) if len(other_per_image) else None
+        if versus is not None:
+            fileio.write_csv(versus, versus_file(config))
+    return fileio.write_text(folder / "crossval.md", crossval_markdown(config, pooled, folds, versus))
 
 
-def crossval_markdown(config: Config, pooled: pd.DataFrame, folds: pd.DataFrame) -> str:
-    """The pooled estimate and the folds as Markdown, saying how many folds and images stand behind it."""
+def crossval_markdown(config: Config, pooled: pd.DataFrame, folds: pd.DataFrame,
+                      versus: pd.DataFrame | None = None) -> str:
+    """The pooled estimate, the folds and the comparison ``versus`` (where given) as Markdown, saying how
+    many folds and images stand behind each."""
     k, done = config.crossval.folds, len(folds)
     status = ("all folds done" if done == k else
               f"**partial: {done} of {k} folds done**; the estimate covers only their images")
@@ -269,7 +326,24 @@ def crossval_markdown(config: Config, pooled: pd.DataFrame, folds: pd.DataFrame)
                  "bootstrap intervals over the images; McNemar counts are images DarioNet alone gets right : the other "
                  "model alone; the share of the teacher's gain is DarioNet's top-1 gain over its start (the pretrained "
                  "SR) under the judge, divided by that gain under the teacher.")
+    if versus is not None:
+        lines += ["", f"Against `{config.crossval.compare_with}` on the same images (the folds both have done):", "",
+                  tables.markdown_table(versus_markdown_frame(versus, config.crossval.compare_with))]
     return "\n".join(lines) + "\n"
+
+
+def versus_markdown_frame(versus: pd.DataFrame, other: str) -> pd.DataFrame:
+    """:func:`paired_comparison`'s rows as the crossval page and the docs print them."""
+    return pd.DataFrame([{"judge": f"{r.judge} ({r.role})", "folds": r.folds, "images": r.n_images,
+                          f"top-1 `{other}`": f"{r.top1_darionet_other:.3f}", "top-1 this": f"{r.top1_darionet:.3f}",
+                          f"gap vs bicubic `{other}`": f"{100 * r.gap_vs_bicubic_other:.1f}%",
+                          "gap vs bicubic this": f"{100 * r.gap_vs_bicubic:.1f}%",
+                          "difference (95% interval)": f"{100 * r.gap_difference:+.1f} points "
+                                                       f"({100 * r.gap_difference_low:+.1f} to "
+                                                       f"{100 * r.gap_difference_high:+.1f})",
+                          "McNemar this alone : other alone": f"{r.mcnemar_this_only}:{r.mcnemar_other_only} "
+                                                              f"(p = {r.mcnemar_p:.2g})"}
+                         for r in versus.itertuples()], dtype=object)
 
 
 def cross_validate(config: Config, only: Sequence[int] | None = None, progress: bool = True) -> pd.DataFrame:

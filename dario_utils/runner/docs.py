@@ -29,6 +29,7 @@ import pandas as pd
 
 from dario_utils.core import fileio, paths
 from dario_utils.core.config import load_config
+from dario_utils.evaluation.crossval import versus_markdown_frame
 from dario_utils.evaluation.report import report_gap, report_table1
 from dario_utils.figures.readme import other_commits
 from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, display_name, MODELS, ORIGINAL
@@ -44,6 +45,8 @@ TEST_TIME_FILE = "figures/test_time.json"
 """``make test``'s last timing on a clean checkout, written by ``python -m tools.test_time``."""
 HEADLINE_PROFILE = "imagenet-sample"
 """The profile whose cross-validated estimate is the study's headline."""
+TWO_TEACHERS = "imagenet-sample-two-teachers"
+"""The headline recipe taught by two classifiers at once, cross-validated over the same folds (issue 32)."""
 HEADLINE_FIGURE = paths.PROJECT_ROOT / "figures" / "headline.png"
 COMMANDS = {"demo": "make reproduce", "imagenet-sample": "make reproduce PROFILE=imagenet-sample DATA=<dir>"}
 """The command that makes each published profile's results."""
@@ -174,12 +177,12 @@ def results_table() -> str:
     return _markdown(pd.DataFrame(rows))
 
 
-def crossval_table() -> str:
-    """The cross-validated estimate under every judge, and how many folds stand behind it."""
-    pooled = _crossval(HEADLINE_PROFILE)
+def crossval_table(profile: str = HEADLINE_PROFILE) -> str:
+    """``profile``'s cross-validated estimate under every judge, and how many folds stand behind it."""
+    pooled = _crossval(profile)
     if pooled is None:
-        return "Not published yet: `make crossval PROFILE=imagenet-sample DATA=<dir>` runs it.\n"
-    done, folds, images = _crossval_folds(HEADLINE_PROFILE)
+        return f"Not published yet: `make crossval PROFILE={profile} DATA=<dir>` runs it.\n"
+    done, folds, images = _crossval_folds(profile)
     rows = [{"judge": f"{judge} ({row['role']})", "images": int(row["n_images"]),
              **{f"top-1 {display_name(m)}": f"{row[f'top1_{m}']:.3f}" for m in MODELS},
              "gap vs bicubic": f"{_pct(row['gap_vs_bicubic'])} ({_pct(row['gap_vs_bicubic_low'])}-"
@@ -190,18 +193,44 @@ def crossval_table() -> str:
              "McNemar vs its start": f"{int(row['mcnemar_start_darionet_only'])}:{int(row['mcnemar_start_other_only'])}"}
             for judge, row in pooled.iterrows()]
     status = "all folds done" if done == folds else f"partial: {done} of {folds} folds done"
-    return (f"`{HEADLINE_PROFILE}`, {folds} folds over {images} images ({status}).\n\n"
+    return (f"`{profile}`, {folds} folds over {images} images ({status}).\n\n"
             + _markdown(pd.DataFrame(rows)))
 
 
-def crossval_times() -> str:
-    """Each published fold's training time (every epoch and validation, its ``history.csv``)."""
-    folds = sorted((_figures(HEADLINE_PROFILE) / "crossval").glob("fold*/history.csv"))
+def crossval_times(profile: str = HEADLINE_PROFILE) -> str:
+    """Each of ``profile``'s published folds' training time (every epoch and validation, its ``history.csv``)."""
+    folds = sorted((_figures(profile) / "crossval").glob("fold*/history.csv"))
     if not folds:
         return "No fold published yet.\n"
     rows = [{"fold": history.parent.name.removeprefix("fold"),
              "training (epochs and validation)": _minutes(pd.read_csv(history)["seconds"].sum())} for history in folds]
     return _markdown(pd.DataFrame(rows))
+
+
+def two_teachers() -> str:
+    """The DarioNet taught by two classifiers (:data:`TWO_TEACHERS`): its cross-validation so far, and its
+    comparison image by image with the one-teacher recipe's DarioNet on the same images, with an answer
+    per unseen judge that says whether the interval of the difference leaves out zero."""
+    if _crossval(TWO_TEACHERS) is None:
+        return f"Not run yet: `make crossval PROFILE={TWO_TEACHERS} DATA=<dir>` runs it.\n"
+    other = load_config(TWO_TEACHERS).crossval.compare_with
+    text = crossval_table(TWO_TEACHERS) + "\nEach fold's training time (2 cores):\n\n" + crossval_times(TWO_TEACHERS)
+    file = _figures(TWO_TEACHERS) / "crossval" / f"versus_{other}.csv"
+    if not file.is_file():
+        return text + f"\nNo fold of `{other}` to compare with yet.\n"
+    versus = pd.read_csv(file, dtype={"folds": str})
+    text += (f"\nAgainst `{other}`'s DarioNet (one teacher) on the same images, the folds both have done:\n\n"
+             + _markdown(versus_markdown_frame(versus, other)))
+    for r in versus[versus["role"] != "teacher"].itertuples():
+        verdict = ("the interval includes zero: no change shown" if r.gap_difference_low <= 0 <= r.gap_difference_high
+                   else "the interval leaves out zero")
+        text += (f"\nUnder {r.judge}, which taught neither, two teachers recover {_pct(r.gap_vs_bicubic)} of the gap "
+                 f"against bicubic where one recovers {_pct(r.gap_vs_bicubic_other)}, on the {r.n_images} images of "
+                 f"fold(s) {r.folds}: {100 * r.gap_difference:+.1f} points ({100 * r.gap_difference_low:+.1f} to "
+                 f"{100 * r.gap_difference_high:+.1f}, 95% bootstrap interval); {verdict}. McNemar: "
+                 f"{r.mcnemar_this_only}:{r.mcnemar_other_only} images only the two-teacher : only the one-teacher "
+                 f"DarioNet gets right (p = {r.mcnemar_p:.2g}).\n")
+    return text
 
 
 def scorings_table() -> str:
@@ -450,6 +479,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "results-table": results_table,
     "crossval-table": crossval_table,
     "crossval-times": crossval_times,
+    "two-teachers": two_teachers,
     "scorings-table": scorings_table,
     "run-times": run_times,
     "module-table": module_table,

@@ -9,17 +9,20 @@
 - DarioNet beats the same table's untrained start, the pretrained SR, by Table 1's margin
   floors (:func:`headline_floors`: a DarioNet with half the training effect fails);
 - the provenance names the recipe of the profile as it is now (:func:`dario_utils.evaluation.scorings.recipe_hash`);
-- where the cross-validation has published folds, its pooled estimate is the one the folds'
-  per-image results give;
 - each row of ``seed_runs.csv`` that names its source, a committed Table 1, holds that table's
   numbers (:func:`seed_run_checks`), and so does each row of the variants log that names a committed
   history or Table 1, to the digits it gives (:func:`variant_checks`).
+
+Apart, for every profile whose cross-validation has published folds (:func:`crossval_checks`), with or
+without a Table 1: its pooled estimate is the one the folds' per-image results give, and so is its
+comparison with the profile it names in ``crossval.compare_with``.
 """
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -161,24 +164,42 @@ def published_checks(config: Config, folder: Path | None = None) -> pd.DataFrame
     rows.append(_check("provenance names the profile's recipe", f"{provenance.get('recipe')} vs {recipe}",
                        provenance.get("recipe") == recipe))
     rows += seed_run_checks(folder, config.layout.output_root) + variant_checks(folder, config.layout.output_root)
-    crossval = config.layout.crossval if folder == config.layout.published_figures else None
-    if crossval is not None and (crossval / "crossval.csv").is_file():
-        rows += _crossval_checks(config, crossval)
     return pd.DataFrame(rows)
 
 
-def _crossval_checks(config: Config, folder: Path) -> list[dict]:
-    """The pooled cross-validation estimate against the one its folds' per-image results give."""
-    from dario_utils.evaluation.crossval import pooled_estimate, read_folds  # the crossval stage sits above this check's inputs
+def crossval_checks(config: Config) -> pd.DataFrame:
+    """The published cross-validation (``figures/<p>/crossval/``) against its folds' per-image results: the
+    pooled estimate, and the comparison with ``crossval.compare_with`` against both profiles' per-image results."""
+    from dario_utils.evaluation import crossval  # the crossval stage sits above this check's inputs
 
-    published = pd.read_csv(folder / "crossval.csv").set_index("judge")
-    per_image, _ = read_folds(config)
-    pooled = pooled_estimate(config, per_image).set_index("judge")
-    rows = []
-    for judge in pooled.index:
-        for column in ("top1_darionet", "gap_vs_bicubic", "gap_vs_bilinear", "gap_vs_bicubic_low",
-                       "gap_vs_bicubic_high"):
-            value, again = published.loc[judge, column], pooled.loc[judge, column]
-            rows.append(_check(f"cross-validation, {judge}, {column} = its folds' per-image results",
-                               f"{value:.4f} vs {again:.4f}", abs(value - again) < 1e-9))
+    folder = config.layout.crossval
+    per_image, _ = crossval.read_folds(config)
+    rows = _recomputed(pd.read_csv(folder / "crossval.csv"), crossval.pooled_estimate(config, per_image),
+                       ("top1_darionet", "gap_vs_bicubic", "gap_vs_bilinear", "gap_vs_bicubic_low",
+                        "gap_vs_bicubic_high"), "cross-validation")
+    other = crossval.compared_profile(config)
+    if other is not None:
+        other_per_image, _ = crossval.read_folds(other)
+        published = crossval.versus_file(config)
+        rows.append(_check(f"the comparison with {other.profile} is published", str(published.name),
+                           published.is_file() or not len(other_per_image)))
+        if published.is_file():
+            rows += _recomputed(pd.read_csv(published), crossval.paired_comparison(config, per_image, other_per_image),
+                                ("n_images", "top1_darionet", "top1_darionet_other", "gap_difference",
+                                 "gap_difference_low", "gap_difference_high", "mcnemar_this_only",
+                                 "mcnemar_other_only"), f"against {other.profile}")
+    return pd.DataFrame(rows)
+
+
+def _recomputed(published: pd.DataFrame, again: pd.DataFrame, columns: Sequence[str], what: str) -> list[dict]:
+    """One check per judge and column: the published value equals the one recomputed from per-image results
+    (a judge in one table only fails)."""
+    published, again = published.set_index("judge"), again.set_index("judge")
+    rows = [_check(f"{what}: the same judges as the per-image results", f"{sorted(published.index)} vs "
+                   f"{sorted(again.index)}", sorted(published.index) == sorted(again.index))]
+    for judge in again.index.intersection(published.index):
+        for column in columns:
+            value, recomputed = float(published.loc[judge, column]), float(again.loc[judge, column])
+            rows.append(_check(f"{what}, {judge}, {column} = the folds' per-image results",
+                               f"{value:.4f} vs {recomputed:.4f}", abs(value - recomputed) < 1e-9))
     return rows
