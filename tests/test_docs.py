@@ -152,7 +152,7 @@ def test_the_two_teacher_answer_follows_the_interval(tmp_path, monkeypatch, low,
     _fake_two_teachers(tmp_path, low, high)
     monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
     text = docs.two_teachers()
-    assert "partial: 1 of 3 folds done" in text and "| 1 | 10 min |" in text
+    assert "partial: 1 of 3 folds done" in text and "| 1 | 10 min |" in text and "not always free" in text
     assert f"Under efficientnet_lite2, which taught neither, two teachers recover 55.0%" in text
     assert verdict in text and "12:4" in text
 

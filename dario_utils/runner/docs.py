@@ -214,7 +214,8 @@ def two_teachers() -> str:
     if _crossval(TWO_TEACHERS) is None:
         return f"Not run yet: `make crossval PROFILE={TWO_TEACHERS} DATA=<dir>` runs it.\n"
     other = load_config(TWO_TEACHERS).crossval.compare_with
-    text = crossval_table(TWO_TEACHERS) + "\nEach fold's training time (2 cores):\n\n" + crossval_times(TWO_TEACHERS)
+    text = (crossval_table(TWO_TEACHERS) + "\nEach fold's training time, on 2 cores not always free of other jobs "
+            "(a quiet machine is faster):\n\n" + crossval_times(TWO_TEACHERS))
     file = _figures(TWO_TEACHERS) / "crossval" / f"versus_{other}.csv"
     if not file.is_file():
         return text + f"\nNo fold of `{other}` to compare with yet.\n"
