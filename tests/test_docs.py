@@ -125,9 +125,9 @@ def test_make_test_s_time_is_quoted_from_its_record(tmp_path, monkeypatch) -> No
     assert row["machine"] == "AMD EPYC, 2 cores" and row["published run"] == "commit abc1234, 2026-12-06"
 
 
-def _fake_two_teachers(root: Path, low: float, high: float) -> None:
+def _fake_two_teachers(root: Path, low: float, high: float, p: float) -> None:
     """One fold of the two-teacher cross-validation under ``root``, compared with the headline's: the difference
-    of the gaps under the unseen judge has the interval ``low`` to ``high``."""
+    of the gaps under the unseen judge has the interval ``low`` to ``high`` and McNemar's p-value ``p``."""
     folder = root / "figures" / docs.TWO_TEACHERS / "crossval"
     (folder / "fold1").mkdir(parents=True)
     pd.DataFrame({"image": ["a", "b", "c"], "fold": [1, 2, 3]}).to_csv(folder / "folds.csv")
@@ -140,16 +140,17 @@ def _fake_two_teachers(root: Path, low: float, high: float) -> None:
                   {"judge": "efficientnet_lite2", "role": "unseen judge", **row}]).to_csv(folder / "crossval.csv")
     versus = {"folds": "1", "n_images": 167, "top1_darionet": 0.75, "top1_darionet_other": 0.7, "gap_vs_bicubic": 0.55,
               "gap_vs_bicubic_other": 0.45, "gap_difference": 0.1, "gap_difference_low": low,
-              "gap_difference_high": high, "mcnemar_this_only": 12, "mcnemar_other_only": 4, "mcnemar_p": 0.08}
+              "gap_difference_high": high, "mcnemar_this_only": 12, "mcnemar_other_only": 4, "mcnemar_p": p}
     pd.DataFrame([{"judge": "efficientnet_lite0", "role": "teacher", **versus},
                   {"judge": "efficientnet_lite2", "role": "unseen judge", **versus}]).to_csv(
         folder / "versus_imagenet-sample.csv", index=False)
 
 
-@pytest.mark.parametrize(("low", "high", "verdict"), [(-0.02, 0.2, "no change shown"),
-                                                      (0.03, 0.2, "the interval leaves out zero")])
-def test_the_two_teacher_answer_follows_the_interval(tmp_path, monkeypatch, low, high, verdict) -> None:
-    _fake_two_teachers(tmp_path, low, high)
+@pytest.mark.parametrize(("low", "high", "p", "verdict"), [(-0.02, 0.2, 0.08, "no change shown"),
+                                                           (0.03, 0.2, 0.08, "suggestive, not shown"),
+                                                           (0.03, 0.2, 0.01, "McNemar's test gives p < 0.05")])
+def test_the_two_teacher_answer_follows_the_interval_and_the_test(tmp_path, monkeypatch, low, high, p, verdict) -> None:
+    _fake_two_teachers(tmp_path, low, high, p)
     monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
     text = docs.two_teachers()
     assert "partial: 1 of 3 folds done" in text and "| 1 | 10 min |" in text and "not always free" in text

@@ -223,8 +223,12 @@ def two_teachers() -> str:
     text += (f"\nAgainst `{other}`'s DarioNet (one teacher) on the same images, the folds both have done:\n\n"
              + _markdown(versus_markdown_frame(versus, other)))
     for r in versus[versus["role"] != "teacher"].itertuples():
-        verdict = ("the interval includes zero: no change shown" if r.gap_difference_low <= 0 <= r.gap_difference_high
-                   else "the interval leaves out zero")
+        if r.gap_difference_low <= 0 <= r.gap_difference_high:
+            verdict = "the interval includes zero: no change shown"
+        elif r.mcnemar_p >= 0.05:
+            verdict = "the interval leaves out zero, but McNemar's test does not reach p < 0.05: suggestive, not shown"
+        else:
+            verdict = "the interval leaves out zero and McNemar's test gives p < 0.05"
         text += (f"\nUnder {r.judge}, which taught neither, two teachers recover {_pct(r.gap_vs_bicubic)} of the gap "
                  f"against bicubic where one recovers {_pct(r.gap_vs_bicubic_other)}, on the {r.n_images} images of "
                  f"fold(s) {r.folds}: {100 * r.gap_difference:+.1f} points ({100 * r.gap_difference_low:+.1f} to "
