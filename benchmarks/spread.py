@@ -16,7 +16,9 @@ measurements :data:`dario_utils.runner.recorded.MARGIN_FLOORS` are set from.
 With notebook 07 it also measures 07's trained routes, frontier flags and answers. ``--write`` saves
 the finished run's and every variant's values to ``notebooks/recorded_spread.json``, which
 ``tests/test_recorded.py`` checks the margin floors and 07's windows against; ``--collect`` reads
-variants already finished under ``--out`` instead of rerunning them.
+variants already finished under ``--out`` instead of rerunning them. ``--add DIR --label TEXT`` reruns
+nothing either: it appends the finished run under the output root ``DIR`` to the saved record as one
+more variant (for example ``make test``'s ``.test-output`` after ``ONEDNN_MAX_CPU_ISA=SSE41 make test``).
     python benchmarks/spread.py --profile imagenet-sample --data-root ../shared/imagenet-sample-dev --seeds 2 --isa default --threads 2
 
 A variant is (seed, ONEDNN_MAX_CPU_ISA, threads); the first value of each list is combined
@@ -115,6 +117,34 @@ def spread_record(margins: list[pd.DataFrame], alternatives: list[dict], variant
     return record
 
 
+def appended(record: dict, margins: pd.DataFrame, alternatives: dict, name: str) -> dict:
+    """``record`` (:func:`spread_record`'s) with one more run, ``name``: its margins and, where the record
+    has them, its routes, frontier flags and answers (a value the run lacks is an error, not a gap)."""
+    one = spread_record([margins], [alternatives], [name])
+    missing = [key for kind in ("margins", "routes", "on_frontier", "answers")
+               for key in record.get(kind, {}) if key not in one.get(kind, {})]
+    if missing:
+        raise KeyError(f"the run {name!r} lacks {len(missing)} recorded values, e.g. {missing[:3]}: run its notebooks")
+    out = {**record, "variants": [*record["variants"], name]}
+    out["margins"] = {key: {**entry, "values": [*entry["values"], *one["margins"][key]["values"]]}
+                      for key, entry in record["margins"].items()}
+    for kind in ("routes", "on_frontier", "answers"):
+        if kind in record:
+            out[kind] = {key: [*values, *one[kind][key]] for key, values in record[kind].items()}
+    return out
+
+
+def add_run(output_root: Path, profile: str, name: str) -> int:
+    """``--add``: append the finished run under ``output_root`` to :data:`recorded.SPREAD_FILE`."""
+    _, margins, alternatives = collect(output_root, profile)
+    record = appended(json.loads(recorded.SPREAD_FILE.read_text()), margins, alternatives, name)
+    fileio.write_text(recorded.SPREAD_FILE, json.dumps(record, indent=2) + "\n")
+    print(f"wrote {recorded.SPREAD_FILE}: {len(record['variants'])} runs")
+    for key, values in record.get("answers", {}).items():
+        print(f"  07 answer {key}: {'same in every run' if len(set(values)) == 1 else 'differs: ' + ', '.join(values)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="demo")
@@ -129,7 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true",
                         help=f"save the finished run's and every variant's values to {recorded.SPREAD_FILE.name} "
                              "(the measurements the margin floors and 07's windows are checked against)")
+    parser.add_argument("--add", type=Path, metavar="DIR",
+                        help=f"rerun nothing: append the finished run under the output root DIR to "
+                             f"{recorded.SPREAD_FILE.name} as the variant --label")
+    parser.add_argument("--label", help="with --add: how the run is named (seed, ONEDNN_MAX_CPU_ISA, threads)")
     args = parser.parse_args(argv)
+    if args.add is not None:
+        if not args.label:
+            parser.error("--add needs --label (for example 'seed 1337, SSE41, 2 threads')")
+        return add_run(args.add, args.profile, args.label)
     output_root = paths.output_root_from_env()
     source = paths.RunLayout(args.profile, output_root).run
     if not (source / "cache").is_dir():

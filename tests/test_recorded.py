@@ -4,6 +4,7 @@ floor fails a run with half the recorded training effect and passes every run me
 train (:mod:`dario_utils.runner.recorded`, :func:`dario_utils.evaluation.tables.claims`)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pandas as pd
@@ -119,3 +120,24 @@ def test_a_classifier_that_did_not_train_fails_notebook_07s_margins(tmp_path):
     table3.reset_index().to_csv(target, index=False)
     margins = recorded.classifier_route_margins(layout)
     assert len(margins) == 2 and not margins["ok"].any(), margins.to_string()
+
+
+def _spread_script():
+    spec = importlib.util.spec_from_file_location("spread", paths.PROJECT_ROOT / "benchmarks" / "spread.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_added_to_the_spread_joins_every_value_and_can_unsettle_an_answer():
+    spread = _spread_script()
+    margins = pd.DataFrame([{"what": "Table 1, DarioNet", "metric": "top1", "kind": "table1", "margin": 0.07}])
+    alternatives = {"routes": {"b": {"top1": 0.44}}, "on_frontier": {"bicubic": True}, "answers": {"dogs": "no"}}
+    record = spread.spread_record([margins, margins.assign(margin=0.08)], [alternatives, alternatives], ["r", "s"])
+    other = {**alternatives, "answers": {"dogs": "yes"}}
+    added = spread.appended(record, margins.assign(margin=0.05), other, "t")
+    assert added["variants"] == ["r", "s", "t"]
+    assert added["margins"]["Table 1, DarioNet|top1"]["values"] == [0.07, 0.08, 0.05]
+    assert added["answers"]["dogs"] == ["no", "no", "yes"] and added["routes"]["b|top1"] == [0.44, 0.44, 0.44]
+    with pytest.raises(KeyError, match="lacks"):
+        spread.appended(record, margins.assign(metric="agreement"), alternatives, "u")
