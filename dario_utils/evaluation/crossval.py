@@ -288,13 +288,11 @@ def write_pooled(config: Config) -> Path:
     pooled, folds = pooled_estimate(config, per_image), fold_table(config, per_image, histories)
     fileio.write_csv(pooled, folder / "crossval.csv")
     fileio.write_csv(folds, folder / "crossval_folds.csv")
-    versus = None
     other = compared_profile(config)
-    if other is not None:
-        other_per_image, _ = read_folds(other)
-        versus = paired_comparison(config, per_image, other_per_image) if len(other_per_image) else None
-        if versus is not None:
-            fileio.write_csv(versus, versus_file(config))
+    other_per_image = read_folds(other)[0] if other is not None else pd.DataFrame()
+    versus = paired_comparison(config, per_image, other_per_image) if len(other_per_image) else None
+    if versus is not None:
+        fileio.write_csv(versus, versus_file(config))
     return fileio.write_text(folder / "crossval.md", crossval_markdown(config, pooled, folds, versus))
 
 

@@ -29,11 +29,12 @@ import pandas as pd
 
 from dario_utils.core import fileio, paths
 from dario_utils.core.config import load_config
-from dario_utils.evaluation.crossval import versus_markdown_frame
+from dario_utils.evaluation.crossval import versus_file, versus_markdown_frame
 from dario_utils.evaluation.report import report_gap, report_table1
 from dario_utils.figures.readme import other_commits
 from dario_utils.models.study_models import BICUBIC, BILINEAR, DARIONET, display_name, MODELS, ORIGINAL
 from dario_utils.runner.published import SEED_RUNS, VARIANTS
+from dario_utils.studies.alternatives import ALPHA
 from dario_utils.studies.classifier_route import tie_answer
 
 PAGES = ("README.md", "docs/*.md")
@@ -213,10 +214,11 @@ def two_teachers() -> str:
     per unseen judge that says whether the interval of the difference leaves out zero."""
     if _crossval(TWO_TEACHERS) is None:
         return f"Not run yet: `make crossval PROFILE={TWO_TEACHERS} DATA=<dir>` runs it.\n"
-    other = load_config(TWO_TEACHERS).crossval.compare_with
+    config = load_config(TWO_TEACHERS, output_root=paths.PROJECT_ROOT)
+    other = config.crossval.compare_with
     text = (crossval_table(TWO_TEACHERS) + "\nEach fold's training time, on 2 cores not always free of other jobs "
             "(a quiet machine is faster):\n\n" + crossval_times(TWO_TEACHERS))
-    file = _figures(TWO_TEACHERS) / "crossval" / f"versus_{other}.csv"
+    file = versus_file(config)
     if not file.is_file():
         return text + f"\nNo fold of `{other}` to compare with yet.\n"
     versus = pd.read_csv(file, dtype={"folds": str})
@@ -225,10 +227,10 @@ def two_teachers() -> str:
     for r in versus[versus["role"] != "teacher"].itertuples():
         if r.gap_difference_low <= 0 <= r.gap_difference_high:
             verdict = "the interval includes zero: no change shown"
-        elif r.mcnemar_p >= 0.05:
-            verdict = "the interval leaves out zero, but McNemar's test does not reach p < 0.05: suggestive, not shown"
+        elif r.mcnemar_p >= ALPHA:
+            verdict = f"the interval leaves out zero, but McNemar's test does not reach p < {ALPHA}: suggestive, not shown"
         else:
-            verdict = "the interval leaves out zero and McNemar's test gives p < 0.05"
+            verdict = f"the interval leaves out zero and McNemar's test gives p < {ALPHA}"
         text += (f"\nUnder {r.judge}, which taught neither, two teachers recover {_pct(r.gap_vs_bicubic)} of the gap "
                  f"against bicubic where one recovers {_pct(r.gap_vs_bicubic_other)}, on the {r.n_images} images of "
                  f"fold(s) {r.folds}: {100 * r.gap_difference:+.1f} points ({100 * r.gap_difference_low:+.1f} to "
