@@ -156,8 +156,10 @@ def test_the_two_teacher_answer_follows_the_interval_and_the_test(tmp_path, monk
     assert "partial: 1 of 3 folds done" in text and "| 1 | 10 min |" in text and "not always free" in text
     assert f"Under efficientnet_lite2, which taught neither, two teachers recover 55.0%" in text
     assert verdict in text and "12:4" in text
+    assert docs.two_teachers_answer() in text and verdict in docs.two_teachers_answer()
 
 
 def test_the_two_teacher_block_says_when_it_has_not_run(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
     assert docs.two_teachers().startswith("Not run yet: `make crossval PROFILE=imagenet-sample-two-teachers")
+    assert docs.two_teachers_answer().startswith("Not answered yet: `make crossval PROFILE=imagenet-sample-two-teachers")

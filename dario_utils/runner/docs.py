@@ -222,8 +222,21 @@ def two_teachers() -> str:
     if not file.is_file():
         return text + f"\nNo fold of `{other}` to compare with yet.\n"
     versus = pd.read_csv(file, dtype={"folds": str})
-    text += (f"\nAgainst `{other}`'s DarioNet (one teacher) on the same images, the folds both have done:\n\n"
-             + _markdown(versus_markdown_frame(versus, other)))
+    return (text + f"\nAgainst `{other}`'s DarioNet (one teacher) on the same images, the folds both have done:\n\n"
+            + _markdown(versus_markdown_frame(versus, other)) + "\n" + two_teachers_answer())
+
+
+def two_teachers_answer() -> str:
+    """Per unseen judge, one paragraph: does the DarioNet taught by two classifiers (:data:`TWO_TEACHERS`)
+    recover more of the gap than the one-teacher recipe's on the same images? "Shown" only where the
+    interval of the difference leaves out zero and McNemar's test reaches :data:`ALPHA`."""
+    config = load_config(TWO_TEACHERS, output_root=paths.PROJECT_ROOT)
+    file = versus_file(config)
+    if not file.is_file():
+        return (f"Not answered yet: `make crossval PROFILE={TWO_TEACHERS} DATA=<dir>` compares it with "
+                f"`{config.crossval.compare_with}` fold by fold.\n")
+    versus = pd.read_csv(file, dtype={"folds": str})
+    paragraphs = []
     for r in versus[versus["role"] != "teacher"].itertuples():
         if r.gap_difference_low <= 0 <= r.gap_difference_high:
             verdict = "the interval includes zero: no change shown"
@@ -231,13 +244,14 @@ def two_teachers() -> str:
             verdict = f"the interval leaves out zero, but McNemar's test does not reach p < {ALPHA}: suggestive, not shown"
         else:
             verdict = f"the interval leaves out zero and McNemar's test gives p < {ALPHA}"
-        text += (f"\nUnder {r.judge}, which taught neither, two teachers recover {_pct(r.gap_vs_bicubic)} of the gap "
-                 f"against bicubic where one recovers {_pct(r.gap_vs_bicubic_other)}, on the {r.n_images} images of "
-                 f"fold(s) {r.folds}: {100 * r.gap_difference:+.1f} points ({100 * r.gap_difference_low:+.1f} to "
-                 f"{100 * r.gap_difference_high:+.1f}, 95% bootstrap interval); {verdict}. McNemar: "
-                 f"{r.mcnemar_this_only}:{r.mcnemar_other_only} images only the two-teacher : only the one-teacher "
-                 f"DarioNet gets right (p = {r.mcnemar_p:.2g}).\n")
-    return text
+        paragraphs.append(
+            f"Under {r.judge}, which taught neither, two teachers recover {_pct(r.gap_vs_bicubic)} of the gap "
+            f"against bicubic where one recovers {_pct(r.gap_vs_bicubic_other)}, on the {r.n_images} images of "
+            f"fold(s) {r.folds}: {100 * r.gap_difference:+.1f} points ({100 * r.gap_difference_low:+.1f} to "
+            f"{100 * r.gap_difference_high:+.1f}, 95% bootstrap interval); {verdict}. McNemar: "
+            f"{r.mcnemar_this_only}:{r.mcnemar_other_only} images only the two-teacher : only the one-teacher "
+            f"DarioNet gets right (p = {r.mcnemar_p:.2g}).\n")
+    return "\n".join(paragraphs)
 
 
 def scorings_table() -> str:
@@ -487,6 +501,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "crossval-table": crossval_table,
     "crossval-times": crossval_times,
     "two-teachers": two_teachers,
+    "two-teachers-answer": two_teachers_answer,
     "scorings-table": scorings_table,
     "run-times": run_times,
     "module-table": module_table,
