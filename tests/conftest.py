@@ -3,7 +3,9 @@ JPEGs (three real wnids), and the shared folder of real ImageNet sample images (
 ``../shared`` is absent, the demo's shipped thumbnails of the same images)."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
@@ -21,6 +23,15 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "imagenet-sample-12
 TREE_CLASSES = (0, 417, 999)
 TREE_TRAIN_PER_CLASS = 7  # ceil(7 * 0.15) = 2
 TREE_VAL_PER_CLASS = 4  # halves: 2 val, 2 test
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` as a module (benchmarks/ is no package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_jpeg(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path:

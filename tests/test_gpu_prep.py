@@ -6,7 +6,6 @@ deferred non-finite check of the CUDA training loop."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import signal
@@ -25,15 +24,9 @@ from dario_utils.training import loop, train
 sys.path.insert(0, str(paths.PROJECT_ROOT))  # tools/ is no installed package: import it from this checkout
 from tools.gpu import bundle, headline  # noqa: E402
 
+from conftest import load_benchmark  # noqa: E402
 # the tiny training set-up of test_train (its fixtures are registered here by the import)
 from test_train import fail_at_call, image_rows, output_root, run_file, start_checkpoint, tiny_config  # noqa: F401
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, paths.PROJECT_ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------- the bundle
@@ -146,7 +139,7 @@ def test_summary_takes_notebook_times_from_the_runner_s_result_and_the_gap_from_
 
 
 def test_bench_halves_the_batch_on_out_of_memory():
-    bench = load_script("bench")
+    bench = load_benchmark("bench")
     tried, retries = [], []
 
     def measure(b: int) -> tuple[float, float]:
@@ -172,7 +165,7 @@ def test_bench_halves_the_batch_on_out_of_memory():
 
 
 def test_bench_rate_runs_at_least_the_minimum_time():
-    bench = load_script("bench")
+    bench = load_benchmark("bench")
     calls = []
     rate = bench.rate(lambda: calls.append(1), 8, torch.device("cpu"), repeats=2, min_seconds=0.05)
     assert len(calls) > 3 and rate > 0

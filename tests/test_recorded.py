@@ -4,7 +4,6 @@ floor fails a run with half the recorded training effect and passes every run me
 train (:mod:`dario_utils.runner.recorded`, :func:`dario_utils.evaluation.tables.claims`)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pandas as pd
@@ -14,6 +13,8 @@ from dario_utils.core import paths
 from dario_utils.core.paths import RunLayout
 from dario_utils.evaluation import tables
 from dario_utils.runner import recorded
+
+from conftest import load_benchmark
 
 RECORD = json.loads(recorded.RECORD_FILE.read_text())
 SPREAD = json.loads(recorded.SPREAD_FILE.read_text())
@@ -122,15 +123,8 @@ def test_a_classifier_that_did_not_train_fails_notebook_07s_margins(tmp_path):
     assert len(margins) == 2 and not margins["ok"].any(), margins.to_string()
 
 
-def _spread_script():
-    spec = importlib.util.spec_from_file_location("spread", paths.PROJECT_ROOT / "benchmarks" / "spread.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_run_added_to_the_spread_joins_every_value_and_can_unsettle_an_answer():
-    spread = _spread_script()
+    spread = load_benchmark("spread")
     margins = pd.DataFrame([{"what": "Table 1, DarioNet", "metric": "top1", "kind": "table1", "margin": 0.07}])
     alternatives = {"routes": {"b": {"top1": 0.44}}, "on_frontier": {"bicubic": True}, "answers": {"dogs": "no"}}
     record = spread.spread_record([margins, margins.assign(margin=0.08)], [alternatives, alternatives], ["r", "s"])

@@ -210,32 +210,39 @@ def crossval_times(profile: str = HEADLINE_PROFILE) -> str:
 
 def two_teachers() -> str:
     """The DarioNet taught by two classifiers (:data:`TWO_TEACHERS`): its cross-validation so far, and its
-    comparison image by image with the one-teacher recipe's DarioNet on the same images, with an answer
-    per unseen judge that says whether the interval of the difference leaves out zero."""
+    comparison image by image with the one-teacher recipe's DarioNet on the same images, with
+    :func:`two_teachers_answer`'s answer per unseen judge."""
     if _crossval(TWO_TEACHERS) is None:
         return f"Not run yet: `make crossval PROFILE={TWO_TEACHERS} DATA=<dir>` runs it.\n"
-    config = load_config(TWO_TEACHERS, output_root=paths.PROJECT_ROOT)
-    other = config.crossval.compare_with
     text = (crossval_table(TWO_TEACHERS) + "\nEach fold's training time, on 2 cores not always free of other jobs "
             "(a quiet machine is faster):\n\n" + crossval_times(TWO_TEACHERS))
-    file = versus_file(config)
-    if not file.is_file():
+    other, versus = _two_teachers_versus()
+    if versus is None:
         return text + f"\nNo fold of `{other}` to compare with yet.\n"
-    versus = pd.read_csv(file, dtype={"folds": str})
     return (text + f"\nAgainst `{other}`'s DarioNet (one teacher) on the same images, the folds both have done:\n\n"
-            + _markdown(versus_markdown_frame(versus, other)) + "\n" + two_teachers_answer())
+            + _markdown(versus_markdown_frame(versus, other)) + "\n" + _two_teachers_verdicts(versus))
 
 
 def two_teachers_answer() -> str:
     """Per unseen judge, one paragraph: does the DarioNet taught by two classifiers (:data:`TWO_TEACHERS`)
-    recover more of the gap than the one-teacher recipe's on the same images? "Shown" only where the
-    interval of the difference leaves out zero and McNemar's test reaches :data:`ALPHA`."""
+    recover more of the gap than the one-teacher recipe's on the same images?"""
+    other, versus = _two_teachers_versus()
+    if versus is None:
+        return (f"Not answered yet: `make crossval PROFILE={TWO_TEACHERS} DATA=<dir>` compares it with "
+                f"`{other}` fold by fold.\n")
+    return _two_teachers_verdicts(versus)
+
+
+def _two_teachers_versus() -> tuple[str, pd.DataFrame | None]:
+    """The profile :data:`TWO_TEACHERS` is compared with, and the published comparison (None before any)."""
     config = load_config(TWO_TEACHERS, output_root=paths.PROJECT_ROOT)
     file = versus_file(config)
-    if not file.is_file():
-        return (f"Not answered yet: `make crossval PROFILE={TWO_TEACHERS} DATA=<dir>` compares it with "
-                f"`{config.crossval.compare_with}` fold by fold.\n")
-    versus = pd.read_csv(file, dtype={"folds": str})
+    return config.crossval.compare_with, pd.read_csv(file, dtype={"folds": str}) if file.is_file() else None
+
+
+def _two_teachers_verdicts(versus: pd.DataFrame) -> str:
+    """One paragraph per unseen judge of ``versus``: "shown" only where the interval of the difference leaves
+    out zero and McNemar's test reaches :data:`ALPHA`."""
     paragraphs = []
     for r in versus[versus["role"] != "teacher"].itertuples():
         if r.gap_difference_low <= 0 <= r.gap_difference_high:
